@@ -1,0 +1,347 @@
+// Command bench measures the bookstore under open-loop load and prints a table.
+//
+// It starts its own stack (a private PostgreSQL in a temp dir, the demo catalog, and the
+// real `bookstore serve` binary as a separate process), then drives each scenario with
+// vegeta at a constant offered rate — open loop: requests go out on schedule whether or
+// not earlier ones have answered, so a slow server shows up as latency and errors
+// instead of hiding as a lower request rate. A request counts as an error when its status
+// is not 200 or its GraphQL response has errors.
+//
+//	go run ./cmd/bench -rate 2000 -duration 20s
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	vegeta "github.com/tsenart/vegeta/v12/lib"
+
+	"github.com/shopfront/bookstore/catalog"
+	"github.com/shopfront/bookstore/internal/localpg"
+	"github.com/shopfront/bookstore/store"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+type options struct {
+	books     int
+	rate      int
+	duration  time.Duration
+	warmup    time.Duration
+	scenarios string
+	binary    string
+	target    string
+	noCache   bool
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var o options
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.IntVar(&o.books, "books", 10000, "books in the demo catalog")
+	fs.IntVar(&o.rate, "rate", 2000, "offered requests per second, per scenario")
+	fs.DurationVar(&o.duration, "duration", 20*time.Second, "measured time per scenario")
+	fs.DurationVar(&o.warmup, "warmup", 5*time.Second, "unmeasured load before each scenario")
+	fs.StringVar(&o.scenarios, "scenarios", "category,detail", "comma-separated scenarios: category, detail")
+	fs.StringVar(&o.binary, "bookstore", "bin/bookstore", "the bookstore binary to benchmark")
+	fs.BoolVar(&o.noCache, "no-cache", false, "run the server with its response cache off (measures execution)")
+	fs.StringVar(&o.target, "target", "", "benchmark a running server at this base URL instead of starting a stack")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+
+	base := o.target
+	if base == "" {
+		url, stop, err := startStack(ctx, o, stderr)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		base = url
+	}
+	fixtures, err := loadFixtures(ctx, base)
+	if err != nil {
+		return err
+	}
+	host, _ := os.Hostname()
+	cacheState := "on"
+	if o.noCache {
+		cacheState = "off"
+	}
+	fmt.Fprintf(stdout, "bookstore bench: %d books, response cache %s, %d CPUs (%s/%s, %s), load generator on the same machine\n",
+		len(fixtures.bookIDs), cacheState, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, host)
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "scenario\toffered rps\tachieved rps\tp50\tp95\tp99\tmax\trequests\terrors\t")
+	for _, name := range strings.Split(o.scenarios, ",") {
+		sc, ok := scenarios[strings.TrimSpace(name)]
+		if !ok {
+			return fmt.Errorf("unknown scenario %q", name)
+		}
+		targeter := sc(base, fixtures)
+		if o.warmup > 0 {
+			attack(ctx, targeter, o.rate, o.warmup)
+		}
+		m, errs := attack(ctx, targeter, o.rate, o.duration)
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%s\t%s\t%s\t%s\t%d\t%d\t\n", name, o.rate, m.Throughput,
+			ms(m.Latencies.P50), ms(m.Latencies.P95), ms(m.Latencies.P99), ms(m.Latencies.Max), m.Requests, errs)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return tw.Flush()
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.1fms", float64(d.Microseconds())/1000) }
+
+// attack offers rate requests/s for d and returns vegeta's metrics plus the number of
+// failed requests (HTTP errors and GraphQL responses with errors).
+func attack(ctx context.Context, tr vegeta.Targeter, rate int, d time.Duration) (*vegeta.Metrics, int) {
+	a := vegeta.NewAttacker(vegeta.Timeout(10*time.Second), vegeta.KeepAlive(true), vegeta.Connections(256), vegeta.MaxWorkers(4096))
+	var m vegeta.Metrics
+	errs := 0
+	results := a.Attack(tr, vegeta.Rate{Freq: rate, Per: time.Second}, d, "bench")
+	for {
+		select {
+		case <-ctx.Done():
+			a.Stop()
+		case r, ok := <-results:
+			if !ok {
+				m.Close()
+				return &m, errs
+			}
+			if r.Code != http.StatusOK || r.Error != "" || bytes.Contains(r.Body, []byte(`"errors"`)) {
+				errs++
+			}
+			r.Body = nil
+			m.Add(r)
+		}
+	}
+}
+
+type fixtures struct {
+	slugs   []string
+	bookIDs []string // every book, bestsellers first
+}
+
+// pick draws a book index with a Zipf distribution (s = 1.1) over the whole catalog:
+// a few titles get most views, and a long tail is seen rarely, as in a real store. A
+// uniform pick over a handful of books would make any cache look perfect.
+func (f fixtures) pick(r *rand.Rand) int {
+	for {
+		// Inverse-CDF sampling of a bounded power law, good enough for load shaping.
+		u := r.Float64()
+		n := float64(len(f.bookIDs))
+		i := int(math.Pow(n+1, u)) - 1
+		if i >= 0 && i < len(f.bookIDs) {
+			return i
+		}
+	}
+}
+
+var scenarios = map[string]func(base string, f fixtures) vegeta.Targeter{
+	// A category page: 20 books with authors and availability.
+	"category": func(base string, f fixtures) vegeta.Targeter {
+		return graphqlTargeter(base, `query Category($slug: String!) { category(slug: $slug) { name
+			books(first: 20) { totalCount edges { cursor node { id title priceCents currency coverUrl rating
+			authors { id name } availability { status quantity } } } pageInfo { hasNextPage endCursor } } } }`,
+			func(r *rand.Rand) map[string]any { return map[string]any{"slug": f.slugs[r.IntN(len(f.slugs))]} })
+	},
+	// A book detail page with its first reviews.
+	"detail": func(base string, f fixtures) vegeta.Targeter {
+		return graphqlTargeter(base, `query Book($id: ID!) { book(id: $id) { id isbn title description priceCents
+			currency rating ratingCount publishedAt publisher language pageCount coverUrl
+			authors { id name } categories { slug name } availability { inStock status quantity }
+			reviews(first: 5) { totalCount edges { node { id rating title body reviewerName createdAt } } } } }`,
+			func(r *rand.Rand) map[string]any { return map[string]any{"id": f.bookIDs[f.pick(r)]} })
+	},
+}
+
+func graphqlTargeter(base, query string, vars func(*rand.Rand) map[string]any) vegeta.Targeter {
+	r := rand.New(rand.NewPCG(1, 2))
+	hdr := http.Header{"Content-Type": {"application/json"}, "Accept": {"application/graphql-response+json"}}
+	return func(t *vegeta.Target) error {
+		body, err := json.Marshal(map[string]any{"query": query, "variables": vars(r)})
+		if err != nil {
+			return err
+		}
+		*t = vegeta.Target{Method: http.MethodPost, URL: base + "/graphql", Body: body, Header: hdr}
+		return nil
+	}
+}
+
+// loadFixtures asks the server for the slugs and book ids the scenarios pick from.
+func loadFixtures(ctx context.Context, base string) (fixtures, error) {
+	var f fixtures
+	var out struct {
+		Data struct {
+			Categories []struct {
+				Slug     string
+				Children []struct{ Slug string }
+			}
+		}
+	}
+	if err := post(ctx, base, `{ categories { slug children { slug } } }`, nil, &out); err != nil {
+		return f, err
+	}
+	for _, c := range out.Data.Categories {
+		f.slugs = append(f.slugs, c.Slug)
+		for _, ch := range c.Children {
+			f.slugs = append(f.slugs, ch.Slug)
+		}
+	}
+	var after any
+	for {
+		var page struct {
+			Data struct {
+				Books struct {
+					PageInfo struct {
+						HasNextPage bool
+						EndCursor   string
+					}
+					Edges []struct{ Node struct{ ID string } }
+				}
+			}
+		}
+		if err := post(ctx, base, `query($after: String) { books(first: 100, after: $after, sort: BESTSELLING) {
+			pageInfo { hasNextPage endCursor } edges { node { id } } } }`, map[string]any{"after": after}, &page); err != nil {
+			return f, err
+		}
+		for _, e := range page.Data.Books.Edges {
+			f.bookIDs = append(f.bookIDs, e.Node.ID)
+		}
+		if !page.Data.Books.PageInfo.HasNextPage {
+			break
+		}
+		after = page.Data.Books.PageInfo.EndCursor
+	}
+	if len(f.slugs) == 0 || len(f.bookIDs) == 0 {
+		return f, errors.New("the server has no catalog to benchmark")
+	}
+	return f, nil
+}
+
+func post(ctx context.Context, base, query string, vars map[string]any, out any) error {
+	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/graphql", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+// startStack starts PostgreSQL, loads the demo catalog and runs the bookstore binary
+// against it; it returns the server's base URL.
+func startStack(ctx context.Context, o options, stderr io.Writer) (string, func(), error) {
+	pg, err := localpg.Start(ctx, localpg.Options{Fast: true})
+	if err != nil {
+		return "", nil, err
+	}
+	stops := []func(){func() { pg.Stop() }}
+	stop := func() {
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
+		}
+	}
+	url, err := pg.CreateDatabase(ctx, "bench")
+	if err != nil {
+		stop()
+		return "", nil, err
+	}
+	db, err := store.Open(ctx, url, store.Options{})
+	if err != nil {
+		stop()
+		return "", nil, err
+	}
+	if _, err := db.Migrate(ctx); err != nil {
+		db.Close()
+		stop()
+		return "", nil, err
+	}
+	start := time.Now()
+	b := db.NewBatcher(500)
+	err = catalog.Generate(1, o.books, func(r catalog.Record) error { return b.Add(ctx, r) })
+	if err == nil {
+		err = b.Flush(ctx)
+	}
+	if err == nil {
+		_, err = db.Pool.Exec(ctx, "ANALYZE")
+	}
+	db.Close()
+	if err != nil {
+		stop()
+		return "", nil, fmt.Errorf("seed: %w", err)
+	}
+	fmt.Fprintf(stderr, "seeded %d books in %s\n", o.books, time.Since(start).Round(time.Millisecond))
+
+	bin, err := filepath.Abs(o.binary)
+	if err != nil {
+		stop()
+		return "", nil, err
+	}
+	addr := "127.0.0.1:18080"
+	logf, err := os.CreateTemp("", "bookstore-bench-*.log")
+	if err != nil {
+		stop()
+		return "", nil, err
+	}
+	cmd := exec.Command(bin, "serve", "--addr", addr, "--log-level", "warn")
+	if o.noCache {
+		cmd.Args = append(cmd.Args, "--response-cache-ttl", "-1s")
+	}
+	cmd.Env = append(os.Environ(), "DATABASE_URL="+url)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		stop()
+		return "", nil, fmt.Errorf("start %s (run `make build` first): %w", bin, err)
+	}
+	stops = append(stops, func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+		logf.Close()
+		os.Remove(logf.Name())
+	})
+	base := "http://" + addr
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			stop()
+			return "", nil, fmt.Errorf("the server did not become ready; see %s", logf.Name())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return base, stop, nil
+}

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os/exec"
+	"path/filepath"
+
+	"github.com/shopfront/bookstore/internal/localcrdb"
+	"github.com/shopfront/bookstore/internal/localpg"
+	"github.com/shopfront/bookstore/server"
+)
+
+// cmdDev is the zero-setup stack: a private database (DATABASE_URL if set, else
+// CockroachDB when a cockroach binary is on PATH, else PostgreSQL) kept in a data
+// directory, migrated and seeded on first start, and the API with GraphiQL.
+func cmdDev(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var cfg serveConfig
+	fs := newFlagSet("dev", stderr)
+	cfg.register(fs, getenv, true)
+	dataDir := fs.String("data-dir", envOr(getenv, "BOOKSTORE_DATA_DIR", ".bookstore-data"), "where the private database keeps its files (BOOKSTORE_DATA_DIR)")
+	books := fs.Int("seed-books", envInt(getenv, "SEED_BOOKS", 10000), "books in the demo catalog loaded into an empty database (SEED_BOOKS)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log := server.NewLogger(stdout, cfg.logLevel)
+
+	if cfg.databaseURL == "" {
+		dir, err := filepath.Abs(*dataDir)
+		if err != nil {
+			return err
+		}
+		url, stop, err := startLocalDB(ctx, dir)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		cfg.databaseURL = url
+		log.Info("private database started", "data_dir", dir)
+	}
+	db, err := openDB(ctx, cfg.databaseURL, cfg.maxConns)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if _, err := db.Migrate(ctx); err != nil {
+		return err
+	}
+	cfg.migrate = false
+	n, err := db.Books.Count(ctx, bookstoreAll)
+	if err != nil {
+		return err
+	}
+	if n == 0 && *books > 0 {
+		log.Info("seeding demo catalog", "books", *books)
+		st, err := seed(ctx, db, *books, 1)
+		if err != nil {
+			return fmt.Errorf("seed: %w", err)
+		}
+		log.Info("demo catalog loaded", "books", st.loaded, "duration", st.took.String())
+	}
+	return serve(ctx, cfg, db, log, nil)
+}
+
+// startLocalDB starts CockroachDB when its binary is on PATH, else PostgreSQL, with data
+// under dir, and returns the URL of the bookstore database and a stop function.
+func startLocalDB(ctx context.Context, dir string) (string, func(), error) {
+	if _, err := exec.LookPath("cockroach"); err == nil {
+		srv, err := localcrdb.Start(ctx, localcrdb.Options{DataDir: filepath.Join(dir, "cockroach")})
+		if err != nil {
+			return "", nil, err
+		}
+		url, err := srv.CreateDatabase(ctx, "bookstore")
+		if err != nil {
+			srv.Stop()
+			return "", nil, err
+		}
+		return url, func() { srv.Stop() }, nil
+	}
+	if err := localpg.Available(); err != nil {
+		return "", nil, err
+	}
+	srv, err := localpg.Start(ctx, localpg.Options{DataDir: filepath.Join(dir, "postgres")})
+	if err != nil {
+		return "", nil, err
+	}
+	url, err := srv.CreateDatabase(ctx, "bookstore")
+	if err != nil {
+		srv.Stop()
+		return "", nil, err
+	}
+	return url, func() { srv.Stop() }, nil
+}

@@ -1,0 +1,69 @@
+// Command bookstore runs the online bookstore's GraphQL backend and its maintenance tasks.
+//
+//	bookstore serve     serve the API against DATABASE_URL
+//	bookstore dev       start a private database, migrate, seed a demo catalog, serve with GraphiQL
+//	bookstore migrate   apply pending database migrations
+//	bookstore import F  load a CSV catalog file (upsert by ISBN)
+//	bookstore seed      load a deterministic demo catalog
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "bookstore:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+const usage = `usage: bookstore <command> [flags]
+
+commands:
+  serve     serve the GraphQL API (needs DATABASE_URL)
+  dev       start a private database, migrate, seed and serve with GraphiQL
+  migrate   apply pending database migrations
+  import    load a CSV file of books: bookstore import books.csv
+  seed      load a deterministic demo catalog: bookstore seed --books 10000
+
+Run 'bookstore <command> -h' for a command's flags.
+`
+
+// run is main without the process: tests call it with their own arguments, environment
+// and output.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("no command given")
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "serve":
+		return cmdServe(ctx, rest, getenv, stdout, stderr)
+	case "dev":
+		return cmdDev(ctx, rest, getenv, stdout, stderr)
+	case "migrate":
+		return cmdMigrate(ctx, rest, getenv, stdout, stderr)
+	case "import":
+		return cmdImport(ctx, rest, getenv, stdout, stderr)
+	case "seed":
+		return cmdSeed(ctx, rest, getenv, stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", cmd)
+}

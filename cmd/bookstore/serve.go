@@ -1,0 +1,136 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"runtime"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/shopfront/bookstore/loaders"
+	"github.com/shopfront/bookstore/server"
+	"github.com/shopfront/bookstore/store"
+)
+
+func cmdServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var cfg serveConfig
+	fs := newFlagSet("serve", stderr)
+	cfg.register(fs, getenv, false)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := requireURL(cfg.databaseURL); err != nil {
+		return err
+	}
+	log := server.NewLogger(stdout, cfg.logLevel)
+	db, err := openDB(ctx, cfg.databaseURL, cfg.maxConns)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return serve(ctx, cfg, db, log, nil)
+}
+
+func openDB(ctx context.Context, url string, maxConns int) (*store.DB, error) {
+	if maxConns <= 0 {
+		maxConns = max(4, 4*runtime.GOMAXPROCS(0))
+	}
+	return store.Open(ctx, url, store.Options{MaxConns: int32(maxConns)})
+}
+
+// serve runs the HTTP server until ctx ends, then drains in-flight requests for up to
+// cfg.shutdownTimeout. ready, if not nil, receives the bound address once listening.
+func serve(ctx context.Context, cfg serveConfig, db *store.DB, log *slog.Logger, ready chan<- string) error {
+	if cfg.migrate {
+		n, err := db.Migrate(ctx)
+		if err != nil {
+			return err
+		}
+		log.Info("migrations applied", "count", n)
+	}
+	var rdb *redis.Client
+	if cfg.redisURL != "" {
+		opts, err := redis.ParseURL(cfg.redisURL)
+		if err != nil {
+			return fmt.Errorf("parse REDIS_URL: %w", err)
+		}
+		rdb = redis.NewClient(opts)
+		defer rdb.Close()
+		if err := rdb.Ping(ctx).Err(); err != nil {
+			return fmt.Errorf("connect to Redis: %w", err)
+		}
+	}
+	h := server.New(server.Config{
+		ResponseTTL:   cfg.responseTTL,
+		Redis:         rdb,
+		DB:            db,
+		Log:           log,
+		Loaders:       loaders.Options{Wait: cfg.loaderWait},
+		GraphiQL:      cfg.graphiql,
+		Introspection: cfg.introspection,
+	})
+	if cfg.debugAddr != "" {
+		// pprof on its own listener, never on the public one: profiles reveal internals.
+		dbg := &http.Server{Addr: cfg.debugAddr, Handler: debugMux(), ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := dbg.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("debug listener failed", "err", err)
+			}
+		}()
+		defer dbg.Close()
+	}
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.addr, err)
+	}
+	addr := ln.Addr().String()
+	log.Info("listening", "addr", addr, "graphql", "http://"+addr+"/graphql", "graphiql", cfg.graphiql)
+	if ready != nil {
+		ready <- addr
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", "timeout", cfg.shutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func debugMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
+}

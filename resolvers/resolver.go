@@ -1,0 +1,18 @@
+// Package resolvers implements the GraphQL schema: each resolver authorizes, validates its
+// arguments, calls a loader or store method, and returns domain types that gqlgen
+// serializes. Errors are mapped to stable codes in one place (ErrorPresenter).
+package resolvers
+
+import (
+	"log/slog"
+
+	"github.com/shopfront/bookstore/loaders"
+	"github.com/shopfront/bookstore/store"
+)
+
+// Resolver holds the dependencies of every resolver. It is built once in main.
+type Resolver struct {
+	DB     *store.DB
+	Log    *slog.Logger
+	Counts *loaders.CountCache
+}

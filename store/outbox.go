@@ -1,0 +1,86 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// Outbox topics. A topic names what changed; the aggregate id says which one.
+const (
+	// TopicBookChanged: a book's searchable data changed (created, re-imported, price,
+	// stock, rating). Handlers re-read the book; a missing book means it was deleted.
+	TopicBookChanged = "book.changed"
+)
+
+// Event is one outbox row.
+type Event struct {
+	ID          uuid.UUID
+	Topic       string
+	AggregateID uuid.UUID
+	Payload     json.RawMessage
+	CreatedAt   time.Time
+}
+
+// Outbox reads and retires events written by other store methods' transactions.
+type Outbox struct{ db *DB }
+
+// enqueue writes one event per aggregate id inside the caller's transaction.
+func enqueue(ctx context.Context, tx pgx.Tx, topic string, ids []uuid.UUID) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO outbox (topic, aggregate_id) SELECT $1, unnest($2::UUID[])`, topic, ids)
+	if err != nil {
+		return fmt.Errorf("enqueue %s events: %w", topic, err)
+	}
+	return nil
+}
+
+// Pending returns up to limit unpublished events, oldest first.
+func (o *Outbox) Pending(ctx context.Context, limit int) ([]Event, error) {
+	rows, err := o.db.Pool.Query(ctx, `
+		SELECT id, topic, aggregate_id, payload, created_at FROM outbox
+		WHERE published_at IS NULL ORDER BY created_at, id LIMIT $1`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read outbox: %w", err)
+	}
+	evs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Event, error) {
+		var e Event
+		err := r.Scan(&e.ID, &e.Topic, &e.AggregateID, &e.Payload, &e.CreatedAt)
+		return e, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read outbox: %w", err)
+	}
+	return evs, nil
+}
+
+// MarkPublished retires events that every handler has processed.
+func (o *Outbox) MarkPublished(ctx context.Context, ids []uuid.UUID) error {
+	if _, err := o.db.Pool.Exec(ctx, `UPDATE outbox SET published_at = now() WHERE id = ANY($1::UUID[])`, ids); err != nil {
+		return fmt.Errorf("mark outbox events published: %w", err)
+	}
+	return nil
+}
+
+// Prune deletes events published before cutoff and reports how many it deleted.
+func (o *Outbox) Prune(ctx context.Context, cutoff time.Time) (int64, error) {
+	tag, err := o.db.Pool.Exec(ctx, `DELETE FROM outbox WHERE published_at IS NOT NULL AND published_at < $1`, cutoff)
+	if err != nil {
+		return 0, fmt.Errorf("prune outbox: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// PendingCount is the number of unpublished events (the relay's lag, for readiness and
+// metrics).
+func (o *Outbox) PendingCount(ctx context.Context) (int64, error) {
+	var n int64
+	err := o.db.Pool.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE published_at IS NULL`).Scan(&n)
+	return n, err
+}
