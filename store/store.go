@@ -26,6 +26,9 @@ type DB struct {
 	Inventory  *Inventory
 	Reviews    *Reviews
 	Outbox     *Outbox
+
+	Customers     *Customers
+	RefreshTokens *RefreshTokens
 }
 
 // Options tune the pool. Zero values keep pgx's defaults.
@@ -72,6 +75,8 @@ func newDB(pool *pgxpool.Pool, cockroach bool) *DB {
 	db.Inventory = &Inventory{db: db}
 	db.Reviews = &Reviews{db: db}
 	db.Outbox = &Outbox{db: db}
+	db.Customers = &Customers{db: db}
+	db.RefreshTokens = &RefreshTokens{db: db}
 	return db
 }
 

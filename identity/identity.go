@@ -1,0 +1,690 @@
+// Package identity is the customer-account service: registration, login, token refresh,
+// logout, password change and the address book. It ties together package store
+// (ciphertext rows), package pii (encryption and the email blind index) and package auth
+// (passwords, tokens, throttling); resolvers call it and never see ciphertext, hashes or
+// refresh-token storage.
+//
+// Personal data is decrypted only in memory and never logged: log lines carry customer
+// and session ids only.
+package identity
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/mail"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"github.com/shopfront/bookstore"
+	"github.com/shopfront/bookstore/auth"
+	"github.com/shopfront/bookstore/pii"
+	"github.com/shopfront/bookstore/store"
+)
+
+// Default throttles. Token buckets: Burst attempts at once, then Rate per Period.
+var (
+	// DefaultLoginPerIP: 20 attempts, then one a minute, per client IP.
+	DefaultLoginPerIP = auth.Limit{Rate: 60, Period: time.Hour, Burst: 20}
+	// DefaultLoginPerAccount: 5 attempts, then one every 6 minutes, per email (counted for
+	// unregistered emails too, so throttling reveals nothing). A throttle, not a lockout:
+	// an attacker cannot lock a customer out for longer than they keep spending attempts.
+	DefaultLoginPerAccount = auth.Limit{Rate: 10, Period: time.Hour, Burst: 5}
+	// DefaultRegisterPerIP: 5 registrations, then one every 6 minutes, per client IP.
+	DefaultRegisterPerIP = auth.Limit{Rate: 10, Period: time.Hour, Burst: 5}
+)
+
+// maxAddresses bounds a customer's address book.
+const maxAddresses = 20
+
+// Config holds the service's dependencies. DB, PII, Index, Hasher and Tokens are
+// required; the rest have defaults.
+type Config struct {
+	DB     *store.DB
+	PII    *pii.Keyring
+	Index  *pii.BlindIndex
+	Hasher *auth.Hasher
+	Tokens *auth.Tokens
+	Policy auth.PasswordPolicy // zero: auth.DefaultPasswordPolicy()
+
+	RefreshTTL time.Duration // idle timeout of a session; zero: auth.DefaultRefreshTTL
+	SessionTTL time.Duration // absolute session lifetime; zero: auth.DefaultSessionTTL
+
+	// Throttles; nil takes an in-process limiter with the defaults above. In a fleet, pass
+	// auth.WithFallback(redis limiter, local limiter, ...) so that limits hold across
+	// instances.
+	LoginPerIP      auth.Limiter
+	LoginPerAccount auth.Limiter
+	RegisterPerIP   auth.Limiter
+
+	Now    func() time.Time // default time.Now
+	Logger *slog.Logger     // default slog.Default()
+}
+
+// Service implements the account use cases. It is safe for concurrent use.
+type Service struct{ cfg Config }
+
+// New checks cfg and fills in its defaults.
+func New(cfg Config) (*Service, error) {
+	if cfg.DB == nil || cfg.PII == nil || cfg.Index == nil || cfg.Hasher == nil || cfg.Tokens == nil {
+		return nil, errors.New("identity: DB, PII, Index, Hasher and Tokens are required")
+	}
+	if cfg.Policy == (auth.PasswordPolicy{}) {
+		cfg.Policy = auth.DefaultPasswordPolicy()
+	}
+	if cfg.RefreshTTL <= 0 {
+		cfg.RefreshTTL = auth.DefaultRefreshTTL
+	}
+	if cfg.SessionTTL <= 0 {
+		cfg.SessionTTL = auth.DefaultSessionTTL
+	}
+	local := func(l auth.Limit) (auth.Limiter, error) { return auth.NewLocalLimiter(l, auth.LocalOptions{}) }
+	var err error
+	if cfg.LoginPerIP == nil {
+		if cfg.LoginPerIP, err = local(DefaultLoginPerIP); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.LoginPerAccount == nil {
+		if cfg.LoginPerAccount, err = local(DefaultLoginPerAccount); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.RegisterPerIP == nil {
+		if cfg.RegisterPerIP, err = local(DefaultRegisterPerIP); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Service{cfg: cfg}, nil
+}
+
+// Customer is a customer account, decrypted.
+type Customer struct {
+	ID        uuid.UUID
+	Email     string
+	Name      string
+	Phone     *string
+	Role      auth.Role
+	CreatedAt time.Time
+}
+
+// Session is what a sign-in, registration or refresh gives the client.
+type Session struct {
+	Customer              *Customer
+	AccessToken           string
+	AccessTokenExpiresAt  time.Time
+	RefreshToken          string
+	RefreshTokenExpiresAt time.Time
+}
+
+// RegisterInput is a new account.
+type RegisterInput struct {
+	Email    string
+	Password string
+	Name     string
+	Phone    *string // optional
+}
+
+// Errors shown to clients. Login failures never say whether the email exists.
+var (
+	errBadCredentials = bookstore.Errorf(bookstore.CodeUnauthenticated, "invalid email or password")
+	errSessionEnded   = bookstore.Errorf(bookstore.CodeUnauthenticated, "session expired or revoked; sign in again")
+)
+
+// Register creates an account and signs it in. ip is the client's address (for
+// throttling). Invalid input is BAD_USER_INPUT on the offending field; an email that
+// already has an account is CONFLICT on "email" — registration necessarily reveals that,
+// which is why it is throttled per IP.
+func (s *Service) Register(ctx context.Context, in RegisterInput, ip string) (*Session, error) {
+	if err := s.throttle(ctx, s.cfg.RegisterPerIP, "ip:"+ip); err != nil {
+		return nil, err
+	}
+	email, err := validateEmail(in.Email)
+	if err != nil {
+		return nil, err
+	}
+	name, err := validateText("name", in.Name, 1, 100)
+	if err != nil {
+		return nil, err
+	}
+	var phone *string
+	if in.Phone != nil && strings.TrimSpace(*in.Phone) != "" {
+		p, err := validatePhone(*in.Phone)
+		if err != nil {
+			return nil, err
+		}
+		phone = &p
+	}
+	password := auth.NormalizePassword(in.Password)
+	if err := s.cfg.Policy.Check(password, email, name); err != nil {
+		return nil, err
+	}
+	hash, err := s.cfg.Hasher.Hash(ctx, password)
+	if err != nil {
+		return nil, fmt.Errorf("register: %w", err)
+	}
+	c := &store.Customer{ID: uuid.New(), EmailIndex: s.cfg.Index.Email(email), PasswordHash: hash, Role: string(auth.RoleCustomer)}
+	if c.EmailEnc, err = s.encrypt(email, "customers", "email_enc", c.ID); err != nil {
+		return nil, err
+	}
+	if c.NameEnc, err = s.encrypt(name, "customers", "name_enc", c.ID); err != nil {
+		return nil, err
+	}
+	if phone != nil {
+		if c.PhoneEnc, err = s.encrypt(*phone, "customers", "phone_enc", c.ID); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.cfg.DB.Customers.Create(ctx, c); err != nil {
+		return nil, err
+	}
+	s.cfg.Logger.InfoContext(ctx, "customer registered", "customer_id", c.ID)
+	cust := &Customer{ID: c.ID, Email: email, Name: name, Phone: phone, Role: auth.RoleCustomer, CreatedAt: c.CreatedAt}
+	return s.startSession(ctx, cust)
+}
+
+// Login checks an email and password and starts a session. Attempts are throttled per IP
+// and per email; a throttled attempt is a *auth.ThrottledError (code RATE_LIMITED).
+// Unknown email and wrong password give the same error and take the same time. ip must be
+// the client's address as resolved by the HTTP layer (trusted proxies), never empty: all
+// callers with the same ip share one throttle.
+func (s *Service) Login(ctx context.Context, email, password, ip string) (*Session, error) {
+	idx := s.cfg.Index.Email(email)
+	if err := s.throttle(ctx, s.cfg.LoginPerIP, "ip:"+ip); err != nil {
+		return nil, err
+	}
+	if err := s.throttle(ctx, s.cfg.LoginPerAccount, "email:"+hex.EncodeToString(idx)); err != nil {
+		return nil, err
+	}
+	if len(password) > 4*s.cfg.Policy.MaxLength {
+		// Longer than any password the policy admits (in bytes, 4 per character at most):
+		// refuse before hashing it.
+		return nil, errBadCredentials
+	}
+	password = auth.NormalizePassword(password)
+	row, err := s.cfg.DB.Customers.ByEmailIndex(ctx, idx)
+	if bookstore.ErrorCode(err) == bookstore.CodeNotFound {
+		s.cfg.Hasher.DummyVerify(ctx, password)
+		return nil, errBadCredentials
+	}
+	if err != nil {
+		return nil, fmt.Errorf("login: %w", err)
+	}
+	ok, rehash, err := s.cfg.Hasher.Verify(ctx, password, row.PasswordHash)
+	if err != nil {
+		return nil, fmt.Errorf("login: verify password of %s: %w", row.ID, err)
+	}
+	if !ok {
+		s.cfg.Logger.InfoContext(ctx, "login failed: wrong password", "customer_id", row.ID)
+		return nil, errBadCredentials
+	}
+	if rehash {
+		// Parameters were raised since this hash was made: upgrade it while the password
+		// is at hand. A failure only delays the upgrade to the next login.
+		if h, err := s.cfg.Hasher.Hash(ctx, password); err == nil {
+			if err := s.cfg.DB.Customers.SetPasswordHash(ctx, row.ID, h); err != nil {
+				s.cfg.Logger.WarnContext(ctx, "password rehash not stored", "customer_id", row.ID, "err", err)
+			}
+		}
+	}
+	cust, err := s.decryptCustomer(row)
+	if err != nil {
+		return nil, err
+	}
+	return s.startSession(ctx, cust)
+}
+
+// Refresh spends a refresh token and returns a new session (new access and refresh
+// tokens, same session id). A malformed, unknown, expired or revoked token is
+// UNAUTHENTICATED; so is a token that was already used, which also revokes the session
+// and is logged as a security event.
+func (s *Service) Refresh(ctx context.Context, refreshToken string) (*Session, error) {
+	oldHash, err := auth.HashRefreshToken(refreshToken)
+	if err != nil {
+		return nil, errSessionEnded
+	}
+	token, newHash, err := auth.NewRefreshToken()
+	if err != nil {
+		return nil, err
+	}
+	next, err := s.cfg.DB.RefreshTokens.Rotate(ctx, oldHash, newHash, s.cfg.Now(), s.cfg.RefreshTTL)
+	var reuse *store.ReuseError
+	switch {
+	case errors.As(err, &reuse):
+		s.cfg.Logger.WarnContext(ctx, "refresh token reused: session revoked",
+			"customer_id", reuse.CustomerID, "session_id", reuse.FamilyID)
+		return nil, errSessionEnded
+	case errors.Is(err, store.ErrRefreshNotFound), errors.Is(err, store.ErrRefreshExpired), errors.Is(err, store.ErrRefreshRevoked):
+		return nil, errSessionEnded
+	case err != nil:
+		return nil, fmt.Errorf("refresh: %w", err)
+	}
+	row, err := s.cfg.DB.Customers.ByID(ctx, next.CustomerID)
+	if bookstore.ErrorCode(err) == bookstore.CodeNotFound {
+		return nil, errSessionEnded
+	}
+	if err != nil {
+		return nil, fmt.Errorf("refresh: %w", err)
+	}
+	cust, err := s.decryptCustomer(row)
+	if err != nil {
+		return nil, err
+	}
+	access, exp, err := s.cfg.Tokens.Issue(auth.Identity{CustomerID: cust.ID, Role: cust.Role, SessionID: next.FamilyID})
+	if err != nil {
+		return nil, err
+	}
+	return &Session{Customer: cust, AccessToken: access, AccessTokenExpiresAt: exp,
+		RefreshToken: token, RefreshTokenExpiresAt: next.ExpiresAt}, nil
+}
+
+// Logout ends the session of a refresh token. It is idempotent and says nothing about
+// the token: an unknown or malformed token is not an error. Access tokens already issued
+// stay valid until they expire (at most the access-token TTL).
+func (s *Service) Logout(ctx context.Context, refreshToken string) error {
+	hash, err := auth.HashRefreshToken(refreshToken)
+	if err != nil {
+		return nil
+	}
+	t, err := s.cfg.DB.RefreshTokens.RevokeByHash(ctx, hash, s.cfg.Now())
+	if errors.Is(err, store.ErrRefreshNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("logout: %w", err)
+	}
+	s.cfg.Logger.InfoContext(ctx, "logged out", "customer_id", t.CustomerID, "session_id", t.FamilyID)
+	return nil
+}
+
+// LogoutSession ends the session an access token belongs to (its sid claim), for a
+// logout call that carries no refresh token.
+func (s *Service) LogoutSession(ctx context.Context, id auth.Identity) error {
+	if id.SessionID == uuid.Nil {
+		return nil
+	}
+	if _, err := s.cfg.DB.RefreshTokens.RevokeFamily(ctx, id.SessionID, s.cfg.Now()); err != nil {
+		return fmt.Errorf("logout: %w", err)
+	}
+	return nil
+}
+
+// LogoutAll ends every session of a customer.
+func (s *Service) LogoutAll(ctx context.Context, customerID uuid.UUID) error {
+	if _, err := s.cfg.DB.RefreshTokens.RevokeCustomer(ctx, customerID, s.cfg.Now()); err != nil {
+		return fmt.Errorf("logout everywhere: %w", err)
+	}
+	return nil
+}
+
+// Customer returns a customer's account (for "me"), or NOT_FOUND.
+func (s *Service) Customer(ctx context.Context, id uuid.UUID) (*Customer, error) {
+	row, err := s.cfg.DB.Customers.ByID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return s.decryptCustomer(row)
+}
+
+// ChangePassword replaces a signed-in customer's password after checking the current
+// one, ends every session (a changed password must lock out whoever else knew the old
+// one) and starts a new session for the caller. Attempts count against the account's
+// login throttle.
+func (s *Service) ChangePassword(ctx context.Context, customerID uuid.UUID, current, next string) (*Session, error) {
+	row, err := s.cfg.DB.Customers.ByID(ctx, customerID)
+	if err != nil {
+		return nil, err
+	}
+	cust, err := s.decryptCustomer(row)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.throttle(ctx, s.cfg.LoginPerAccount, "email:"+hex.EncodeToString(row.EmailIndex)); err != nil {
+		return nil, err
+	}
+	ok, _, err := s.cfg.Hasher.Verify(ctx, auth.NormalizePassword(current), row.PasswordHash)
+	if err != nil {
+		return nil, fmt.Errorf("change password: %w", err)
+	}
+	if !ok {
+		return nil, bookstore.InvalidField("currentPassword", "is not your current password")
+	}
+	next = auth.NormalizePassword(next)
+	if err := s.cfg.Policy.Check(next, cust.Email, cust.Name); err != nil {
+		return nil, err
+	}
+	hash, err := s.cfg.Hasher.Hash(ctx, next)
+	if err != nil {
+		return nil, fmt.Errorf("change password: %w", err)
+	}
+	if err := s.cfg.DB.Customers.SetPasswordHash(ctx, customerID, hash); err != nil {
+		return nil, err
+	}
+	if err := s.LogoutAll(ctx, customerID); err != nil {
+		return nil, err
+	}
+	s.cfg.Logger.InfoContext(ctx, "password changed; sessions revoked", "customer_id", customerID)
+	return s.startSession(ctx, cust)
+}
+
+// startSession opens a refresh-token family and issues its first tokens.
+func (s *Service) startSession(ctx context.Context, c *Customer) (*Session, error) {
+	token, hash, err := auth.NewRefreshToken()
+	if err != nil {
+		return nil, err
+	}
+	now := s.cfg.Now()
+	rt := &store.RefreshToken{Hash: hash, FamilyID: uuid.New(), CustomerID: c.ID,
+		ExpiresAt: now.Add(s.cfg.RefreshTTL), FamilyExpiresAt: now.Add(s.cfg.SessionTTL)}
+	if err := s.cfg.DB.RefreshTokens.Create(ctx, rt); err != nil {
+		return nil, err
+	}
+	access, exp, err := s.cfg.Tokens.Issue(auth.Identity{CustomerID: c.ID, Role: c.Role, SessionID: rt.FamilyID})
+	if err != nil {
+		return nil, err
+	}
+	return &Session{Customer: c, AccessToken: access, AccessTokenExpiresAt: exp,
+		RefreshToken: token, RefreshTokenExpiresAt: rt.ExpiresAt}, nil
+}
+
+func (s *Service) throttle(ctx context.Context, l auth.Limiter, key string) error {
+	ok, retry, err := l.Allow(ctx, key)
+	if err != nil {
+		return fmt.Errorf("throttle: %w", err)
+	}
+	if !ok {
+		return &auth.ThrottledError{RetryAfter: retry}
+	}
+	return nil
+}
+
+func (s *Service) encrypt(plain, table, column string, id uuid.UUID) ([]byte, error) {
+	b, err := s.cfg.PII.Encrypt([]byte(plain), pii.AAD(table, column, id.String()))
+	if err != nil {
+		return nil, fmt.Errorf("encrypt %s.%s: %w", table, column, err)
+	}
+	return b, nil
+}
+
+func (s *Service) decrypt(blob []byte, table, column string, id uuid.UUID) (string, error) {
+	b, err := s.cfg.PII.Decrypt(blob, pii.AAD(table, column, id.String()))
+	if err != nil {
+		return "", fmt.Errorf("decrypt %s.%s of %s: %w", table, column, id, err)
+	}
+	return string(b), nil
+}
+
+func (s *Service) decryptCustomer(row *store.Customer) (*Customer, error) {
+	c := &Customer{ID: row.ID, Role: auth.Role(row.Role), CreatedAt: row.CreatedAt}
+	var err error
+	if c.Email, err = s.decrypt(row.EmailEnc, "customers", "email_enc", row.ID); err != nil {
+		return nil, err
+	}
+	if c.Name, err = s.decrypt(row.NameEnc, "customers", "name_enc", row.ID); err != nil {
+		return nil, err
+	}
+	if row.PhoneEnc != nil {
+		p, err := s.decrypt(row.PhoneEnc, "customers", "phone_enc", row.ID)
+		if err != nil {
+			return nil, err
+		}
+		c.Phone = &p
+	}
+	return c, nil
+}
+
+// Address is a postal address in a customer's address book.
+type Address struct {
+	ID         uuid.UUID `json:"-"`
+	Recipient  string    `json:"recipient"`
+	Line1      string    `json:"line1"`
+	Line2      string    `json:"line2,omitempty"`
+	City       string    `json:"city"`
+	Region     string    `json:"region,omitempty"`
+	PostalCode string    `json:"postalCode,omitempty"`
+	Country    string    `json:"country"` // ISO 3166-1 alpha-2, upper case
+	CreatedAt  time.Time `json:"-"`
+}
+
+// AddAddress validates a and adds it to the customer's address book (at most 20).
+func (s *Service) AddAddress(ctx context.Context, customerID uuid.UUID, a Address) (*Address, error) {
+	if err := normalizeAddress(&a); err != nil {
+		return nil, err
+	}
+	existing, err := s.cfg.DB.Customers.Addresses(ctx, customerID)
+	if err != nil {
+		return nil, err
+	}
+	if len(existing) >= maxAddresses {
+		return nil, bookstore.Errorf(bookstore.CodeBadUserInput, "an address book holds at most %d addresses", maxAddresses)
+	}
+	doc, err := json.Marshal(a)
+	if err != nil {
+		return nil, err
+	}
+	row := &store.Address{ID: uuid.New(), CustomerID: customerID}
+	if row.DataEnc, err = s.cfg.PII.Encrypt(doc, addressAAD(customerID, row.ID)); err != nil {
+		return nil, fmt.Errorf("encrypt address: %w", err)
+	}
+	if err := s.cfg.DB.Customers.AddAddress(ctx, row); err != nil {
+		return nil, err
+	}
+	a.ID, a.CreatedAt = row.ID, row.CreatedAt
+	return &a, nil
+}
+
+// Addresses returns the customer's address book, oldest first.
+func (s *Service) Addresses(ctx context.Context, customerID uuid.UUID) ([]*Address, error) {
+	rows, err := s.cfg.DB.Customers.Addresses(ctx, customerID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*Address, 0, len(rows))
+	for _, row := range rows {
+		doc, err := s.cfg.PII.Decrypt(row.DataEnc, addressAAD(row.CustomerID, row.ID))
+		if err != nil {
+			return nil, fmt.Errorf("decrypt address %s: %w", row.ID, err)
+		}
+		var a Address
+		if err := json.Unmarshal(doc, &a); err != nil {
+			return nil, fmt.Errorf("decode address %s: %w", row.ID, err)
+		}
+		a.ID, a.CreatedAt = row.ID, row.CreatedAt
+		out = append(out, &a)
+	}
+	return out, nil
+}
+
+// DeleteAddress removes an address from the customer's book; another customer's address
+// is NOT_FOUND.
+func (s *Service) DeleteAddress(ctx context.Context, customerID, addressID uuid.UUID) error {
+	return s.cfg.DB.Customers.DeleteAddress(ctx, customerID, addressID)
+}
+
+// addressAAD binds an address ciphertext to its row and its owner, so that it cannot be
+// moved to another customer's book.
+func addressAAD(customerID, id uuid.UUID) []byte {
+	return pii.AAD("addresses", "data_enc", customerID.String()+"/"+id.String())
+}
+
+func normalizeAddress(a *Address) error {
+	var err error
+	fields := []struct {
+		name     string
+		v        *string
+		min, max int
+	}{
+		{"recipient", &a.Recipient, 1, 100}, {"line1", &a.Line1, 1, 200}, {"line2", &a.Line2, 0, 200},
+		{"city", &a.City, 1, 100}, {"region", &a.Region, 0, 100}, {"postalCode", &a.PostalCode, 0, 20},
+	}
+	for _, f := range fields {
+		if *f.v, err = validateText(f.name, *f.v, f.min, f.max); err != nil {
+			return err
+		}
+	}
+	a.Country = strings.ToUpper(strings.TrimSpace(a.Country))
+	if len(a.Country) != 2 || a.Country[0] < 'A' || a.Country[0] > 'Z' || a.Country[1] < 'A' || a.Country[1] > 'Z' {
+		return bookstore.InvalidField("country", "must be an ISO 3166-1 alpha-2 code such as GB or US")
+	}
+	return nil
+}
+
+// validateEmail returns the trimmed address, or BAD_USER_INPUT on "email". It accepts a
+// bare addr-spec (no display name) of at most 254 bytes with a dotted domain.
+func validateEmail(s string) (string, error) {
+	bad := bookstore.InvalidField("email", "must be a valid email address")
+	s = strings.TrimSpace(s)
+	if s == "" || len(s) > 254 || !utf8.ValidString(s) {
+		return "", bad
+	}
+	addr, err := mail.ParseAddress(s)
+	if err != nil || addr.Name != "" || addr.Address != s {
+		return "", bad
+	}
+	at := strings.LastIndexByte(s, '@')
+	domain := s[at+1:]
+	if at < 1 || at > 64 || !strings.Contains(domain, ".") || strings.HasPrefix(domain, ".") || strings.HasSuffix(domain, ".") ||
+		strings.ContainsAny(s, " \t\"") {
+		return "", bad
+	}
+	return s, nil
+}
+
+// validateText trims s and checks its length in characters, that it has no control
+// characters and no payment card number (PCI: card numbers must never be stored).
+func validateText(field, s string, min, max int) (string, error) {
+	s = strings.TrimSpace(s)
+	n := utf8.RuneCountInString(s)
+	switch {
+	case !utf8.ValidString(s):
+		return "", bookstore.InvalidField(field, "must be valid text")
+	case n < min && min == 1:
+		return "", bookstore.InvalidField(field, "is required")
+	case n < min:
+		return "", bookstore.InvalidField(field, "must be at least %d characters", min)
+	case n > max:
+		return "", bookstore.InvalidField(field, "must be at most %d characters", max)
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return "", bookstore.InvalidField(field, "must not contain control characters")
+		}
+	}
+	if pii.ContainsCardNumber(s) {
+		return "", bookstore.InvalidField(field, "must not contain a payment card number")
+	}
+	return s, nil
+}
+
+// validatePhone accepts digits with the usual punctuation (+ ( ) - . space), 7 to 15
+// digits (E.164's maximum), and refuses card numbers typed into the phone field.
+func validatePhone(s string) (string, error) {
+	s = strings.TrimSpace(s)
+	digits := 0
+	for i, r := range s {
+		switch {
+		case r >= '0' && r <= '9':
+			digits++
+		case r == '+' && i == 0, r == ' ', r == '-', r == '(', r == ')', r == '.':
+		default:
+			return "", bookstore.InvalidField("phone", "must be a phone number such as +44 20 7946 0958")
+		}
+	}
+	if digits < 7 || digits > 15 {
+		return "", bookstore.InvalidField("phone", "must have 7 to 15 digits")
+	}
+	if pii.LooksLikeCardNumber(strings.NewReplacer("+", "", "(", "", ")", "", ".", "").Replace(s)) {
+		return "", bookstore.InvalidField("phone", "must not contain a payment card number")
+	}
+	return s, nil
+}
+
+// RewrapStats counts what RewrapAll did.
+type RewrapStats struct {
+	Customers int // customer rows re-wrapped
+	Addresses int // address rows re-wrapped
+}
+
+// RewrapAll re-wraps every encrypted value under the active master key (after
+// PII_MASTER_KEYS gained a new first key), without decrypting the data. It is resumable
+// and safe to run while serving: a row changed meanwhile is left to its writer, who used
+// the active key anyway. When it returns without error, no row needs the older master
+// keys and they can be removed from the configuration.
+func (s *Service) RewrapAll(ctx context.Context) (RewrapStats, error) {
+	const batch = 500
+	var st RewrapStats
+	rewrap := func(b []byte) ([]byte, bool, error) {
+		if b == nil {
+			return nil, false, nil
+		}
+		return s.cfg.PII.Rewrap(b)
+	}
+	for after := uuid.Nil; ; {
+		rows, err := s.cfg.DB.Customers.CustomersAfter(ctx, after, batch)
+		if err != nil {
+			return st, err
+		}
+		for _, c := range rows {
+			after = c.ID
+			u := *c
+			var ch [3]bool
+			if u.EmailEnc, ch[0], err = rewrap(c.EmailEnc); err == nil {
+				if u.NameEnc, ch[1], err = rewrap(c.NameEnc); err == nil {
+					u.PhoneEnc, ch[2], err = rewrap(c.PhoneEnc)
+				}
+			}
+			if err != nil {
+				return st, fmt.Errorf("rewrap customer %s: %w", c.ID, err)
+			}
+			if ch == [3]bool{} {
+				continue
+			}
+			if ok, err := s.cfg.DB.Customers.ReplaceCiphertexts(ctx, c, &u); err != nil {
+				return st, err
+			} else if ok {
+				st.Customers++
+			}
+		}
+		if len(rows) < batch {
+			break
+		}
+	}
+	for after := uuid.Nil; ; {
+		rows, err := s.cfg.DB.Customers.AddressesAfter(ctx, after, batch)
+		if err != nil {
+			return st, err
+		}
+		for _, a := range rows {
+			after = a.ID
+			b, changed, err := s.cfg.PII.Rewrap(a.DataEnc)
+			if err != nil {
+				return st, fmt.Errorf("rewrap address %s: %w", a.ID, err)
+			}
+			if !changed {
+				continue
+			}
+			if ok, err := s.cfg.DB.Customers.ReplaceAddressCiphertext(ctx, a.ID, a.DataEnc, b); err != nil {
+				return st, err
+			} else if ok {
+				st.Addresses++
+			}
+		}
+		if len(rows) < batch {
+			break
+		}
+	}
+	return st, nil
+}
