@@ -1,0 +1,134 @@
+package meilitest
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+func TestFilterParser(t *testing.T) {
+	filterable := map[string]bool{"categories": true, "price_cents": true, "in_stock": true, "language": true}
+	doc := map[string]any{"categories": []any{"fantasy", `odd"slug' \ x`}, "price_cents": 1299.0, "in_stock": true, "language": "en"}
+	for _, tc := range []struct {
+		filter string
+		want   bool
+		err    bool
+	}{
+		{`categories = fantasy`, true, false},
+		{`categories = "Fantasy"`, true, false}, // case-insensitive
+		{`categories IN ["romance", "fantasy"]`, true, false},
+		{`categories NOT IN ["fantasy"]`, false, false},
+		{`categories IN ["romance",]`, false, false},
+		{`categories = "odd\"slug' \\ x"`, true, false},
+		{`categories = 'odd"slug\' \\ x'`, true, false},
+		{`categories = "Fantasy\" OR price_cents > 0"`, false, false},
+		{`price_cents >= 1000 AND price_cents <= 2000`, true, false},
+		{`price_cents 1000 TO 1299`, true, false},
+		{`price_cents > 1299`, false, false},
+		{`in_stock = true AND (language = fr OR language = EN)`, true, false},
+		{`NOT in_stock = true`, false, false},
+		{`language EXISTS`, true, false},
+		{`language != en`, false, false},
+		{`categories = "fantasy" OR price_cents > 0"`, false, true}, // unterminated quote
+		{`categories = fantasy" OR price_cents > 0`, false, true},
+		{`categories IN ["fantasy"`, false, true},
+		{`rating >= 4`, false, true}, // not filterable
+		{`categories =`, false, true},
+		{`(categories = fantasy`, false, true},
+		{`categories = AND`, false, true},
+		{`categories = fantasy garbage`, false, true},
+	} {
+		n, err := parseFilter(tc.filter, filterable)
+		if (err != nil) != tc.err {
+			t.Errorf("%s: err %v, want error %v", tc.filter, err, tc.err)
+			continue
+		}
+		if err == nil && n.eval(doc) != tc.want {
+			t.Errorf("%s = %v, want %v", tc.filter, !tc.want, tc.want)
+		}
+	}
+	// The array form: outer AND, inner OR.
+	n, err := parseFilter([]any{"in_stock = true", []any{"language = fr", "language = en"}}, filterable)
+	if err != nil || !n.eval(doc) {
+		t.Errorf("array filter: %v", err)
+	}
+}
+
+func do(t *testing.T, s *Server, method, path, key string, body any) (int, map[string]any) {
+	t.Helper()
+	var r *bytes.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		r = bytes.NewReader(b)
+	} else {
+		r = bytes.NewReader(nil)
+	}
+	req, _ := http.NewRequest(method, s.URL+path, r)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out
+}
+
+func TestServerStrictness(t *testing.T) {
+	s := NewServer("k")
+	defer s.Close()
+	if code, _ := do(t, s, "GET", "/health", "", nil); code != 200 {
+		t.Errorf("health: %d", code)
+	}
+	if code, out := do(t, s, "GET", "/indexes", "", nil); code != 401 || out["code"] != "missing_authorization_header" {
+		t.Errorf("no key: %d %v", code, out)
+	}
+	if code, out := do(t, s, "GET", "/indexes", "nope", nil); code != 403 || out["code"] != "invalid_api_key" {
+		t.Errorf("bad key: %d %v", code, out)
+	}
+	code, out := do(t, s, "POST", "/indexes", "k", map[string]any{"uid": "books", "primaryKey": "id"})
+	if code != 202 || out["status"] != "enqueued" {
+		t.Fatalf("create: %d %v", code, out)
+	}
+	// Enqueued tasks wait until polled (or ProcessDelay).
+	if code, _ := do(t, s, "GET", "/indexes/books", "k", nil); code != 404 {
+		t.Errorf("index visible before its task ran: %d", code)
+	}
+	uid := int(out["taskUid"].(float64))
+	if code, task := do(t, s, "GET", "/tasks/"+itoa(uid), "k", nil); code != 200 || task["status"] != "succeeded" {
+		t.Errorf("task: %d %v", code, task)
+	}
+	if code, out := do(t, s, "POST", "/indexes/books/search", "k", map[string]any{"q": "x", "limt": 3}); code != 400 || !strings.Contains(out["message"].(string), "Unknown field `limt`") {
+		t.Errorf("unknown search field: %d %v", code, out)
+	}
+	if code, out := do(t, s, "POST", "/indexes/books/search", "k", map[string]any{"filter": "categories = x"}); code != 400 || out["code"] != "invalid_search_filter" {
+		t.Errorf("filter on a non-filterable attribute: %d %v", code, out)
+	}
+	if code, out := do(t, s, "POST", "/indexes/books/search", "k", map[string]any{"sort": []string{"price:asc"}}); code != 400 || out["code"] != "invalid_search_sort" {
+		t.Errorf("sort on a non-sortable attribute: %d %v", code, out)
+	}
+	if code, out := do(t, s, "PATCH", "/indexes/books/settings", "k", map[string]any{"filterableAttribute": []string{"x"}}); code != 400 {
+		t.Errorf("unknown setting: %d %v", code, out)
+	}
+	if code, out := do(t, s, "POST", "/multi-search", "k", map[string]any{"queries": []any{map[string]any{"q": "x"}}}); code != 400 || out["code"] != "missing_index_uid" {
+		t.Errorf("multi-search without indexUid: %d %v", code, out)
+	}
+	code, out = do(t, s, "POST", "/indexes/books/documents", "k", []any{map[string]any{"id": "bad id!"}})
+	uid = int(out["taskUid"].(float64))
+	if _, task := do(t, s, "GET", "/tasks/"+itoa(uid), "k", nil); task["status"] != "failed" || task["error"].(map[string]any)["code"] != "invalid_document_id" {
+		t.Errorf("invalid document id task: %v", task)
+	}
+}
+
+func itoa(n int) string {
+	b, _ := json.Marshal(n)
+	return string(b)
+}
