@@ -6,13 +6,18 @@ package resolvers
 import (
 	"log/slog"
 
+	"github.com/shopfront/bookstore/identity"
 	"github.com/shopfront/bookstore/loaders"
+	"github.com/shopfront/bookstore/search"
 	"github.com/shopfront/bookstore/store"
 )
 
 // Resolver holds the dependencies of every resolver. It is built once in main.
 type Resolver struct {
-	DB     *store.DB
-	Log    *slog.Logger
-	Counts *loaders.CountCache
+	DB       *store.DB
+	Log      *slog.Logger
+	Counts   *loaders.CountCache
+	Identity *identity.Service
+	// Index answers search and suggest.
+	Index search.Index
 }

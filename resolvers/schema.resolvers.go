@@ -9,11 +9,18 @@ import (
 	"context"
 
 	"github.com/shopfront/bookstore"
+	"github.com/shopfront/bookstore/auth"
 	"github.com/shopfront/bookstore/catalog"
 	"github.com/shopfront/bookstore/graph"
 	"github.com/shopfront/bookstore/graph/model"
+	"github.com/shopfront/bookstore/identity"
 	"github.com/shopfront/bookstore/loaders"
 )
+
+// ID is the resolver for the id field.
+func (r *addressResolver) ID(ctx context.Context, obj *identity.Address) (string, error) {
+	return globalID(typeAddress, obj.ID), nil
+}
 
 // ID is the resolver for the id field.
 func (r *authorResolver) ID(ctx context.Context, obj *bookstore.Author) (string, error) {
@@ -138,6 +145,110 @@ func (r *categoryResolver) Books(ctx context.Context, obj *bookstore.Category, f
 	return loaders.For(ctx).BooksByCategory.Load(ctx, loaders.BookPageKey{Parent: obj.ID, Sort: s, First: n, After: cur})()
 }
 
+// ID is the resolver for the id field.
+func (r *customerResolver) ID(ctx context.Context, obj *identity.Customer) (string, error) {
+	return globalID(typeCustomer, obj.ID), nil
+}
+
+// Addresses is the resolver for the addresses field.
+func (r *customerResolver) Addresses(ctx context.Context, obj *identity.Customer) ([]*identity.Address, error) {
+	return r.Identity.Addresses(ctx, obj.ID)
+}
+
+// Register is the resolver for the register field.
+func (r *mutationResolver) Register(ctx context.Context, input model.RegisterInput) (*model.AuthPayload, error) {
+	return authPayload(r.Identity.Register(ctx, identity.RegisterInput{
+		Email: input.Email, Password: input.Password, Name: input.Name, Phone: input.Phone,
+	}, auth.ClientIP(ctx)))
+}
+
+// Login is the resolver for the login field.
+func (r *mutationResolver) Login(ctx context.Context, input model.LoginInput) (*model.AuthPayload, error) {
+	return authPayload(r.Identity.Login(ctx, input.Email, input.Password, auth.ClientIP(ctx)))
+}
+
+// RefreshToken is the resolver for the refreshToken field.
+func (r *mutationResolver) RefreshToken(ctx context.Context, token string) (*model.AuthPayload, error) {
+	s, err := r.Identity.Refresh(ctx, token)
+	if err != nil {
+		ues, err := userErrors(err, "")
+		for _, ue := range ues {
+			if ue.Field == nil {
+				ue.Field = []string{"token"}
+			}
+		}
+		return &model.AuthPayload{UserErrors: ues}, err
+	}
+	return authPayload(s, nil)
+}
+
+// Logout is the resolver for the logout field.
+func (r *mutationResolver) Logout(ctx context.Context, refreshToken string) (*model.LogoutPayload, error) {
+	if err := r.Identity.Logout(ctx, refreshToken); err != nil {
+		ues, err := userErrors(err, "")
+		return &model.LogoutPayload{UserErrors: ues}, err
+	}
+	return &model.LogoutPayload{Ok: true, UserErrors: []*model.UserError{}}, nil
+}
+
+// AddAddress is the resolver for the addAddress field.
+func (r *mutationResolver) AddAddress(ctx context.Context, input model.AddressInput) (*model.AddressPayload, error) {
+	who, err := auth.Require(ctx)
+	if err != nil {
+		return nil, err
+	}
+	a, err := r.Identity.AddAddress(ctx, who.CustomerID, identity.Address{
+		Recipient: input.Recipient, Line1: input.Line1, Line2: str(input.Line2), City: input.City,
+		Region: str(input.Region), PostalCode: str(input.PostalCode), Country: input.Country,
+	})
+	if err != nil {
+		ues, err := userErrors(err, "input")
+		return &model.AddressPayload{UserErrors: ues}, err
+	}
+	return &model.AddressPayload{Address: a, UserErrors: []*model.UserError{}}, nil
+}
+
+// DeleteAddress is the resolver for the deleteAddress field.
+func (r *mutationResolver) DeleteAddress(ctx context.Context, id string) (*model.DeletePayload, error) {
+	who, err := auth.Require(ctx)
+	if err != nil {
+		return nil, err
+	}
+	aid, err := parseTypedID("id", typeAddress, id)
+	if err == nil {
+		err = r.Identity.DeleteAddress(ctx, who.CustomerID, aid)
+	}
+	if err != nil {
+		ues, err := userErrors(err, "")
+		return &model.DeletePayload{UserErrors: ues}, err
+	}
+	return &model.DeletePayload{DeletedID: &id, UserErrors: []*model.UserError{}}, nil
+}
+
+// SetBookPrice is the resolver for the setBookPrice field.
+func (r *mutationResolver) SetBookPrice(ctx context.Context, bookID string, priceCents int) (*model.BookPayload, error) {
+	if err := requireAdmin(ctx); err != nil {
+		return nil, err
+	}
+	bid, err := parseTypedID("bookId", typeBook, bookID)
+	if err == nil {
+		err = r.DB.Books.SetPrice(ctx, bid, int64(priceCents))
+	}
+	return r.bookAfterWrite(ctx, bid, err)
+}
+
+// SetStock is the resolver for the setStock field.
+func (r *mutationResolver) SetStock(ctx context.Context, bookID string, quantity int) (*model.BookPayload, error) {
+	if err := requireAdmin(ctx); err != nil {
+		return nil, err
+	}
+	bid, err := parseTypedID("bookId", typeBook, bookID)
+	if err == nil {
+		err = r.DB.Inventory.SetStock(ctx, bid, int64(quantity))
+	}
+	return r.bookAfterWrite(ctx, bid, err)
+}
+
 // Node is the resolver for the node field.
 func (r *queryResolver) Node(ctx context.Context, id string) (bookstore.Node, error) {
 	typ, u, err := parseGlobalID("id", id)
@@ -167,6 +278,10 @@ func (r *queryResolver) Node(ctx context.Context, id string) (bookstore.Node, er
 			return c, nil
 		}
 		return nil, notFound("no category with id %s", id)
+	case typeCustomer:
+		return r.customerNode(ctx, u, id)
+	case typeAddress:
+		return r.addressNode(ctx, u, id)
 	case typeReview:
 		rv, err := r.DB.Reviews.ByID(ctx, u)
 		if err != nil || rv == nil {
@@ -261,10 +376,43 @@ func (r *queryResolver) Author(ctx context.Context, id string) (*bookstore.Autho
 	return a, nil
 }
 
+// Search is the resolver for the search field.
+func (r *queryResolver) Search(ctx context.Context, query string, filter *model.SearchFilter, sort *model.SearchSort, first *int, after *string) (*model.SearchResult, error) {
+	return r.search(ctx, query, filter, sort, first, after)
+}
+
+// Suggest is the resolver for the suggest field.
+func (r *queryResolver) Suggest(ctx context.Context, prefix string, first *int) ([]*model.Suggestion, error) {
+	return r.suggest(ctx, prefix, first)
+}
+
+// Me is the resolver for the me field.
+func (r *queryResolver) Me(ctx context.Context) (*identity.Customer, error) {
+	who, ok := auth.FromContext(ctx)
+	if !ok {
+		// A token was sent but is expired or invalid: say so, so the client refreshes;
+		// no token at all is simply nobody.
+		if auth.AuthError(ctx) != nil {
+			_, err := auth.Require(ctx) // UNAUTHENTICATED: "access token expired" / "invalid access token"
+			return nil, err
+		}
+		return nil, nil
+	}
+	c, err := r.Identity.Customer(ctx, who.CustomerID)
+	if err != nil || c == nil {
+		// The account is gone (deleted since the token was issued).
+		return nil, err
+	}
+	return c, nil
+}
+
 // ID is the resolver for the id field.
 func (r *reviewResolver) ID(ctx context.Context, obj *bookstore.Review) (string, error) {
 	return globalID(typeReview, obj.ID), nil
 }
+
+// Address returns graph.AddressResolver implementation.
+func (r *Resolver) Address() graph.AddressResolver { return &addressResolver{r} }
 
 // Author returns graph.AuthorResolver implementation.
 func (r *Resolver) Author() graph.AuthorResolver { return &authorResolver{r} }
@@ -278,6 +426,12 @@ func (r *Resolver) BookConnection() graph.BookConnectionResolver { return &bookC
 // Category returns graph.CategoryResolver implementation.
 func (r *Resolver) Category() graph.CategoryResolver { return &categoryResolver{r} }
 
+// Customer returns graph.CustomerResolver implementation.
+func (r *Resolver) Customer() graph.CustomerResolver { return &customerResolver{r} }
+
+// Mutation returns graph.MutationResolver implementation.
+func (r *Resolver) Mutation() graph.MutationResolver { return &mutationResolver{r} }
+
 // Query returns graph.QueryResolver implementation.
 func (r *Resolver) Query() graph.QueryResolver { return &queryResolver{r} }
 
@@ -285,10 +439,13 @@ func (r *Resolver) Query() graph.QueryResolver { return &queryResolver{r} }
 func (r *Resolver) Review() graph.ReviewResolver { return &reviewResolver{r} }
 
 type (
+	addressResolver        struct{ *Resolver }
 	authorResolver         struct{ *Resolver }
 	bookResolver           struct{ *Resolver }
 	bookConnectionResolver struct{ *Resolver }
 	categoryResolver       struct{ *Resolver }
+	customerResolver       struct{ *Resolver }
+	mutationResolver       struct{ *Resolver }
 	queryResolver          struct{ *Resolver }
 	reviewResolver         struct{ *Resolver }
 )

@@ -15,9 +15,13 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/shopfront/bookstore/auth"
 	"github.com/shopfront/bookstore/catalog"
+	"github.com/shopfront/bookstore/events"
 	"github.com/shopfront/bookstore/internal/testdb"
 	"github.com/shopfront/bookstore/loaders"
+	"github.com/shopfront/bookstore/search"
+	"github.com/shopfront/bookstore/search/embedded"
 	"github.com/shopfront/bookstore/server"
 	"github.com/shopfront/bookstore/store"
 )
@@ -38,6 +42,8 @@ type api struct {
 	url     string
 	db      *store.DB
 	queries *queryCounter
+	tokens  *auth.Tokens
+	index   search.Index
 }
 
 // newAPI serves the real handler over a fresh database holding a demo catalog of n books,
@@ -52,9 +58,14 @@ func newAPIWith(t *testing.T, books int, configure func(*server.Config)) *api {
 	qc := &queryCounter{}
 	db := testdb.NewWith(t, store.Options{Tracer: qc})
 	seedDemo(t, db, books)
+	ix := newIndex(t, db)
+	svc, tokens := newSecurity(t, db)
 	cfg := server.Config{
-		DB:  db,
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		DB:       db,
+		Identity: svc,
+		Search:   ix,
+		Tokens:   tokens,
+		Log:      slog.New(slog.NewTextHandler(io.Discard, nil)),
 		// Generous: under the race detector goroutines start slowly, and a split batch
 		// would make the round-trip assertions flaky rather than wrong.
 		Loaders:       loaders.Options{Wait: 20 * time.Millisecond},
@@ -64,7 +75,23 @@ func newAPIWith(t *testing.T, books int, configure func(*server.Config)) *api {
 	configure(&cfg)
 	srv := httptest.NewServer(server.New(cfg))
 	t.Cleanup(srv.Close)
-	return &api{t: t, url: srv.URL, db: db, queries: qc}
+	return &api{t: t, url: srv.URL, db: db, queries: qc, tokens: tokens, index: ix}
+}
+
+// newIndex opens an embedded search index holding db's catalog and retires the outbox
+// events the seeding wrote (the index already reflects them).
+func newIndex(t *testing.T, db *store.DB) search.Index {
+	t.Helper()
+	ix, err := embedded.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ix.Close() })
+	relay := &events.Relay{Outbox: db.Outbox, Handlers: []events.Handler{&events.SearchIndexer{DB: db, Index: ix}}}
+	if err := relay.Drain(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return ix
 }
 
 func seedDemo(t *testing.T, db *store.DB, n int) {

@@ -13,9 +13,11 @@ func complexity() graph.ComplexityRoot {
 	page := func(child int, first *int) int {
 		n := 20
 		if first != nil && *first > 0 {
-			n = *first
+			// Past the cap the resolver refuses the argument anyway; clamping keeps a
+			// huge `first` from overflowing the product below.
+			n = min(*first, bookstore.MaxPageSize)
 		}
-		return 1 + n*child
+		return 1 + n*min(child, 1<<20)
 	}
 	var c graph.ComplexityRoot
 	c.Author.Books = func(child int, first *int, _ *string) int { return page(child, first) }
@@ -26,5 +28,10 @@ func complexity() graph.ComplexityRoot {
 	}
 	c.Query.Bestsellers = func(child int, first *int, _ *string) int { return page(child, first) }
 	c.Query.NewReleases = func(child int, first *int, _ *string) int { return page(child, first) }
+	// A search runs the engine and loads a page of books: priced like a page of its size.
+	c.Query.Search = func(child int, _ string, _ *model.SearchFilter, _ *model.SearchSort, first *int, _ *string) int {
+		return 10 + page(child, first)
+	}
+	c.Query.Suggest = func(child int, _ string, first *int) int { return 5 + page(child, first) }
 	return c
 }

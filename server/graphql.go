@@ -23,6 +23,8 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/shopfront/bookstore"
 )
 
 // DefaultMaxBodyBytes caps a POST body when GraphQLOptions.MaxBodyBytes is 0.
@@ -306,7 +308,14 @@ func (t HTTPTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.G
 	responses, ctx := exec.DispatchOperation(ctx, opCtx)
 	resp := responses(ctx)
 	if resp == nil {
-		resp = &graphql.Response{}
+		// gqlgen's executor answers nothing when the context ended before execution
+		// started (the deadline spent in parsing and validation, or the client gone):
+		// answer as a request cut off while running is answered, never a bare
+		// {"data": null} that fails without saying so.
+		resp = &graphql.Response{Errors: gqlerror.List{{
+			Message:    "the request timed out or was cancelled",
+			Extensions: map[string]any{"code": bookstore.CodeUnavailable},
+		}}}
 	}
 	b, err := json.Marshal(resp)
 	if err != nil {

@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -25,10 +27,19 @@ import (
 // at checkout) is either personal, and so not cached, or re-read from the database.
 // Concurrent misses of one key execute once (singleflight), so an expired hot page
 // cannot stampede the database.
+//
+// Catalog changes call Invalidate (through the outbox relay), which starts a new
+// generation of keys: a changed price is never served from the cache after its event
+// has been relayed, rather than up to TTL later.
 type ResponseCache struct {
 	c   *cache.Cache
 	ttl time.Duration
+	gen atomic.Uint64
 }
+
+// Invalidate drops every cached response (by moving to a new key generation; old entries
+// expire on their own).
+func (rc *ResponseCache) Invalidate() { rc.gen.Add(1) }
 
 // NewResponseCache keeps up to entries responses in process for ttl; rdb, if not nil,
 // adds Redis as a shared second level.
@@ -76,7 +87,7 @@ func (rc *ResponseCache) InterceptResponse(ctx context.Context, next graphql.Res
 		oc.Headers.Get("Cookie") != "" {
 		return next(ctx)
 	}
-	key, err := responseKey(oc)
+	key, err := responseKey(oc, rc.gen.Load())
 	if err != nil {
 		return next(ctx)
 	}
@@ -111,7 +122,7 @@ func (rc *ResponseCache) InterceptResponse(ctx context.Context, next graphql.Res
 }
 
 // responseKey identifies an operation by its text, name and variables.
-func responseKey(oc *graphql.OperationContext) (string, error) {
+func responseKey(oc *graphql.OperationContext, gen uint64) (string, error) {
 	vars, err := json.Marshal(oc.Variables) // map keys are sorted: a canonical form
 	if err != nil {
 		return "", err
@@ -122,5 +133,5 @@ func responseKey(oc *graphql.OperationContext) (string, error) {
 	h.Write([]byte(oc.OperationName))
 	h.Write([]byte{0})
 	h.Write(vars)
-	return "bookstore:resp:v1:" + hex.EncodeToString(h.Sum(nil)), nil
+	return "bookstore:resp:v1:" + strconv.FormatUint(gen, 10) + ":" + hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -1,6 +1,8 @@
 // Package server is the HTTP face of the bookstore: routing, middleware (request ids,
 // access logs, panics, per-request loaders), health checks, the GraphQL endpoint and the
-// embedded GraphiQL page.
+// embedded GraphiQL page, and what an API gateway would otherwise do in front of it
+// (protect*.go): rate limits, request deadlines, body and operation-shape limits,
+// persisted queries, CORS, security headers and TLS.
 package server
 
 import (
@@ -8,16 +10,23 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/handler/extension"
+	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
 	"github.com/redis/go-redis/v9"
+	"github.com/vektah/gqlparser/v2/ast"
 
+	"github.com/shopfront/bookstore/auth"
 	"github.com/shopfront/bookstore/graph"
+	"github.com/shopfront/bookstore/identity"
 	"github.com/shopfront/bookstore/loaders"
 	"github.com/shopfront/bookstore/resolvers"
+	"github.com/shopfront/bookstore/search"
 	"github.com/shopfront/bookstore/store"
 )
 
@@ -39,18 +48,61 @@ type Config struct {
 	ResponseTTL time.Duration
 	// Redis, when set, shares the response cache between instances.
 	Redis *redis.Client
+	// Cache, when set, is the response cache to use (its owner invalidates it on catalog
+	// changes); nil makes one from ResponseTTL and Redis.
+	Cache *ResponseCache
+	// Search answers search and suggest.
+	Search search.Index
 	// ComplexityLimit caps a query's cost (gqlgen's complexity: 1 per field, times
-	// `first` for lists). 0 means the default.
+	// `first` for lists). 0 means DefaultComplexityLimit, a negative value none.
 	ComplexityLimit int
+
+	// Identity signs customers up and in; Tokens verifies access tokens on every request.
+	Identity *identity.Service
+	Tokens   auth.Verifier
+	// TrustedProxies are the peers whose X-Forwarded-For is believed (a load balancer in
+	// front of the service). Empty: the TCP peer is the client.
+	TrustedProxies []netip.Prefix
+
+	// RateLimit caps requests per client IP and per signed-in customer (see RateLimit);
+	// the zero value sets no limit (cmd/bookstore sets them from its flags).
+	RateLimit RateLimit
+	// Timeout is the deadline of each /graphql request: 0 means DefaultTimeout, a
+	// negative value none.
+	Timeout time.Duration
+	// MaxBodyBytes caps a POST body (413 above it); 0 means DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// PersistedQueries is the manifest of known operations (sha256 hex -> text, see
+	// LoadPersistedQueries); PersistedOnly executes nothing else. Without PersistedOnly,
+	// clients may also register operations (automatic persisted queries).
+	PersistedQueries map[string]string
+	PersistedOnly    bool
+	// CORSOrigins are the browser origins allowed to call /graphql (see ParseOrigins);
+	// empty: same-origin only.
+	CORSOrigins []string
+	// MaxDepth and MaxAliases bound an operation's shape (QueryLimits), MaxTokens the
+	// size of its document: 0 means DefaultMaxDepth, DefaultMaxAliases and
+	// DefaultMaxTokens, a negative value no limit.
+	MaxDepth, MaxAliases, MaxTokens int
 }
 
 // New returns the root handler.
+//
+// Every response carries the security headers (and HSTS over TLS). Health checks answer
+// before anything else: they are never rate limited. Every other route is limited per
+// client; /graphql also gets CORS (answering preflights before the limits count them),
+// the request deadline and the per-request loaders, in that order.
 func New(cfg Config) http.Handler {
-	if cfg.ComplexityLimit == 0 {
-		cfg.ComplexityLimit = 5000
+	cfg.ComplexityLimit = orDefault(cfg.ComplexityLimit, DefaultComplexityLimit)
+	cfg.MaxDepth = orDefault(cfg.MaxDepth, DefaultMaxDepth)
+	cfg.MaxAliases = orDefault(cfg.MaxAliases, DefaultMaxAliases)
+	cfg.MaxTokens = orDefault(cfg.MaxTokens, DefaultMaxTokens)
+	if cfg.Timeout == 0 {
+		cfg.Timeout = DefaultTimeout
 	}
 	r := chi.NewRouter()
-	r.Use(middleware.RequestID, accessLog(cfg.Log), middleware.Recoverer)
+	r.Use(middleware.RequestID, clientIP(cfg.TrustedProxies), accessLog(cfg.Log), securityHeaders, middleware.Recoverer)
+	r.NotFound(notFound)
 	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -66,24 +118,57 @@ func New(cfg Config) http.Handler {
 	if countTTL <= 0 {
 		countTTL = 10 * time.Second
 	}
-	res := &resolvers.Resolver{DB: cfg.DB, Log: cfg.Log, Counts: loaders.NewCountCache(cfg.DB, 10_000, countTTL)}
+	res := &resolvers.Resolver{DB: cfg.DB, Log: cfg.Log, Counts: loaders.NewCountCache(cfg.DB, 10_000, countTTL),
+		Identity: cfg.Identity, Index: cfg.Search}
+	// The guards run first, each in linear time: ValidationGuard before the validator
+	// (quadratic in repeated selections), QueryLimits before the complexity walk
+	// (exponential in nested fragment spreads) and the card scan. Hence the complexity
+	// limit is added here, after them, not by NewGraphQL; and the executor's query cache
+	// is made here, so that ValidationGuard skips the documents already validated.
+	queries := lru.New[*ast.QueryDocument](1000)
+	checks := []graphql.HandlerExtension{ValidationGuard{
+		Cache: queries, TokenLimit: max(cfg.MaxTokens, 0), Trusted: cfg.PersistedQueries,
+	}, QueryLimits{
+		MaxDepth: max(cfg.MaxDepth, 0), MaxAliases: max(cfg.MaxAliases, 0), MaxCost: max(cfg.ComplexityLimit, 0),
+	}}
+	if cfg.ComplexityLimit > 0 {
+		checks = append(checks, extension.FixedComplexityLimit(cfg.ComplexityLimit))
+	}
+	checks = append(checks, CardGuard{})
 	gql := NewGraphQL(graph.NewExecutableSchema(graph.Config{Resolvers: res, Complexity: complexity()}), GraphQLOptions{
-		Introspection:   cfg.Introspection,
-		ComplexityLimit: cfg.ComplexityLimit,
-		ErrorPresenter:  resolvers.ErrorPresenter(cfg.Log),
-		RecoverFunc:     resolvers.RecoverFunc(cfg.Log),
-		Extensions:      responseCache(cfg),
+		Introspection:    cfg.Introspection,
+		ErrorPresenter:   resolvers.ErrorPresenter(cfg.Log),
+		RecoverFunc:      resolvers.RecoverFunc(cfg.Log),
+		Extensions:       append(checks, responseCache(cfg)...),
+		MaxBodyBytes:     cfg.MaxBodyBytes,
+		PersistedQueries: cfg.PersistedQueries,
+		PersistedOnly:    cfg.PersistedOnly,
 	})
-	r.With(loaders.Middleware(cfg.DB, cfg.Loaders)).Handle("/graphql", gql)
+	gql.SetQueryCache(queries)
+	gql.SetParserTokenLimit(max(cfg.MaxTokens, 0)) // 0: no limit
+	limit := rateLimit(cfg.RateLimit, cfg.Log)
+	r.With(allowCORS(cfg.CORSOrigins), auth.Middleware(cfg.Tokens), limit, requestTimeout(cfg.Timeout),
+		loaders.Middleware(cfg.DB, cfg.Loaders)).Handle("/graphql", gql)
 	if cfg.GraphiQL {
 		g := GraphiQL("/graphql")
-		r.Handle("/", g)
-		r.Handle("/graphiql/*", g)
+		r.With(limit).Handle("/", g)
+		r.With(limit).Handle("/graphiql/*", g)
 	}
 	return r
 }
 
+// orDefault: 0 means def; other values (negative: "none") are kept.
+func orDefault(v, def int) int {
+	if v == 0 {
+		return def
+	}
+	return v
+}
+
 func responseCache(cfg Config) []graphql.HandlerExtension {
+	if cfg.Cache != nil {
+		return []graphql.HandlerExtension{cfg.Cache}
+	}
 	ttl := cfg.ResponseTTL
 	switch {
 	case ttl < 0:

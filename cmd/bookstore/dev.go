@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
 
@@ -25,6 +26,12 @@ func cmdDev(ctx context.Context, args []string, getenv func(string) string, stdo
 		return err
 	}
 	log := server.NewLogger(stdout, cfg.logLevel)
+	if err := devKeys(&cfg, *dataDir); err != nil {
+		return err
+	}
+	if cfg.search.dir == "" && cfg.search.meiliURL == "" {
+		cfg.search.dir = filepath.Join(*dataDir, "search")
+	}
 
 	if cfg.databaseURL == "" {
 		dir, err := filepath.Abs(*dataDir)
@@ -91,4 +98,28 @@ func startLocalDB(ctx context.Context, dir string) (string, func(), error) {
 		return "", nil, err
 	}
 	return url, func() { srv.Stop() }, nil
+}
+
+// devKeys gives the dev stack key material when none is configured: generated once and
+// kept in the data directory beside the database whose PII it encrypts.
+func devKeys(cfg *serveConfig, dataDir string) error {
+	if cfg.sec.keysFile != "" {
+		return nil
+	}
+	configured := true
+	for _, k := range keyVars {
+		if cfg.getenv(k) == "" {
+			configured = false
+		}
+	}
+	if configured {
+		return nil
+	}
+	// Traversable by others (0711): the private PostgreSQL runs as its own user and must
+	// reach its directory inside; the keys file itself is 0600.
+	if err := os.MkdirAll(dataDir, 0o711); err != nil {
+		return err
+	}
+	cfg.sec.keysFile = filepath.Join(dataDir, "keys.env")
+	return ensureKeysFile(cfg.sec.keysFile)
 }

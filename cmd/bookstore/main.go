@@ -5,6 +5,9 @@
 //	bookstore migrate   apply pending database migrations
 //	bookstore import F  load a CSV catalog file (upsert by ISBN)
 //	bookstore seed      load a deterministic demo catalog
+//	bookstore reindex   rebuild the search index from the database
+//	bookstore keys      generate key material, or re-wrap PII under a new master key
+//	bookstore admin     create an administrator account
 package main
 
 import (
@@ -37,6 +40,9 @@ commands:
   migrate   apply pending database migrations
   import    load a CSV file of books: bookstore import books.csv
   seed      load a deterministic demo catalog: bookstore seed --books 10000
+  reindex   rebuild the search index from the database
+  keys      generate: print fresh key variables; rotate: re-wrap PII data keys
+  admin     create --email E: create (or promote) an ADMIN account
 
 Run 'bookstore <command> -h' for a command's flags.
 `
@@ -60,6 +66,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return cmdImport(ctx, rest, getenv, stdout, stderr)
 	case "seed":
 		return cmdSeed(ctx, rest, getenv, stdout, stderr)
+	case "reindex":
+		return cmdReindex(ctx, rest, getenv, stdout, stderr)
+	case "keys":
+		return cmdKeys(ctx, rest, getenv, stdout, stderr)
+	case "admin":
+		return cmdAdmin(ctx, rest, getenv, os.Stdin, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -15,12 +16,31 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/shopfront/bookstore/internal/testdb"
+	"github.com/shopfront/bookstore/search/meili/meilitest"
 )
 
 func TestMain(m *testing.M) { testdb.Main(m) }
 
 func env(vars map[string]string) func(string) string {
 	return func(k string) string { return vars[k] }
+}
+
+// withKeys adds fresh key variables (as `bookstore keys generate` prints them) to vars.
+func withKeys(t *testing.T, vars map[string]string) map[string]string {
+	t.Helper()
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"keys", "generate"}, env(nil), &out, &out); err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			t.Fatalf("keys generate printed %q", line)
+		}
+		vars[k] = v
+	}
+	vars["BOOKSTORE_TEST_CHEAP_PASSWORDS"] = "1"
+	return vars
 }
 
 func scalar(t *testing.T, url, q string) int {
@@ -91,20 +111,16 @@ lines",4.5,10,,ignored`,
 
 func TestServeShutsDownCleanly(t *testing.T) {
 	url := testdb.NewURL(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var stdout bytes.Buffer
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"serve", "--addr", addr}, env(map[string]string{"DATABASE_URL": url}), &stdout, &bytes.Buffer{})
+		done <- run(ctx, []string{"serve", "--addr", addr}, env(withKeys(t, map[string]string{"DATABASE_URL": url})), &stdout, &bytes.Buffer{})
 	}()
 	var resp *http.Response
+	var err error
 	for i := 0; i < 100; i++ {
 		if resp, err = http.Get(fmt.Sprintf("http://%s/readyz", addr)); err == nil {
 			break
@@ -141,4 +157,90 @@ func TestUnknownCommandAndMissingDatabase(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "DATABASE_URL") {
 		t.Fatalf("serve without a database: %v", err)
 	}
+}
+
+func TestServeRefusesToStartWithoutKeys(t *testing.T) {
+	url := testdb.NewURL(t)
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"serve", "--addr", "127.0.0.1:0"}, env(map[string]string{"DATABASE_URL": url}), &out, &out)
+	if err == nil || !strings.Contains(err.Error(), "JWT_KEYS") || !strings.Contains(err.Error(), "PII_MASTER_KEYS") {
+		t.Fatalf("serve without keys: %v", err)
+	}
+}
+
+// TestAdminCreate: the CLI makes an ADMIN account whose password works, and running it
+// again for the same email promotes rather than failing.
+func TestAdminCreate(t *testing.T) {
+	url := testdb.NewURL(t)
+	vars := withKeys(t, map[string]string{"DATABASE_URL": url, "ADMIN_PASSWORD": "quiet lanterns over the harbour"})
+	var out bytes.Buffer
+	for range 2 {
+		out.Reset()
+		if err := run(context.Background(), []string{"admin", "create", "--email", "Boss@Example.com", "--name", "Boss"}, env(vars), &out, &out); err != nil {
+			t.Fatalf("admin create: %v\n%s", err, out.String())
+		}
+		if !strings.Contains(strings.ToLower(out.String()), "boss@example.com is an admin") {
+			t.Fatalf("output: %s", out.String())
+		}
+	}
+	if n := scalar(t, url, `SELECT count(*) FROM customers WHERE role = 'ADMIN'`); n != 1 {
+		t.Fatalf("%d admins, want 1", n)
+	}
+	bad := withKeys(t, map[string]string{"DATABASE_URL": url, "ADMIN_PASSWORD": "short"})
+	if err := run(context.Background(), []string{"admin", "create", "--email", "x@example.com"}, env(bad), &out, &out); err == nil {
+		t.Fatal("a too-short admin password was accepted")
+	}
+}
+
+// TestServeWithMeilisearch runs the real commands against the Meilisearch contract fake:
+// `serve` fills an empty index from the database at start and answers search through
+// it; `reindex` rebuilds it.
+func TestServeWithMeilisearch(t *testing.T) {
+	url := testdb.NewURL(t)
+	fake := meilitest.NewServer("test-master-key")
+	t.Cleanup(fake.Close)
+	var out bytes.Buffer
+	vars := withKeys(t, map[string]string{"DATABASE_URL": url, "MEILI_URL": fake.URL, "MEILI_KEY": "test-master-key"})
+	if err := run(context.Background(), []string{"seed", "--books", "40"}, env(vars), &out, &out); err != nil {
+		t.Fatalf("seed: %v\n%s", err, out.String())
+	}
+	addr := freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "--addr", addr}, env(vars), &bytes.Buffer{}, &bytes.Buffer{})
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	var body []byte
+	for i := 0; i < 200; i++ {
+		resp, err := http.Post("http://"+addr+"/graphql", "application/json",
+			strings.NewReader(`{"query":"{ search(query: \"\", first: 3) { totalCount edges { node { title } } } }"}`))
+		if err == nil {
+			body, _ = io.ReadAll(resp.Body)
+			resp.Body.Close()
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(string(body), `"totalCount":40`) {
+		t.Fatalf("search through Meilisearch: %s", body)
+	}
+	if fake.Calls("POST /indexes/:uid/documents") == 0 {
+		t.Fatal("serve never pushed documents to Meilisearch")
+	}
+	out.Reset()
+	if err := run(context.Background(), []string{"reindex"}, env(vars), &out, &out); err != nil || !strings.Contains(out.String(), "reindexed 40 books") {
+		t.Fatalf("reindex: %v\n%s", err, out.String())
+	}
+}
+
+// freeAddr returns a loopback address with a port that was free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }

@@ -10,10 +10,12 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"runtime"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/shopfront/bookstore/events"
 	"github.com/shopfront/bookstore/loaders"
 	"github.com/shopfront/bookstore/server"
 	"github.com/shopfront/bookstore/store"
@@ -48,6 +50,11 @@ func openDB(ctx context.Context, url string, maxConns int) (*store.DB, error) {
 // serve runs the HTTP server until ctx ends, then drains in-flight requests for up to
 // cfg.shutdownTimeout. ready, if not nil, receives the bound address once listening.
 func serve(ctx context.Context, cfg serveConfig, db *store.DB, log *slog.Logger, ready chan<- string) error {
+	// Configuration mistakes fail here, before migrations run or anything starts.
+	protect, err := cfg.protect.resolve(log)
+	if err != nil {
+		return err
+	}
 	if cfg.migrate {
 		n, err := db.Migrate(ctx)
 		if err != nil {
@@ -67,15 +74,58 @@ func serve(ctx context.Context, cfg serveConfig, db *store.DB, log *slog.Logger,
 			return fmt.Errorf("connect to Redis: %w", err)
 		}
 	}
-	h := server.New(server.Config{
-		ResponseTTL:   cfg.responseTTL,
-		Redis:         rdb,
-		DB:            db,
-		Log:           log,
-		Loaders:       loaders.Options{Wait: cfg.loaderWait},
-		GraphiQL:      cfg.graphiql,
-		Introspection: cfg.introspection,
-	})
+	sec, err := buildSecurity(cfg.sec, cfg.getenv, db, rdb, log)
+	if err != nil {
+		return err
+	}
+	ix, closeIx, err := openSearch(cfg.search)
+	if err != nil {
+		return err
+	}
+	defer closeIx()
+	if err := catchUp(ctx, db, ix, log); err != nil {
+		return err
+	}
+	var cache *server.ResponseCache
+	if cfg.responseTTL >= 0 {
+		cache = server.NewResponseCache(10_000, cfg.responseTTL, rdb)
+	}
+	// The relay delivers catalog changes to the search index and drops cached responses
+	// (on every instance, through Redis, when configured). It stops after the HTTP server.
+	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	broadcast := &events.CatalogBroadcast{Redis: rdb, Log: log, OnChange: func() {
+		if cache != nil {
+			cache.Invalidate()
+		}
+	}}
+	relay := &events.Relay{Outbox: db.Outbox, Log: log, Handlers: []events.Handler{
+		&events.SearchIndexer{DB: db, Index: ix}, broadcast,
+	}}
+	var bgDone sync.WaitGroup
+	bgDone.Add(2)
+	go func() { defer bgDone.Done(); _ = relay.Run(bg) }()
+	go func() { defer bgDone.Done(); broadcast.Listen(bg) }()
+	defer bgDone.Wait()
+	defer stopBG()
+
+	scfg := server.Config{
+		Search:         ix,
+		Cache:          cache,
+		Identity:       sec.identity,
+		Tokens:         sec.tokens,
+		TrustedProxies: sec.proxies,
+		ResponseTTL:    cfg.responseTTL,
+		Redis:          rdb,
+		DB:             db,
+		Log:            log,
+		Loaders:        loaders.Options{Wait: cfg.loaderWait},
+		GraphiQL:       cfg.graphiql,
+		Introspection:  cfg.introspection,
+	}
+	if err := protect.apply(&scfg, rdb, log); err != nil {
+		return err
+	}
+	h := server.New(scfg)
 	if cfg.debugAddr != "" {
 		// pprof on its own listener, never on the public one: profiles reveal internals.
 		dbg := &http.Server{Addr: cfg.debugAddr, Handler: debugMux(), ReadHeaderTimeout: 10 * time.Second}
@@ -88,25 +138,39 @@ func serve(ctx context.Context, cfg serveConfig, db *store.DB, log *slog.Logger,
 	}
 	srv := &http.Server{
 		Handler:           h,
+		TLSConfig:         protect.tls,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+		// Longer than the request deadline, so that a request cut off by it still gets
+		// its answer written.
+		WriteTimeout:   max(60*time.Second, protect.timeout+15*time.Second),
+		IdleTimeout:    120 * time.Second,
+		MaxHeaderBytes: 64 << 10,
+		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		BaseContext:    func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.addr, err)
 	}
 	addr := ln.Addr().String()
-	log.Info("listening", "addr", addr, "graphql", "http://"+addr+"/graphql", "graphiql", cfg.graphiql)
+	scheme := "http"
+	if protect.tls != nil {
+		scheme = "https"
+	}
+	log.Info("listening", "addr", addr, "graphql", scheme+"://"+addr+"/graphql", "graphiql", cfg.graphiql,
+		"cors_origins", protect.origins, "persisted_only", protect.persistedOnly)
 	if ready != nil {
 		ready <- addr
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() {
+		if protect.tls != nil {
+			errc <- srv.ServeTLS(ln, "", "") // the certificate comes from TLSConfig
+			return
+		}
+		errc <- srv.Serve(ln)
+	}()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)

@@ -2,6 +2,49 @@
 
 package model
 
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/shopfront/bookstore"
+	"github.com/shopfront/bookstore/identity"
+)
+
+type AddressInput struct {
+	Recipient  string  `json:"recipient"`
+	Line1      string  `json:"line1"`
+	Line2      *string `json:"line2,omitempty"`
+	City       string  `json:"city"`
+	Region     *string `json:"region,omitempty"`
+	PostalCode *string `json:"postalCode,omitempty"`
+	// ISO 3166-1 alpha-2, e.g. US.
+	Country string `json:"country"`
+}
+
+type AddressPayload struct {
+	Address    *identity.Address `json:"address,omitempty"`
+	UserErrors []*UserError      `json:"userErrors"`
+}
+
+type AuthPayload struct {
+	// Short-lived JWT; send as `Authorization: Bearer <token>`.
+	AccessToken *string `json:"accessToken,omitempty"`
+	// Opaque, single-use; exchange with refreshToken before expiresAt.
+	RefreshToken *string `json:"refreshToken,omitempty"`
+	// When the access token expires.
+	ExpiresAt  *time.Time         `json:"expiresAt,omitempty"`
+	Customer   *identity.Customer `json:"customer,omitempty"`
+	UserErrors []*UserError       `json:"userErrors"`
+}
+
+type AuthorFacet struct {
+	Author *bookstore.Author `json:"author"`
+	Count  int               `json:"count"`
+}
+
 type BookFilter struct {
 	// Books in this category or any of its subcategories.
 	CategorySlug *string `json:"categorySlug,omitempty"`
@@ -15,5 +58,243 @@ type BookFilter struct {
 	InStock *bool `json:"inStock,omitempty"`
 }
 
+type BookPayload struct {
+	Book       *bookstore.Book `json:"book,omitempty"`
+	UserErrors []*UserError    `json:"userErrors"`
+}
+
+type CategoryFacet struct {
+	Category *bookstore.Category `json:"category"`
+	Count    int                 `json:"count"`
+	// Whether the filter selects this category.
+	Selected bool `json:"selected"`
+}
+
+type DeletePayload struct {
+	DeletedID  *string      `json:"deletedId,omitempty"`
+	UserErrors []*UserError `json:"userErrors"`
+}
+
+type Highlight struct {
+	// title, authors, description or isbn.
+	Field   string `json:"field"`
+	Snippet string `json:"snippet"`
+}
+
+type LoginInput struct {
+	Email    string `json:"email"`
+	Password string `json:"password"`
+}
+
+type LogoutPayload struct {
+	Ok         bool         `json:"ok"`
+	UserErrors []*UserError `json:"userErrors"`
+}
+
+type Mutation struct {
+}
+
+type PriceRangeFacet struct {
+	// Inclusive lower bound; null for the lowest bucket.
+	MinCents *int `json:"minCents,omitempty"`
+	// Exclusive upper bound; null for the highest bucket.
+	MaxCents *int `json:"maxCents,omitempty"`
+	Count    int  `json:"count"`
+}
+
 type Query struct {
+}
+
+type RatingFacet struct {
+	// Books rated at least this (4 means 4+).
+	MinRating float64 `json:"minRating"`
+	Count     int     `json:"count"`
+}
+
+type RegisterInput struct {
+	Email string `json:"email"`
+	// 15 to 128 characters (NIST SP 800-63B); common passwords are refused.
+	Password string  `json:"password"`
+	Name     string  `json:"name"`
+	Phone    *string `json:"phone,omitempty"`
+}
+
+type SearchEdge struct {
+	Cursor string          `json:"cursor"`
+	Node   *bookstore.Book `json:"node"`
+	// Matched fragments, with matches wrapped in <mark></mark> (the rest HTML-escaped).
+	Highlights []*Highlight `json:"highlights"`
+}
+
+// Facet counts for the current query. Genre counts are disjunctive: a genre's count is what
+// the result would hold if that genre were also selected, with every other filter applied.
+type SearchFacets struct {
+	Genres      []*CategoryFacet   `json:"genres"`
+	PriceRanges []*PriceRangeFacet `json:"priceRanges"`
+	// Lowest and highest price among the matches (null when nothing matches).
+	MinPriceCents *int           `json:"minPriceCents,omitempty"`
+	MaxPriceCents *int           `json:"maxPriceCents,omitempty"`
+	Ratings       []*RatingFacet `json:"ratings"`
+	// The authors with the most matches.
+	Authors []*AuthorFacet `json:"authors"`
+	// Matches that are in stock.
+	InStockCount int `json:"inStockCount"`
+}
+
+type SearchFilter struct {
+	// Books in any of these categories (or their subcategories).
+	CategorySlugs []string `json:"categorySlugs,omitempty"`
+	// Books by any of these authors (global ids).
+	AuthorIds     []string `json:"authorIds,omitempty"`
+	MinPriceCents *int     `json:"minPriceCents,omitempty"`
+	MaxPriceCents *int     `json:"maxPriceCents,omitempty"`
+	// 0 to 5.
+	MinRating *float64 `json:"minRating,omitempty"`
+	InStock   *bool    `json:"inStock,omitempty"`
+	// BCP 47 language tag, for example `en`.
+	Language *string `json:"language,omitempty"`
+}
+
+type SearchResult struct {
+	// Matching books across all pages.
+	TotalCount int                 `json:"totalCount"`
+	Edges      []*SearchEdge       `json:"edges"`
+	PageInfo   *bookstore.PageInfo `json:"pageInfo"`
+	Facets     *SearchFacets       `json:"facets"`
+}
+
+type Suggestion struct {
+	Kind SuggestionKind `json:"kind"`
+	Text string         `json:"text"`
+	// The book, author or category the suggestion leads to.
+	Target bookstore.Node `json:"target,omitempty"`
+}
+
+// An expected failure of a mutation, for the user to act on.
+type UserError struct {
+	// Stable machine-readable code: BAD_USER_INPUT, CONFLICT, NOT_FOUND, UNAUTHENTICATED (wrong password, spent refresh token) or RATE_LIMITED.
+	Code string `json:"code"`
+	// Path to the input field the error is about, if any, e.g. ["input", "email"].
+	Field   []string `json:"field,omitempty"`
+	Message string   `json:"message"`
+}
+
+type SearchSort string
+
+const (
+	SearchSortRelevance   SearchSort = "RELEVANCE"
+	SearchSortPriceAsc    SearchSort = "PRICE_ASC"
+	SearchSortPriceDesc   SearchSort = "PRICE_DESC"
+	SearchSortRating      SearchSort = "RATING"
+	SearchSortNewest      SearchSort = "NEWEST"
+	SearchSortBestselling SearchSort = "BESTSELLING"
+)
+
+var AllSearchSort = []SearchSort{
+	SearchSortRelevance,
+	SearchSortPriceAsc,
+	SearchSortPriceDesc,
+	SearchSortRating,
+	SearchSortNewest,
+	SearchSortBestselling,
+}
+
+func (e SearchSort) IsValid() bool {
+	switch e {
+	case SearchSortRelevance, SearchSortPriceAsc, SearchSortPriceDesc, SearchSortRating, SearchSortNewest, SearchSortBestselling:
+		return true
+	}
+	return false
+}
+
+func (e SearchSort) String() string {
+	return string(e)
+}
+
+func (e *SearchSort) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = SearchSort(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid SearchSort", str)
+	}
+	return nil
+}
+
+func (e SearchSort) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *SearchSort) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e SearchSort) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+type SuggestionKind string
+
+const (
+	SuggestionKindTitle    SuggestionKind = "TITLE"
+	SuggestionKindAuthor   SuggestionKind = "AUTHOR"
+	SuggestionKindCategory SuggestionKind = "CATEGORY"
+)
+
+var AllSuggestionKind = []SuggestionKind{
+	SuggestionKindTitle,
+	SuggestionKindAuthor,
+	SuggestionKindCategory,
+}
+
+func (e SuggestionKind) IsValid() bool {
+	switch e {
+	case SuggestionKindTitle, SuggestionKindAuthor, SuggestionKindCategory:
+		return true
+	}
+	return false
+}
+
+func (e SuggestionKind) String() string {
+	return string(e)
+}
+
+func (e *SuggestionKind) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = SuggestionKind(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid SuggestionKind", str)
+	}
+	return nil
+}
+
+func (e SuggestionKind) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *SuggestionKind) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e SuggestionKind) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
 }

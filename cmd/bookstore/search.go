@@ -1,0 +1,117 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/shopfront/bookstore"
+	"github.com/shopfront/bookstore/events"
+	"github.com/shopfront/bookstore/search"
+	"github.com/shopfront/bookstore/search/embedded"
+	"github.com/shopfront/bookstore/store"
+)
+
+// searchConfig picks the search engine: Meilisearch when MEILI_URL is set, else the
+// embedded engine in searchDir.
+type searchConfig struct {
+	dir      string
+	meiliURL string
+	meiliKey string
+}
+
+func (c *searchConfig) register(fs *flag.FlagSet, getenv func(string) string) {
+	fs.StringVar(&c.dir, "search-dir", getenv("SEARCH_DIR"), "where the embedded search index lives; empty = a temporary directory rebuilt at start (SEARCH_DIR)")
+	fs.StringVar(&c.meiliURL, "meili-url", getenv("MEILI_URL"), "Meilisearch URL; empty = the embedded engine (MEILI_URL)")
+	fs.StringVar(&c.meiliKey, "meili-key", getenv("MEILI_KEY"), "Meilisearch API key (MEILI_KEY)")
+}
+
+// openSearch opens the configured engine and returns it with a function that closes it
+// (and removes a temporary index).
+func openSearch(cfg searchConfig) (search.Index, func(), error) {
+	if cfg.meiliURL != "" {
+		return openMeili(cfg)
+	}
+	dir, cleanup := cfg.dir, func() {}
+	if dir == "" {
+		tmp, err := os.MkdirTemp("", "bookstore-search-*")
+		if err != nil {
+			return nil, nil, err
+		}
+		dir, cleanup = tmp, func() { os.RemoveAll(tmp) }
+	}
+	ix, err := embedded.Open(dir)
+	if err != nil {
+		cleanup()
+		return nil, nil, fmt.Errorf("open search index in %s: %w", dir, err)
+	}
+	return ix, func() { ix.Close(); cleanup() }, nil
+}
+
+// catchUp rebuilds the index from the database when it does not hold as many books as
+// the catalog (a new or lost index); changes after that arrive through the outbox.
+func catchUp(ctx context.Context, db *store.DB, ix search.Index, log *slog.Logger) error {
+	have, err := ix.Count(ctx)
+	if err != nil {
+		return err
+	}
+	want, err := db.Books.Count(ctx, bookstore.BookFilter{})
+	if err != nil {
+		return err
+	}
+	if int64(have) == want {
+		return nil
+	}
+	log.Info("rebuilding search index", "indexed", have, "books", want)
+	start := time.Now()
+	n, err := (&events.SearchIndexer{DB: db, Index: ix}).Rebuild(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("rebuild search index: %w", err)
+	}
+	log.Info("search index rebuilt", "books", n, "duration", time.Since(start).String())
+	return nil
+}
+
+// cmdReindex rebuilds the search index from the database. With the embedded engine the
+// server must be stopped (the index is the server's own files); with Meilisearch it can
+// run beside the servers.
+func cmdReindex(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("reindex", stderr)
+	url := fs.String("database-url", getenv("DATABASE_URL"), "PostgreSQL or CockroachDB URL (DATABASE_URL)")
+	var sc searchConfig
+	sc.register(fs, getenv)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := requireURL(*url); err != nil {
+		return err
+	}
+	if sc.meiliURL == "" && sc.dir == "" {
+		return fmt.Errorf("reindex: set SEARCH_DIR (the embedded index to rebuild) or MEILI_URL")
+	}
+	db, err := openDB(ctx, *url, 8)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	ix, closeIx, err := openSearch(sc)
+	if err != nil {
+		return err
+	}
+	defer closeIx()
+	start := time.Now()
+	n, err := (&events.SearchIndexer{DB: db, Index: ix}).Rebuild(ctx, func(done int) {
+		if done%10_000 == 0 {
+			fmt.Fprintf(stdout, "indexed %d books\n", done)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "reindexed %d books in %s\n", n, time.Since(start).Round(time.Millisecond))
+	return nil
+}
