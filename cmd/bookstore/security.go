@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -39,13 +40,29 @@ type securityConfig struct {
 	keysFile       string
 	accessTTL      time.Duration
 	trustedProxies string
-	argonMemoryKiB uint
+	argon          auth.PasswordParams
+	argonLanes     uint32
 }
 
 func (c *securityConfig) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.StringVar(&c.keysFile, "keys-file", getenv("KEYS_FILE"), "file of KEY=value lines supplying JWT_KEYS, PII_MASTER_KEYS, PII_INDEX_KEY when unset (KEYS_FILE)")
 	fs.DurationVar(&c.accessTTL, "access-token-ttl", envDuration(getenv, "ACCESS_TOKEN_TTL", auth.DefaultAccessTTL), "access token lifetime (ACCESS_TOKEN_TTL)")
 	fs.StringVar(&c.trustedProxies, "trusted-proxies", getenv("TRUSTED_PROXIES"), "comma-separated CIDRs whose X-Forwarded-For is believed (TRUSTED_PROXIES)")
+	// argon2id costs: stored in every hash, so raising them re-hashes each password at its
+	// owner's next login.
+	c.argon = auth.DefaultPasswordParams()
+	uint32Var(fs, &c.argon.Memory, "argon2-memory-kib", envInt(getenv, "ARGON2_MEMORY_KIB", int(c.argon.Memory)), "argon2id memory per password hash, KiB (ARGON2_MEMORY_KIB)")
+	uint32Var(fs, &c.argon.Iterations, "argon2-iterations", envInt(getenv, "ARGON2_ITERATIONS", int(c.argon.Iterations)), "argon2id passes (ARGON2_ITERATIONS)")
+	uint32Var(fs, &c.argonLanes, "argon2-parallelism", envInt(getenv, "ARGON2_PARALLELISM", int(c.argon.Parallelism)), "argon2id lanes, 1-255 (ARGON2_PARALLELISM)")
+}
+
+func uint32Var(fs *flag.FlagSet, p *uint32, name string, def int, usage string) {
+	*p = uint32(max(def, 0))
+	fs.Func(name, fmt.Sprintf("%s (default %d)", usage, *p), func(v string) error {
+		n, err := strconv.ParseUint(v, 10, 32)
+		*p = uint32(n)
+		return err
+	})
 }
 
 // keyEnv resolves the key variables: the environment first, then the keys file.
@@ -159,7 +176,14 @@ func buildSecurity(cfg securityConfig, getenv func(string) string, db *store.DB,
 	if err != nil {
 		return nil, fmt.Errorf("TRUSTED_PROXIES: %w", err)
 	}
-	params := auth.DefaultPasswordParams()
+	params := cfg.argon
+	if cfg.argonLanes < 1 || cfg.argonLanes > 255 {
+		return nil, fmt.Errorf("argon2 parallelism must be 1-255, not %d", cfg.argonLanes)
+	}
+	params.Parallelism = uint8(cfg.argonLanes)
+	if err := params.Validate(); err != nil {
+		return nil, err
+	}
 	if getenv("BOOKSTORE_TEST_CHEAP_PASSWORDS") == "1" {
 		// Only the test and benchmark harnesses set this: argon2id at production cost
 		// would dominate their run time.
