@@ -157,3 +157,16 @@ func seed(ctx context.Context, db *store.DB, books int, seedN int64) (loadStats,
 	}
 	return loadStats{loaded: b.Loaded, took: time.Since(start)}, err
 }
+
+// loadRecords loads a few records in one batch; a record the database refuses is an
+// error.
+func loadRecords(ctx context.Context, db *store.DB, recs []catalog.Record) error {
+	failed, err := db.Load(ctx, recs)
+	if err != nil {
+		return err
+	}
+	for _, f := range failed {
+		err = errors.Join(err, f)
+	}
+	return err
+}

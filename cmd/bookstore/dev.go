@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 
+	"github.com/shopfront/bookstore/catalog"
 	"github.com/shopfront/bookstore/internal/localcrdb"
 	"github.com/shopfront/bookstore/internal/localpg"
 	"github.com/shopfront/bookstore/server"
@@ -62,6 +63,10 @@ func cmdDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	if n == 0 && *books > 0 {
 		log.Info("seeding demo catalog", "books", *books)
 		st, err := seed(ctx, db, *books, 1)
+		if err == nil {
+			// A few real classics, so that the demo's search box finds "tolkein".
+			err = loadRecords(ctx, db, catalog.Classics())
+		}
 		if err != nil {
 			return fmt.Errorf("seed: %w", err)
 		}
