@@ -1,6 +1,9 @@
 package auth
 
-import "context"
+import (
+	"context"
+	"net/netip"
+)
 
 type clientIPKey struct{}
 
@@ -18,4 +21,20 @@ func ClientIP(ctx context.Context) string {
 		return ip
 	}
 	return "unknown"
+}
+
+// IPBucket is the throttling key of a client address: the address itself for IPv4, its
+// /64 for IPv6 — one subscriber's allocation, whose 2^64 addresses would otherwise each
+// get a fresh budget. Every throttle keyed by client address (rate limits, login and
+// registration throttles) must use it.
+func IPBucket(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ip // "unknown": such requests share one budget rather than escaping it
+	}
+	if a.Is6() && !a.Is4In6() {
+		p, _ := a.Prefix(64)
+		return p.String()
+	}
+	return a.Unmap().String()
 }

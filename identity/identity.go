@@ -149,7 +149,7 @@ var (
 // already has an account is CONFLICT on "email" — registration necessarily reveals that,
 // which is why it is throttled per IP.
 func (s *Service) Register(ctx context.Context, in RegisterInput, ip string) (*Session, error) {
-	if err := s.throttle(ctx, s.cfg.RegisterPerIP, "ip:"+ip); err != nil {
+	if err := s.throttle(ctx, s.cfg.RegisterPerIP, "ip:"+auth.IPBucket(ip)); err != nil {
 		return nil, err
 	}
 	email, err := validateEmail(in.Email)
@@ -203,7 +203,7 @@ func (s *Service) Register(ctx context.Context, in RegisterInput, ip string) (*S
 // callers with the same ip share one throttle.
 func (s *Service) Login(ctx context.Context, email, password, ip string) (*Session, error) {
 	idx := s.cfg.Index.Email(email)
-	if err := s.throttle(ctx, s.cfg.LoginPerIP, "ip:"+ip); err != nil {
+	if err := s.throttle(ctx, s.cfg.LoginPerIP, "ip:"+auth.IPBucket(ip)); err != nil {
 		return nil, err
 	}
 	if err := s.throttle(ctx, s.cfg.LoginPerAccount, "email:"+hex.EncodeToString(idx)); err != nil {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -83,7 +82,7 @@ func rateLimit(rl RateLimit, log *slog.Logger) func(http.Handler) http.Handler {
 		}
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			ctx := r.Context()
-			lim, key := rl.PerIP, ipKey(auth.ClientIP(ctx))
+			lim, key := rl.PerIP, auth.IPBucket(auth.ClientIP(ctx))
 			if id, ok := auth.FromContext(ctx); ok && rl.PerUser != nil {
 				lim, key = rl.PerUser, id.CustomerID.String()
 			}
@@ -102,19 +101,6 @@ func rateLimit(rl RateLimit, log *slog.Logger) func(http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 		})
 	}
-}
-
-// ipKey is the budget key of a client address: the address itself, or its /64 for IPv6.
-func ipKey(ip string) string {
-	a, err := netip.ParseAddr(ip)
-	if err != nil {
-		return ip // "unknown": such requests share one budget rather than escaping it
-	}
-	if a.Is6() && !a.Is4In6() {
-		p, _ := a.Prefix(64)
-		return p.String()
-	}
-	return a.String()
 }
 
 func tooManyRequests(w http.ResponseWriter, r *http.Request, retry time.Duration) {

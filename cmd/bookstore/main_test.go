@@ -188,6 +188,14 @@ func TestAdminCreate(t *testing.T) {
 	if n := scalar(t, url, `SELECT count(*) FROM customers WHERE role = 'ADMIN'`); n != 1 {
 		t.Fatalf("%d admins, want 1", n)
 	}
+	// An account someone else registered (anyone can, through the API) is not promoted on
+	// its email alone: the operator must know its password.
+	squat := maps.Clone(vars)
+	squat["ADMIN_PASSWORD"] = "mallory registered this first"
+	if err := run(context.Background(), []string{"admin", "create", "--email", "boss@example.com"}, env(squat), &out, &out); err == nil ||
+		!strings.Contains(err.Error(), "refusing to promote") {
+		t.Fatalf("admin create with another password for an existing account: %v", err)
+	}
 	bad := withKeys(t, map[string]string{"DATABASE_URL": url, "ADMIN_PASSWORD": "short"})
 	if err := run(context.Background(), []string{"admin", "create", "--email", "x@example.com"}, env(bad), &out, &out); err == nil {
 		t.Fatal("a too-short admin password was accepted")

@@ -279,8 +279,9 @@ func cmdKeys(ctx context.Context, args []string, getenv func(string) string, std
 	return nil
 }
 
-// cmdAdmin: `bookstore admin create --email E --name N` creates an ADMIN account (or
-// promotes an existing one). The password is read from ADMIN_PASSWORD or, when unset,
+// cmdAdmin: `bookstore admin create --email E --name N` creates an ADMIN account, or
+// promotes the existing account of that email when the password is its password. The
+// password is read from ADMIN_PASSWORD or, when unset,
 // from the first line of standard input — never from a flag, which would leave it in the
 // shell history and the process list.
 func cmdAdmin(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -311,12 +312,11 @@ func cmdAdmin(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	defer db.Close()
-	_, err = sec.identity.Register(ctx, identity.RegisterInput{Email: *email, Password: password, Name: *name}, "cli")
-	if err != nil && bookstore.ErrorCode(err) != bookstore.CodeConflict {
-		return fmt.Errorf("admin create: %s", bookstore.ErrorMessage(err))
-	}
-	c, err := sec.identity.SetRole(ctx, *email, auth.RoleAdmin)
+	c, err := sec.identity.CreateAdmin(ctx, identity.RegisterInput{Email: *email, Password: password, Name: *name})
 	if err != nil {
+		if code := bookstore.ErrorCode(err); code != bookstore.CodeInternal {
+			return fmt.Errorf("admin create: %s", bookstore.ErrorMessage(err))
+		}
 		return fmt.Errorf("admin create: %w", err)
 	}
 	fmt.Fprintf(stdout, "%s is an ADMIN (customer %s)\n", c.Email, c.ID)
