@@ -1,58 +1,122 @@
 package pii
 
-// LooksLikeCardNumber reports whether s is a payment card number (PAN): 13 to 19 digits
-// once spaces and dashes are removed, a first digit that card networks issue (1 UATP,
-// 2 and 5 Mastercard, 3 Amex/JCB/Diners, 4 Visa, 6 Discover/UnionPay/Maestro) and a
-// valid Luhn check digit. The issuer-digit rule keeps ISBN-13s (978/979...), which pass
-// Luhn one time in ten, from being mistaken for cards in a bookstore.
+import (
+	"unicode"
+
+	"golang.org/x/text/unicode/norm"
+)
+
+// LooksLikeCardNumber reports whether s, as a whole, is a payment card number (PAN): 13
+// to 19 digits, possibly grouped by separators (see ContainsCardNumber), with a first
+// digit that card networks issue (1 UATP, 2 and 5 Mastercard, 3 Amex/JCB/Diners, 4 Visa,
+// 6 Discover/UnionPay/Maestro) and a valid Luhn check digit. The issuer-digit rule keeps
+// ISBN-13s (978/979...), which pass Luhn one time in ten, from being mistaken for cards
+// in a bookstore.
 //
 // Card numbers must never reach our database or logs (PCI DSS scope): callers reject
 // such input with a generic message and must not log the value.
 func LooksLikeCardNumber(s string) bool {
-	var digits [19]byte
-	n := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= '0' && c <= '9':
-			if n == len(digits) {
-				return false
-			}
-			digits[n] = c - '0'
-			n++
-		case c == ' ' || c == '-':
-		default:
-			return false
-		}
+	seqs := digitSequences(s)
+	if len(seqs) != 1 || !seqs[0].whole {
+		return false
 	}
-	return isPAN(digits[:n])
+	var all []byte
+	for _, g := range seqs[0].groups {
+		all = append(all, g...)
+	}
+	return isPAN(all)
 }
 
-// ContainsCardNumber reports whether free text (an address line, a name, a note) holds a
-// card number: a run of 13 to 19 digits, possibly grouped by single spaces or dashes,
-// that LooksLikeCardNumber would accept. Longer digit runs (order numbers, phone numbers
-// with extensions) are not cards.
+// ContainsCardNumber reports whether free text (an address line, a name, a search) holds
+// a card number. The text is NFKC-normalised first, so full-width digits and non-breaking
+// or other Unicode spaces count as their ASCII forms. Digits form groups; groups joined by
+// up to three separator characters (spaces, '.', '-', '/', '_') form a sequence; any run
+// of whole consecutive groups of a sequence (each of 3+ digits when there are several)
+// holding 13 to 19 digits that passes
+// LooksLikeCardNumber's rules is a card. So "4111.1111.1111.1111", "4111 - 1111 - ..." and
+// "Flat 1 4111 1111 1111 1111" are caught, while two ISBNs side by side (two 13-digit
+// groups starting with 9) or a long order number (one group of 20+ digits) are not.
 func ContainsCardNumber(text string) bool {
-	var digits []byte
-	flush := func() bool {
-		ok := isPAN(digits)
-		digits = digits[:0]
-		return ok
-	}
-	for i := 0; i < len(text); i++ {
-		c := text[i]
-		switch {
-		case c >= '0' && c <= '9':
-			digits = append(digits, c-'0')
-		case (c == ' ' || c == '-') && len(digits) > 0 && i+1 < len(text) && text[i+1] >= '0' && text[i+1] <= '9':
-			// a single separator inside a digit group
-		default:
-			if flush() {
-				return true
+	for _, seq := range digitSequences(text) {
+		gs := seq.groups
+		for i := range gs {
+			var span []byte
+			for j := i; j < len(gs); j++ {
+				if j > i && (len(gs[i]) < minGroup || len(gs[j]) < minGroup) {
+					break // card groupings (4-4-4-4, 4-6-5, 4-4-4-4-3) have no short groups
+				}
+				span = append(span, gs[j]...)
+				if len(span) > 19 {
+					break
+				}
+				if isPAN(span) {
+					return true
+				}
 			}
 		}
 	}
-	return flush()
+	return false
+}
+
+type digitSeq struct {
+	groups [][]byte // digit values 0..9
+	whole  bool     // the sequence is all of the text (nothing but digits and separators)
+}
+
+const (
+	maxSeparatorRun = 3
+	// minGroup is the shortest digit group of a grouped card number: a run of short
+	// numbers ("1 2 3 ... 20") is a list, not a card.
+	minGroup = 3
+)
+
+func isSeparator(r rune) bool {
+	return unicode.IsSpace(r) || r == '.' || r == '-' || r == '/' || r == '_'
+}
+
+// digitSequences splits NFKC-normalised text into sequences of digit groups.
+func digitSequences(text string) []digitSeq {
+	s := norm.NFKC.String(text)
+	var seqs []digitSeq
+	var cur digitSeq
+	var group []byte
+	sepRun, other := 0, false
+	end := func() {
+		if len(group) > 0 {
+			cur.groups = append(cur.groups, group)
+			group = nil
+		}
+		if len(cur.groups) > 0 {
+			seqs = append(seqs, cur)
+		}
+		cur = digitSeq{}
+	}
+	for _, r := range s {
+		switch {
+		case r >= '0' && r <= '9':
+			group = append(group, byte(r-'0'))
+			sepRun = 0
+		case isSeparator(r) && len(group) > 0 && sepRun < maxSeparatorRun:
+			cur.groups = append(cur.groups, group)
+			group = nil
+			sepRun = 1
+		case isSeparator(r) && sepRun > 0 && sepRun < maxSeparatorRun:
+			sepRun++
+		case isSeparator(r) && len(cur.groups) == 0:
+			// leading separators before any digit
+		default:
+			if !isSeparator(r) {
+				other = true
+			}
+			end()
+			sepRun = 0
+		}
+	}
+	end()
+	if len(seqs) == 1 && !other {
+		seqs[0].whole = true
+	}
+	return seqs
 }
 
 func isPAN(d []byte) bool {

@@ -230,23 +230,25 @@ func TestLooksLikeCardNumber(t *testing.T) {
 		in   string
 		want bool
 	}{
-		{"4111111111111111", true},      // Visa test PAN
-		{"4111 1111 1111 1111", true},   // grouped
-		{"4111-1111-1111-1111", true},   // dashes
-		{"5555555555554444", true},      // Mastercard
-		{"2223003122003222", true},      // Mastercard 2-series
-		{"378282246310005", true},       // Amex, 15 digits
-		{"6011111111111117", true},      // Discover
-		{"3530111333300000", true},      // JCB
-		{"4222222222222", true},         // 13-digit Visa
-		{"6250941006528599", true},      // UnionPay
-		{"4111111111111112", false},     // bad check digit
-		{"411111111111", false},         // 12 digits
-		{"41111111111111111111", false}, // 20 digits
-		{"9780306406157", false},        // ISBN-13
-		{"9791032705094", false},        // ISBN-13 (979)
-		{"0000000000000000", false},     // passes Luhn, not an issuer range
-		{"4111.1111.1111.1111", false},  // other separators: not this guard's job
+		{"4111111111111111", true},             // Visa test PAN
+		{"4111 1111 1111 1111", true},          // grouped
+		{"4111-1111-1111-1111", true},          // dashes
+		{"5555555555554444", true},             // Mastercard
+		{"2223003122003222", true},             // Mastercard 2-series
+		{"378282246310005", true},              // Amex, 15 digits
+		{"6011111111111117", true},             // Discover
+		{"3530111333300000", true},             // JCB
+		{"4222222222222", true},                // 13-digit Visa
+		{"6250941006528599", true},             // UnionPay
+		{"4111111111111112", false},            // bad check digit
+		{"411111111111", false},                // 12 digits
+		{"41111111111111111111", false},        // 20 digits
+		{"9780306406157", false},               // ISBN-13
+		{"9791032705094", false},               // ISBN-13 (979)
+		{"0000000000000000", false},            // passes Luhn, not an issuer range
+		{"4111.1111.1111.1111", true},          // dots
+		{"４１１１ １１１１ １１１１ １１１１", true},          // full-width digits
+		{"9780306406157 9780547928227", false}, // two ISBNs are not one number
 		{"4111111111111111x", false},
 		{"", false},
 		{"+44 20 7946 0958", false},
@@ -271,6 +273,20 @@ func TestContainsCardNumber(t *testing.T) {
 		{"Flat 4, 111 Main Street", false},
 		{"call +1 415 555 0100", false},
 		{"", false},
+		// Formats that slipped through the first version (found in review).
+		{"4111.1111.1111.1111", true},
+		{"4111  1111  1111  1111", true},
+		{"4111/1111/1111/1111", true},
+		{"4111 - 1111 - 1111 - 1111", true},
+		{"４１１１１１１１１１１１１１１１", true},
+		{"4111\u00a01111\u00a01111\u00a01111", true},
+		{"Flat 1 4111 1111 1111 1111", true},
+		{"pay 5555-5555-5555-4444 please", true},
+		// Bookstore text that must pass.
+		{"9780306406157 9780547928227 9780141439518", false},
+		{"published 2024-05-01, 320 pages", false},
+		{"+44 (0)20 7946 0958 ext. 1234", false},
+		{"1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20", false},
 	}
 	for _, c := range cases {
 		if got := pii.ContainsCardNumber(c.in); got != c.want {
