@@ -90,16 +90,17 @@ func VerifyPassword(password, encoded string) (bool, error) {
 	return subtle.ConstantTimeCompare(got, key) == 1, nil
 }
 
-// NeedsRehash reports whether encoded was made with parameters other than p (or is not
-// an argon2id hash at all), so that a login that just verified the password should store
-// a fresh hash.
+// NeedsRehash reports whether encoded was made with parameters weaker than p in some
+// respect (or is not an argon2id hash at all), so that a login that just verified the
+// password should store a fresh hash. Parameters lowered in configuration never
+// downgrade the hashes already stored.
 func NeedsRehash(encoded string, p PasswordParams) bool {
 	got, salt, key, err := decodeHash(encoded)
 	if err != nil {
 		return true
 	}
-	return got.Memory != p.Memory || got.Iterations != p.Iterations || got.Parallelism != p.Parallelism ||
-		uint32(len(salt)) != p.SaltLength || uint32(len(key)) != p.KeyLength
+	return got.Memory < p.Memory || got.Iterations < p.Iterations || got.Parallelism < p.Parallelism ||
+		uint32(len(salt)) < p.SaltLength || uint32(len(key)) < p.KeyLength
 }
 
 func decodeHash(encoded string) (p PasswordParams, salt, key []byte, err error) {
@@ -208,7 +209,10 @@ func (h *Hasher) Verify(ctx context.Context, password, encoded string) (ok, reha
 
 // DummyVerify spends the time of a real Verify and always fails. Call it when no account
 // matches the login's email, so that "no such account" and "wrong password" cost the
-// same and response times do not reveal which emails are registered.
-func (h *Hasher) DummyVerify(ctx context.Context, password string) {
-	_, _, _ = h.Verify(ctx, password, h.dummy)
+// same and response times do not reveal which emails are registered. Its error is the
+// one Verify would have returned (no hashing slot before the deadline, say): return it
+// as a real login would, or the failure mode itself reveals the difference.
+func (h *Hasher) DummyVerify(ctx context.Context, password string) error {
+	_, _, err := h.Verify(ctx, password, h.dummy)
+	return err
 }

@@ -85,6 +85,12 @@ func TestNeedsRehash(t *testing.T) {
 			t.Errorf("%s changed but NeedsRehash is false", name)
 		}
 	}
+	// Lower parameters (a misconfiguration, or a test setting that leaked) never weaken
+	// a stored hash.
+	strong, _ := auth.HashPassword("a long enough passphrase", auth.PasswordParams{Memory: 256, Iterations: 3, Parallelism: 2, SaltLength: 32, KeyLength: 64})
+	if auth.NeedsRehash(strong, cheap) {
+		t.Error("a hash stronger than the configuration would be replaced by a weaker one")
+	}
 	if !auth.NeedsRehash("$2a$10$abcdefghijklmnopqrstuv", cheap) {
 		t.Error("a bcrypt hash does not need rehash")
 	}
@@ -161,7 +167,38 @@ func TestHasher(t *testing.T) {
 	if ok, rehash, err := h.Verify(ctx, "a long enough passphrase", old); !ok || !rehash || err != nil {
 		t.Fatalf("old-params hash: %v, %v, %v", ok, rehash, err)
 	}
-	h.DummyVerify(ctx, "anything")
+	if err := h.DummyVerify(ctx, "anything"); err != nil {
+		t.Fatalf("DummyVerify: %v", err)
+	}
+}
+
+// TestDummyVerifyFailsLikeVerify: when no hashing slot frees up before the deadline,
+// DummyVerify returns the same error as Verify, so a login for an unknown email fails the
+// way one for a registered email does.
+func TestDummyVerifyFailsLikeVerify(t *testing.T) {
+	slow := auth.PasswordParams{Memory: 64 * 1024, Iterations: 8, Parallelism: 1, SaltLength: 16, KeyLength: 32}
+	h, err := auth.NewHasher(slow, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := h.Hash(context.Background(), "a long enough passphrase")
+	if err != nil {
+		t.Fatal(err)
+	}
+	busy := make(chan struct{})
+	go func() { // holds the only slot for a few hundred milliseconds
+		defer close(busy)
+		_, _, _ = h.Verify(context.Background(), "a long enough passphrase", stored)
+	}()
+	time.Sleep(20 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Millisecond)
+	defer cancel()
+	_, _, verr := h.Verify(ctx, "a guess", stored)
+	derr := h.DummyVerify(ctx, "a guess")
+	<-busy
+	if verr == nil || derr == nil || errors.Is(derr, context.DeadlineExceeded) != errors.Is(verr, context.DeadlineExceeded) {
+		t.Fatalf("Verify: %v; DummyVerify: %v; want the same deadline error from both", verr, derr)
+	}
 }
 
 // TestHasherBoundsConcurrency checks that no more than maxConcurrent hashes run at once

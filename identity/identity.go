@@ -217,7 +217,9 @@ func (s *Service) Login(ctx context.Context, email, password, ip string) (*Sessi
 	password = auth.NormalizePassword(password)
 	row, err := s.cfg.DB.Customers.ByEmailIndex(ctx, idx)
 	if bookstore.ErrorCode(err) == bookstore.CodeNotFound {
-		s.cfg.Hasher.DummyVerify(ctx, password)
+		if err := s.cfg.Hasher.DummyVerify(ctx, password); err != nil {
+			return nil, fmt.Errorf("login: verify password: %w", err) // as for a known email
+		}
 		return nil, errBadCredentials
 	}
 	if err != nil {

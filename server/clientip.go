@@ -33,11 +33,10 @@ func resolveClientIP(r *http.Request, trusted []netip.Prefix) string {
 	}
 	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
 	for i := len(hops) - 1; i >= 0; i-- {
-		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
-		if err != nil {
+		a, ok := parseHop(hops[i])
+		if !ok {
 			break // a malformed hop: stop at the last address we can vouch for
 		}
-		a = a.Unmap()
 		if !isTrusted(a, trusted) {
 			return a.String()
 		}
@@ -65,4 +64,17 @@ func isTrusted(a netip.Addr, trusted []netip.Prefix) bool {
 		}
 	}
 	return false
+}
+
+// parseHop reads one X-Forwarded-For entry: an address, or an address with a port
+// ("203.0.113.9:41234", "[2001:db8::1]:443"), which some load balancers write.
+func parseHop(h string) (netip.Addr, bool) {
+	h = strings.TrimSpace(h)
+	if a, err := netip.ParseAddr(h); err == nil {
+		return a.Unmap(), true
+	}
+	if ap, err := netip.ParseAddrPort(h); err == nil {
+		return ap.Addr().Unmap(), true
+	}
+	return netip.Addr{}, false
 }

@@ -184,11 +184,6 @@ func buildSecurity(cfg securityConfig, getenv func(string) string, db *store.DB,
 	if err := params.Validate(); err != nil {
 		return nil, err
 	}
-	if getenv("BOOKSTORE_TEST_CHEAP_PASSWORDS") == "1" {
-		// Only the test and benchmark harnesses set this: argon2id at production cost
-		// would dominate their run time.
-		params = auth.TestPasswordParams()
-	}
 	hasher, err := auth.NewHasher(params, 0)
 	if err != nil {
 		return nil, err
