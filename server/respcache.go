@@ -28,18 +28,26 @@ import (
 // Concurrent misses of one key execute once (singleflight), so an expired hot page
 // cannot stampede the database.
 //
-// Catalog changes call Invalidate (through the outbox relay), which starts a new
-// generation of keys: a changed price is never served from the cache after its event
-// has been relayed, rather than up to TTL later.
+// Catalog changes move the cache to a new generation of keys (Advance, called through
+// the outbox relay and events.CatalogBroadcast): a changed price is not served from the
+// cache once its event has been relayed, rather than up to TTL later.
 type ResponseCache struct {
 	c   *cache.Cache
 	ttl time.Duration
 	gen atomic.Uint64
 }
 
-// Invalidate drops every cached response (by moving to a new key generation; old entries
-// expire on their own).
-func (rc *ResponseCache) Invalidate() { rc.gen.Add(1) }
+// Advance moves the cache to catalog generation gen (events.CatalogBroadcast numbers
+// them; instances sharing Redis agree on the number, and so on the keys of current
+// entries). An older generation is ignored.
+func (rc *ResponseCache) Advance(gen uint64) {
+	for {
+		cur := rc.gen.Load()
+		if gen <= cur || rc.gen.CompareAndSwap(cur, gen) {
+			return
+		}
+	}
+}
 
 // NewResponseCache keeps up to entries responses in process for ttl; rdb, if not nil,
 // adds Redis as a shared second level.

@@ -304,15 +304,15 @@ func TestSuggest(t *testing.T) {
 // results through the outbox relay (as in the server: index + cache invalidation) within
 // a bounded wait, although the response cache is on.
 func TestSearchSeesCatalogChangesThroughTheOutbox(t *testing.T) {
-	var cacheInvalidate func()
+	var advance func(uint64)
 	a := newAPIWith(t, 50, func(c *server.Config) {
 		c.ResponseTTL = time.Minute
 		c.Cache = server.NewResponseCache(100, time.Minute, nil)
-		cacheInvalidate = c.Cache.Invalidate
+		advance = c.Cache.Advance
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	relay := &events.Relay{Outbox: a.db.Outbox, Interval: 20 * time.Millisecond, Log: discardLog(),
-		Handlers: []events.Handler{&events.SearchIndexer{DB: a.db, Index: a.index}, &events.CatalogBroadcast{OnChange: cacheInvalidate}}}
+		Handlers: []events.Handler{&events.SearchIndexer{DB: a.db, Index: a.index}, &events.CatalogBroadcast{OnChange: advance}}}
 	done := make(chan struct{})
 	go func() { defer close(done); _ = relay.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })

@@ -93,9 +93,9 @@ func serve(ctx context.Context, cfg serveConfig, db *store.DB, log *slog.Logger,
 	// The relay delivers catalog changes to the search index and drops cached responses
 	// (on every instance, through Redis, when configured). It stops after the HTTP server.
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
-	broadcast := &events.CatalogBroadcast{Redis: rdb, Log: log, OnChange: func() {
+	broadcast := &events.CatalogBroadcast{Redis: rdb, Log: log, OnChange: func(gen uint64) {
 		if cache != nil {
-			cache.Invalidate()
+			cache.Advance(gen)
 		}
 	}}
 	relay := &events.Relay{Outbox: db.Outbox, Log: log, Handlers: []events.Handler{
