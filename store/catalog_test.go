@@ -384,3 +384,27 @@ func TestBadCursorsAreUserErrors(t *testing.T) {
 		t.Fatalf("books = %d", got)
 	}
 }
+
+// TestOutboxPruneDeletesInBatches: more published events than one batch are all pruned,
+// unpublished and recent ones are kept.
+func TestOutboxPruneDeletesInBatches(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		if _, err := db.Pool.Exec(ctx, `INSERT INTO outbox (topic, aggregate_id, published_at)
+			SELECT 'book.changed', gen_random_uuid(), now() - INTERVAL '2 hours' FROM generate_series(1, 2500)`); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Pool.Exec(ctx, `INSERT INTO outbox (topic, aggregate_id, published_at) VALUES
+			('book.changed', gen_random_uuid(), NULL), ('book.changed', gen_random_uuid(), now())`); err != nil {
+			t.Fatal(err)
+		}
+		n, err := db.Outbox.Prune(ctx, time.Now().Add(-time.Hour))
+		if err != nil || n != 2500 {
+			t.Fatalf("pruned %d, %v; want 2500", n, err)
+		}
+		var left int
+		if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM outbox`).Scan(&left); err != nil || left != 2 {
+			t.Fatalf("%d events left, want the unpublished and the recent one", left)
+		}
+	})
+}

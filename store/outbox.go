@@ -68,13 +68,23 @@ func (o *Outbox) MarkPublished(ctx context.Context, ids []uuid.UUID) error {
 	return nil
 }
 
-// Prune deletes events published before cutoff and reports how many it deleted.
+// Prune deletes events published before cutoff and reports how many it deleted. It
+// deletes in batches, so that no transaction grows large after a big import (CockroachDB
+// limits transaction size).
 func (o *Outbox) Prune(ctx context.Context, cutoff time.Time) (int64, error) {
-	tag, err := o.db.Pool.Exec(ctx, `DELETE FROM outbox WHERE published_at IS NOT NULL AND published_at < $1`, cutoff)
-	if err != nil {
-		return 0, fmt.Errorf("prune outbox: %w", err)
+	const batch = 1000
+	var total int64
+	for {
+		tag, err := o.db.Pool.Exec(ctx, `DELETE FROM outbox WHERE id IN (
+			SELECT id FROM outbox WHERE published_at IS NOT NULL AND published_at < $1 LIMIT $2)`, cutoff, batch)
+		if err != nil {
+			return total, fmt.Errorf("prune outbox: %w", err)
+		}
+		total += tag.RowsAffected()
+		if tag.RowsAffected() < batch {
+			return total, nil
+		}
 	}
-	return tag.RowsAffected(), nil
 }
 
 // PendingCount is the number of unpublished events (the relay's lag, for readiness and

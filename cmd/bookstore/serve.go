@@ -102,9 +102,10 @@ func serve(ctx context.Context, cfg serveConfig, db *store.DB, log *slog.Logger,
 		&events.SearchIndexer{DB: db, Index: ix}, broadcast,
 	}}
 	var bgDone sync.WaitGroup
-	bgDone.Add(2)
+	bgDone.Add(3)
 	go func() { defer bgDone.Done(); _ = relay.Run(bg) }()
 	go func() { defer bgDone.Done(); broadcast.Listen(bg) }()
+	go func() { defer bgDone.Done(); purgeSessions(bg, db, log, 15*time.Minute) }()
 	defer bgDone.Wait()
 	defer stopBG()
 
@@ -197,4 +198,25 @@ func debugMux() *http.ServeMux {
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	return mux
+}
+
+// purgeSessions deletes the refresh tokens of ended sessions (every token rotation adds a
+// row; a live session's spent tokens stay, to detect their replay) at start and then
+// every interval, until ctx ends. Several instances may purge at once: the deletes are
+// idempotent.
+func purgeSessions(ctx context.Context, db *store.DB, log *slog.Logger, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if n, err := db.RefreshTokens.DeleteExpired(ctx, time.Now()); err != nil && ctx.Err() == nil {
+			log.WarnContext(ctx, "purge ended sessions", "err", err)
+		} else if n > 0 {
+			log.InfoContext(ctx, "purged ended sessions' refresh tokens", "tokens", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
