@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/shopfront/bookstore/catalog"
 	"github.com/shopfront/bookstore/events"
@@ -130,6 +131,133 @@ func TestRebuildMatchesTheCatalogAndDeletesVanishedBooks(t *testing.T) {
 		}
 		if got, _ := ix.Count(ctx); got != 599 {
 			t.Fatalf("%d documents after deleting a book, want 599", got)
+		}
+	})
+}
+
+// countingHandler counts the events it handled.
+type countingHandler struct{ n atomic.Int64 }
+
+func (c *countingHandler) Handle(_ context.Context, evs []store.Event) error {
+	c.n.Add(int64(len(evs)))
+	return nil
+}
+
+// TestOneRelayAtATime: relays of several instances share a lease, so one handles every
+// event (in order) while the other stands by, and takes over when the first stops.
+func TestOneRelayAtATime(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		seed(t, db, 600)
+		log := slog.New(slog.NewTextHandler(io.Discard, nil))
+		var a, b countingHandler
+		ra := &events.Relay{Outbox: db.Outbox, Log: log, Interval: 10 * time.Millisecond, LeaseTTL: 2 * time.Second, Handlers: []events.Handler{&a}}
+		rb := &events.Relay{Outbox: db.Outbox, Log: log, Interval: 10 * time.Millisecond, LeaseTTL: 2 * time.Second, Handlers: []events.Handler{&b}}
+		ctxA, stopA := context.WithCancel(ctx)
+		ctxB, stopB := context.WithCancel(ctx)
+		doneA, doneB := make(chan struct{}), make(chan struct{})
+		go func() { defer close(doneA); _ = ra.Run(ctxA) }()
+		time.Sleep(50 * time.Millisecond) // a takes the lease first
+		go func() { defer close(doneB); _ = rb.Run(ctxB) }()
+		t.Cleanup(func() { stopA(); stopB(); <-doneA; <-doneB })
+		waitPending(t, db, 0)
+		time.Sleep(100 * time.Millisecond)
+		if a.n.Load() != 600 || b.n.Load() != 0 {
+			t.Fatalf("relay a handled %d events, b %d: want 600 and 0", a.n.Load(), b.n.Load())
+		}
+		stopA()
+		<-doneA
+		seed2(t, db)
+		waitPending(t, db, 0)
+		if b.n.Load() == 0 {
+			t.Fatal("the standing-by relay did not take over")
+		}
+	})
+}
+
+func seed2(t *testing.T, db *store.DB) {
+	t.Helper()
+	ctx := context.Background()
+	b := db.NewBatcher(500)
+	if err := catalog.Generate(8, 50, func(r catalog.Record) error { return b.Add(ctx, r) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func waitPending(t *testing.T, db *store.DB, want int64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		n, err := db.Outbox.PendingCount(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d events pending after 10s, want %d", n, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestPoisonEventIsParked: an event that fails on its own is parked after a few failed
+// attempts, and every other event is delivered; when every event fails (the handler's
+// backend is down) nothing is parked.
+func TestPoisonEventIsParked(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		seed(t, db, 30)
+		evs, err := db.Outbox.Pending(ctx, 100)
+		if err != nil || len(evs) != 30 {
+			t.Fatalf("%d events, %v", len(evs), err)
+		}
+		poison := evs[7].AggregateID
+		down := atomic.Bool{}
+		down.Store(true)
+		var delivered countingHandler
+		h := events.HandlerFunc(func(ctx context.Context, evs []store.Event) error {
+			if down.Load() {
+				return errors.New("backend down")
+			}
+			for _, e := range evs {
+				if e.AggregateID == poison {
+					return errors.New("document rejected")
+				}
+			}
+			return delivered.Handle(ctx, evs)
+		})
+		log := slog.New(slog.NewTextHandler(io.Discard, nil))
+		r := &events.Relay{Outbox: db.Outbox, Log: log, IsolateAfter: 2, Handlers: []events.Handler{h}}
+		for range 4 { // a backend down: every attempt fails, isolation included
+			if _, err := r.Step(ctx); err == nil {
+				t.Fatal("a step succeeded with the backend down")
+			}
+		}
+		if n, _ := db.Outbox.PendingCount(ctx); n != 30 {
+			t.Fatalf("%d events pending with the backend down, want all 30 (none parked)", n)
+		}
+		down.Store(false)
+		if _, err := r.Step(ctx); err == nil {
+			t.Fatal("the batch with the poison event succeeded")
+		}
+		if n, err := r.Step(ctx); err != nil || n != 30 {
+			t.Fatalf("isolating step: %d, %v", n, err)
+		}
+		if delivered.n.Load() != 29 {
+			t.Fatalf("%d events delivered, want 29", delivered.n.Load())
+		}
+		var parked int
+		var reason string
+		if err := db.Pool.QueryRow(ctx, `SELECT count(*), max(last_error) FROM outbox WHERE parked_at IS NOT NULL`).Scan(&parked, &reason); err != nil {
+			t.Fatal(err)
+		}
+		if n, _ := db.Outbox.PendingCount(ctx); parked != 1 || n != 0 || reason != "document rejected" {
+			t.Fatalf("%d parked (%q), %d pending; want 1 parked, 0 pending", parked, reason, n)
 		}
 	})
 }

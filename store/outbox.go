@@ -45,7 +45,7 @@ func enqueue(ctx context.Context, tx pgx.Tx, topic string, ids []uuid.UUID) erro
 func (o *Outbox) Pending(ctx context.Context, limit int) ([]Event, error) {
 	rows, err := o.db.Pool.Query(ctx, `
 		SELECT id, topic, aggregate_id, payload, created_at FROM outbox
-		WHERE published_at IS NULL ORDER BY created_at, id LIMIT $1`, limit)
+		WHERE published_at IS NULL AND parked_at IS NULL ORDER BY created_at, id LIMIT $1`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("read outbox: %w", err)
 	}
@@ -87,10 +87,49 @@ func (o *Outbox) Prune(ctx context.Context, cutoff time.Time) (int64, error) {
 	}
 }
 
+// Park sets an event aside: it failed on its own while the events around it were
+// handled, so retrying it would only block them. It stays in the table with its error
+// (parked_at, last_error) for an operator, and is no longer Pending.
+func (o *Outbox) Park(ctx context.Context, id uuid.UUID, reason string) error {
+	if _, err := o.db.Pool.Exec(ctx, `UPDATE outbox SET parked_at = now(), last_error = $2 WHERE id = $1`, id, reason); err != nil {
+		return fmt.Errorf("park outbox event %s: %w", id, err)
+	}
+	return nil
+}
+
+// AcquireLease takes or renews the lease name for holder until ttl from now, and reports
+// whether holder has it: a lease is free when nobody holds it or its holder let it
+// expire.
+func (o *Outbox) AcquireLease(ctx context.Context, name string, holder uuid.UUID, ttl time.Duration) (bool, error) {
+	rows, err := o.db.Pool.Query(ctx, `
+		INSERT INTO relay_leases (name, holder, expires_at) VALUES ($1, $2, now() + $3 * INTERVAL '1 millisecond')
+		ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+		WHERE relay_leases.holder = excluded.holder OR relay_leases.expires_at < now()
+		RETURNING holder`, name, holder, ttl.Milliseconds())
+	if err != nil {
+		return false, fmt.Errorf("acquire lease %s: %w", name, err)
+	}
+	held := false
+	for rows.Next() {
+		held = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return false, fmt.Errorf("acquire lease %s: %w", name, err)
+	}
+	return held, nil
+}
+
+// ReleaseLease gives up holder's lease so that another instance can take it at once.
+func (o *Outbox) ReleaseLease(ctx context.Context, name string, holder uuid.UUID) error {
+	_, err := o.db.Pool.Exec(ctx, `DELETE FROM relay_leases WHERE name = $1 AND holder = $2`, name, holder)
+	return err
+}
+
 // PendingCount is the number of unpublished events (the relay's lag, for readiness and
 // metrics).
 func (o *Outbox) PendingCount(ctx context.Context) (int64, error) {
 	var n int64
-	err := o.db.Pool.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE published_at IS NULL`).Scan(&n)
+	err := o.db.Pool.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE published_at IS NULL AND parked_at IS NULL`).Scan(&n)
 	return n, err
 }
