@@ -22,7 +22,9 @@ const (
 // double-quoted value up to the first quote not preceded by a backslash and then
 // unescapes backslash sequences, so escaping every backslash and every double quote
 // makes any value, whatever it contains, one literal: `Fantasy" OR price_cents > 0`
-// becomes "Fantasy\" OR price_cents > 0", which matches nothing.
+// becomes "Fantasy\" OR price_cents > 0", which matches nothing. Unescaping `\\` needs
+// Meilisearch 1.4 or later (its changelog: "Meilisearch unescapes \\ to a single \");
+// earlier versions kept both backslashes.
 func quote(s string) string {
 	var b strings.Builder
 	b.Grow(len(s) + 2)
