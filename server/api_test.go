@@ -299,3 +299,19 @@ func TestGraphiQLIsServedFromTheBinary(t *testing.T) {
 		t.Fatal("the GraphiQL page loads assets from a CDN")
 	}
 }
+
+// TestNestedPagesUnderCategoriesArePricedPerCategory: a page of books under every genre
+// costs one page per genre, so a large one is refused before it runs, while the small
+// one a storefront menu asks for is served.
+func TestNestedPagesUnderCategoriesArePricedPerCategory(t *testing.T) {
+	a := newAPI(t, 20)
+	big := `{ categories { books(first: 100) { edges { node { title authors { name } availability { status } } } } } }`
+	if r := a.do(big, nil); code(r) != "COMPLEXITY_LIMIT_EXCEEDED" {
+		t.Fatalf("100 books with authors under every genre: %+v", r.Errors)
+	}
+	var out struct{ Categories []struct{ Books struct{ TotalCount int } } }
+	a.ok(`{ categories { books(first: 5) { totalCount edges { node { title } } } } }`, nil, &out)
+	if len(out.Categories) == 0 {
+		t.Fatal("no categories")
+	}
+}

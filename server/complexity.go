@@ -17,9 +17,15 @@ func complexity() graph.ComplexityRoot {
 			// huge `first` from overflowing the product below.
 			n = min(*first, bookstore.MaxPageSize)
 		}
-		return 1 + n*min(child, 1<<20)
+		return 1 + mulCap(n, child)
 	}
+	// The top-level category list has no `first`: price it by its real width, so that a
+	// field nested under it (a category's books) counts once per genre. Deeper levels
+	// (children) keep gqlgen's default: the tree is two levels deep, and pricing every
+	// level by its width would price a long chain of empty levels as exponential.
+	const genres = 10 // the demo tree has 8
 	var c graph.ComplexityRoot
+	c.Query.Categories = func(child int) int { return 1 + mulCap(genres, child) }
 	c.Author.Books = func(child int, first *int, _ *string) int { return page(child, first) }
 	c.Book.Reviews = func(child int, first *int, _ *string) int { return page(child, first) }
 	c.Category.Books = func(child int, first *int, _ *string, _ *bookstore.BookSort) int { return page(child, first) }
@@ -34,4 +40,18 @@ func complexity() graph.ComplexityRoot {
 	}
 	c.Query.Suggest = func(child int, _ string, first *int) int { return 5 + page(child, first) }
 	return c
+}
+
+// costCap bounds every product of costs: far above any limit, far below overflow, so that
+// no nesting can wrap a cost around to a small or negative number.
+const costCap = 1 << 40
+
+func mulCap(n, child int) int {
+	if n <= 0 || child <= 0 {
+		return 0
+	}
+	if child >= costCap/n {
+		return costCap
+	}
+	return n * child
 }
