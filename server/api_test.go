@@ -309,7 +309,9 @@ func TestNestedPagesUnderCategoriesArePricedPerCategory(t *testing.T) {
 	if r := a.do(big, nil); code(r) != "COMPLEXITY_LIMIT_EXCEEDED" {
 		t.Fatalf("100 books with authors under every genre: %+v", r.Errors)
 	}
-	var out struct{ Categories []struct{ Books struct{ TotalCount int } } }
+	var out struct {
+		Categories []struct{ Books struct{ TotalCount int } }
+	}
 	a.ok(`{ categories { books(first: 5) { totalCount edges { node { title } } } } }`, nil, &out)
 	if len(out.Categories) == 0 {
 		t.Fatal("no categories")
