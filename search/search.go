@@ -378,3 +378,25 @@ func SuggestLimit(n int) int {
 	}
 	return min(n, MaxSuggestions)
 }
+
+// CanonicalCategories returns a document's category slugs as every engine indexes them —
+// valid UTF-8, trimmed, lower case, empties and duplicates dropped — with their display
+// names (the slug when a name is missing), in the document's order.
+func CanonicalCategories(d *Document) (slugs, names []string) {
+	clean := func(s string) string { return strings.TrimSpace(strings.ToValidUTF8(s, "\uFFFD")) }
+	slugs, names = make([]string, 0, len(d.Categories)), make([]string, 0, len(d.Categories))
+	seen := make(map[string]bool, len(d.Categories))
+	for i, c := range d.Categories {
+		c = strings.ToLower(clean(c))
+		if c == "" || seen[c] {
+			continue
+		}
+		seen[c] = true
+		name := c
+		if i < len(d.CategoryNames) && clean(d.CategoryNames[i]) != "" {
+			name = clean(d.CategoryNames[i])
+		}
+		slugs, names = append(slugs, c), append(names, name)
+	}
+	return slugs, names
+}

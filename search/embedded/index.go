@@ -486,22 +486,7 @@ func sanitize(d *search.Document) search.Document {
 		out.Authors = append(out.Authors, clean(a))
 	}
 	out.AuthorIDs = d.AuthorIDs[:min(len(d.AuthorIDs), len(d.Authors))]
-	out.Categories = make([]string, 0, len(d.Categories))
-	out.CategoryNames = make([]string, 0, len(d.Categories))
-	seen := map[string]bool{}
-	for i, c := range d.Categories {
-		c = strings.ToLower(clean(c))
-		if c == "" || seen[c] {
-			continue
-		}
-		seen[c] = true
-		name := c
-		if i < len(d.CategoryNames) && clean(d.CategoryNames[i]) != "" {
-			name = clean(d.CategoryNames[i])
-		}
-		out.Categories = append(out.Categories, c)
-		out.CategoryNames = append(out.CategoryNames, name)
-	}
+	out.Categories, out.CategoryNames = search.CanonicalCategories(d)
 	if math.IsNaN(out.Rating) || math.IsInf(out.Rating, 0) {
 		out.Rating = 0
 	}

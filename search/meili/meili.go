@@ -250,16 +250,11 @@ func toMeili(d *search.Document) meiliDoc {
 		}
 		m.AuthorKeys = append(m.AuthorKeys, suggestKeys(a, id)...)
 	}
-	seen := map[string]bool{}
-	for i, c := range d.Categories {
-		c = strings.ToLower(clean(c))
-		if c == "" || seen[c] {
-			continue
-		}
-		seen[c] = true
-		name := c
-		if i < len(d.CategoryNames) && clean(d.CategoryNames[i]) != "" {
-			name = clean(d.CategoryNames[i])
+	slugs, names := search.CanonicalCategories(d)
+	for i, c := range slugs {
+		name := clean(names[i]) // without the highlight markers this adapter reserves
+		if name == "" {
+			name = c
 		}
 		m.Categories = append(m.Categories, c)
 		m.CategoryNames = append(m.CategoryNames, name)
