@@ -12,6 +12,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
+	"github.com/shopfront/bookstore/internal/keylist"
 )
 
 // Access tokens are JWTs signed with EdDSA (Ed25519), pinned: the verifier accepts no
@@ -120,25 +121,13 @@ func NewKeyring(keys ...SigningKey) (*Keyring, error) {
 
 // ParseKeyring parses JWT_KEYS: comma-separated "kid:base64seed", the first one signing.
 func ParseKeyring(s string) (*Keyring, error) {
-	var keys []SigningKey
-	for i, raw := range strings.Split(s, ",") {
-		raw = strings.TrimSpace(raw)
-		if raw == "" {
-			continue
-		}
-		id, b64, ok := strings.Cut(raw, ":")
-		if !ok {
-			return nil, fmt.Errorf("jwt keys: entry %d: want kid:base64seed", i+1)
-		}
-		id = strings.TrimSpace(id)
-		seed, err := decodeBase64(strings.TrimSpace(b64))
-		if err != nil {
-			return nil, fmt.Errorf("jwt keys: key %q: seed is not valid base64", id)
-		}
-		keys = append(keys, SigningKey{ID: id, Seed: seed})
+	entries, err := keylist.Parse(s)
+	if err != nil {
+		return nil, fmt.Errorf("jwt keys: %w", err)
 	}
-	if len(keys) == 0 {
-		return nil, errors.New("jwt keys: no key configured")
+	keys := make([]SigningKey, len(entries))
+	for i, e := range entries {
+		keys[i] = SigningKey{ID: e.ID, Seed: e.Key}
 	}
 	return NewKeyring(keys...)
 }
@@ -341,13 +330,4 @@ func validKeyID(id string) error {
 		}
 	}
 	return nil
-}
-
-func decodeBase64(s string) ([]byte, error) {
-	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
-		if b, err := enc.DecodeString(s); err == nil {
-			return b, nil
-		}
-	}
-	return nil, errors.New("not valid base64")
 }

@@ -58,6 +58,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/shopfront/bookstore/internal/keylist"
 )
 
 // KeySize is the size of master keys, data keys and the index key: 256 bits.
@@ -335,44 +337,25 @@ type keyEntry struct {
 	key []byte
 }
 
-// parseKeyList parses "kid:base64,kid:base64". Errors name the entry by position and id,
-// never by its key.
+// parseKeyList parses "kid:base64,kid:base64" (package keylist). Errors name the entry by
+// position and id, never by its key.
 func parseKeyList(s string) ([]keyEntry, error) {
-	var out []keyEntry
-	for i, raw := range strings.Split(s, ",") {
-		raw = strings.TrimSpace(raw)
-		if raw == "" {
-			continue
-		}
-		id, b64, ok := strings.Cut(raw, ":")
-		if !ok {
-			return nil, fmt.Errorf("pii: key entry %d: want kid:base64key", i+1)
-		}
-		id = strings.TrimSpace(id)
-		if err := validKeyID(id); err != nil {
+	entries, err := keylist.Parse(s)
+	if err != nil {
+		return nil, fmt.Errorf("pii: master keys: %w", err)
+	}
+	out := make([]keyEntry, len(entries))
+	for i, e := range entries {
+		if err := validKeyID(e.ID); err != nil {
 			return nil, err
 		}
-		key, err := DecodeKey(strings.TrimSpace(b64))
-		if err != nil {
-			return nil, fmt.Errorf("pii: key %q: %w", id, err)
-		}
-		out = append(out, keyEntry{id: id, key: key})
-	}
-	if len(out) == 0 {
-		return nil, errors.New("pii: no master key configured")
+		out[i] = keyEntry{id: e.ID, key: e.Key}
 	}
 	return out, nil
 }
 
 // DecodeKey decodes a base64 key in any of the four common alphabets/paddings.
-func DecodeKey(s string) ([]byte, error) {
-	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
-		if b, err := enc.DecodeString(s); err == nil {
-			return b, nil
-		}
-	}
-	return nil, errors.New("not valid base64")
-}
+func DecodeKey(s string) ([]byte, error) { return keylist.DecodeBase64(s) }
 
 func validKeyID(id string) error {
 	if id == "" || len(id) > maxKeyID {
