@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/shopfront/bookstore"
 	"github.com/shopfront/bookstore/auth"
+	"github.com/shopfront/bookstore/internal/testdb"
 )
 
 func TestLocalLimiter(t *testing.T) {
@@ -139,31 +139,8 @@ func TestThrottledError(t *testing.T) {
 	}
 }
 
-// redisClient connects to the test Redis that cmd/testenv starts. Outside the test
-// environment the Redis tests skip; under CI a missing Redis fails them.
-func redisClient(t *testing.T) *redis.Client {
-	t.Helper()
-	url := os.Getenv("BOOKSTORE_TEST_REDIS_URL")
-	if url == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("BOOKSTORE_TEST_REDIS_URL is not set under CI: run the tests with `make test`")
-		}
-		t.Skip("BOOKSTORE_TEST_REDIS_URL not set (run under `make test` / cmd/testenv)")
-	}
-	opts, err := redis.ParseURL(url)
-	if err != nil {
-		t.Fatalf("parse %s: %v", "BOOKSTORE_TEST_REDIS_URL", err)
-	}
-	rdb := redis.NewClient(opts)
-	t.Cleanup(func() { rdb.Close() })
-	if err := rdb.Ping(context.Background()).Err(); err != nil {
-		t.Fatalf("ping redis: %v", err)
-	}
-	return rdb
-}
-
 func TestRedisLimiter(t *testing.T) {
-	rdb := redisClient(t)
+	rdb := testdb.Redis(t)
 	ctx := context.Background()
 	prefix := "test-" + uuid.NewString() // isolates parallel test runs sharing a Redis
 	limit := auth.Limit{Rate: 3, Period: time.Minute, Burst: 3}
@@ -204,7 +181,7 @@ func TestRedisLimiter(t *testing.T) {
 }
 
 func TestRedisLimiterConcurrent(t *testing.T) {
-	rdb := redisClient(t)
+	rdb := testdb.Redis(t)
 	l, err := auth.NewRedisLimiter(rdb, "test-"+uuid.NewString(), auth.Limit{Rate: 1, Period: time.Hour, Burst: 10})
 	if err != nil {
 		t.Fatal(err)

@@ -2,12 +2,9 @@ package events_test
 
 import (
 	"context"
-	"os"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/shopfront/bookstore/events"
 	"github.com/shopfront/bookstore/internal/testdb"
@@ -48,16 +45,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // one reaches the others, a starting instance adopts the current one, and an instance
 // that missed a message catches up by polling.
 func TestCatalogGenerationIsSharedThroughRedis(t *testing.T) {
-	url := os.Getenv(testdb.EnvRedis)
-	if url == "" {
-		t.Fatalf("%s is not set: run the tests with `make test` (it starts Redis)", testdb.EnvRedis)
-	}
-	opts, err := redis.ParseURL(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(opts)
-	t.Cleanup(func() { rdb.Close() })
+	rdb := testdb.Redis(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 

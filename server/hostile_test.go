@@ -11,7 +11,6 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
-	"os"
 	"runtime"
 	"slices"
 	"strconv"
@@ -850,19 +849,7 @@ func TestRateLimitAnswers429WithRetryAfter(t *testing.T) {
 // TestRateLimitIsSharedThroughRedis: with Redis the budget holds across instances; when
 // Redis is unreachable each instance still limits on its own instead of failing.
 func TestRateLimitIsSharedThroughRedis(t *testing.T) {
-	url := os.Getenv(testdb.EnvRedis)
-	if url == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is not set: run the tests with `make test`", testdb.EnvRedis)
-		}
-		t.Skipf("%s not set; `make test` starts Redis", testdb.EnvRedis)
-	}
-	opts, err := redis.ParseURL(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(opts)
-	t.Cleanup(func() { rdb.Close() })
+	rdb := testdb.Redis(t)
 	name := "test-" + uuid.NewString() // this test's own keys
 	limit := auth.Limit{Rate: 4, Period: time.Minute, Burst: 4}
 	instance := func(rdb *redis.Client) *hclient {

@@ -1,14 +1,10 @@
 package server_test
 
 import (
-	"context"
 	"net/http"
-	"os"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/shopfront/bookstore/internal/testdb"
 	"github.com/shopfront/bookstore/server"
@@ -93,22 +89,7 @@ func TestResponseCacheServesRepeatsWithoutTheDatabase(t *testing.T) {
 // TestResponseCacheIsSharedThroughRedis: two instances with the same real Redis: what
 // one executed, the other serves without touching its database.
 func TestResponseCacheIsSharedThroughRedis(t *testing.T) {
-	url := os.Getenv(testdb.EnvRedis)
-	if url == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is not set: run the tests with `make test`", testdb.EnvRedis)
-		}
-		t.Skipf("%s not set; `make test` starts Redis", testdb.EnvRedis)
-	}
-	opts, err := redis.ParseURL(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(opts)
-	t.Cleanup(func() { rdb.Close() })
-	if err := rdb.Ping(context.Background()).Err(); err != nil {
-		t.Fatal(err)
-	}
+	rdb := testdb.Redis(t)
 	cfg := func(c *server.Config) { c.ResponseTTL = time.Minute; c.Redis = rdb }
 	a := newAPIWith(t, 30, cfg)
 	b := newAPIWith(t, 30, cfg) // same deterministic catalog in its own database
