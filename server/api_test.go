@@ -208,9 +208,19 @@ func TestRoundTripsDoNotGrowWithPageSize(t *testing.T) {
 		return a.queries.n.Load() - before
 	}
 	// The first request also fills the shared category-tree and count caches; measure
-	// after it so both page sizes see the same warm caches.
+	// after it so both page sizes see the same warm caches. A loader batch can be split in
+	// two when the race detector delays a goroutine past the loader's wait, adding one
+	// round trip by chance; the fewest of a few runs is the request's real cost (an N+1
+	// query would add dozens on every run).
 	trips(5)
-	small, large := trips(5), trips(50)
+	fewest := func(first int) int64 {
+		n := trips(first)
+		for range 2 {
+			n = min(n, trips(first))
+		}
+		return n
+	}
+	small, large := fewest(5), fewest(50)
 	if small != large {
 		t.Fatalf("round trips: %d for 5 books, %d for 50", small, large)
 	}
