@@ -18,8 +18,10 @@ const (
 	CodeForbidden       = "FORBIDDEN"
 	CodeConflict        = "CONFLICT"
 	CodeOutOfStock      = "OUT_OF_STOCK"
-	CodeInternal        = "INTERNAL"
-	CodeUnavailable     = "UNAVAILABLE"
+	// CodeInsufficientStock: fewer units on hand than asked for (some, unlike OUT_OF_STOCK).
+	CodeInsufficientStock = "INSUFFICIENT_STOCK"
+	CodeInternal          = "INTERNAL"
+	CodeUnavailable       = "UNAVAILABLE"
 )
 
 // Error is an error whose Code and Message may be shown to API clients. Anything that is

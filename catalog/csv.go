@@ -87,7 +87,7 @@ func (e *RowError) Error() string {
 // required, the others optional; unknown columns are ignored), then one book per record.
 // Lists (authors, categories) are separated by "|"; a category is a path from a top-level
 // genre down, "Fiction > Science Fiction". Fields are trimmed; empty rating and stock mean
-// 0.
+// 0; without a stock column the records leave stock unchanged (StockUnknown).
 //
 // Memory does not depend on the file's size: one record is held at a time and a record
 // may not exceed MaxRecordBytes.
@@ -323,6 +323,9 @@ func (r *Reader) record(fields []string) (Record, error) {
 		return bad(colStock, "%s", msg)
 	}
 	rec.Stock = stock
+	// A file without a stock column (a price list, say) leaves stock alone; an empty cell
+	// in a stock column still means 0.
+	rec.StockUnknown = r.cols[colStock] < 0
 	return rec, nil
 }
 

@@ -27,12 +27,16 @@ type Record struct {
 	Rating      float64
 	RatingCount int64
 	SalesCount  int64
-	Stock       int64
-	PublishedAt *bookstore.Date
-	Publisher   string
-	Language    string // BCP 47; "" means "en"
-	PageCount   int32  // 0: unknown
-	CoverURL    string
+	// Stock is units on hand as the source counted them. Loading applies the change since
+	// the previous import of the book to the live stock, so units sold in between are
+	// not given back; StockUnknown leaves stock as it is.
+	Stock        int64
+	StockUnknown bool
+	PublishedAt  *bookstore.Date
+	Publisher    string
+	Language     string // BCP 47; "" means "en"
+	PageCount    int32  // 0: unknown
+	CoverURL     string
 	// Reviews to insert with a new book (the demo generator uses this; CSV has none).
 	Reviews []bookstore.Review
 }

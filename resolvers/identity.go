@@ -22,12 +22,13 @@ const (
 // user can act on. Anything else (unauthenticated callers, internal errors) stays a
 // top-level error with extensions.code.
 var userFacing = map[string]bool{
-	bookstore.CodeBadUserInput:    true,
-	bookstore.CodeConflict:        true,
-	bookstore.CodeNotFound:        true,
-	bookstore.CodeOutOfStock:      true,
-	bookstore.CodeUnauthenticated: true, // wrong password, spent refresh token
-	auth.CodeRateLimited:          true,
+	bookstore.CodeBadUserInput:      true,
+	bookstore.CodeConflict:          true,
+	bookstore.CodeNotFound:          true,
+	bookstore.CodeOutOfStock:        true,
+	bookstore.CodeInsufficientStock: true,
+	bookstore.CodeUnauthenticated:   true, // wrong password, spent refresh token
+	auth.CodeRateLimited:            true,
 }
 
 // userErrors splits err into payload userErrors (expected business failures) and a

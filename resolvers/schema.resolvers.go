@@ -238,15 +238,13 @@ func (r *mutationResolver) SetBookPrice(ctx context.Context, bookID string, pric
 }
 
 // SetStock is the resolver for the setStock field.
-func (r *mutationResolver) SetStock(ctx context.Context, bookID string, quantity int) (*model.BookPayload, error) {
-	if err := requireAdmin(ctx); err != nil {
-		return nil, err
-	}
-	bid, err := parseTypedID("bookId", typeBook, bookID)
-	if err == nil {
-		err = r.DB.Inventory.SetStock(ctx, bid, int64(quantity))
-	}
-	return r.bookAfterWrite(ctx, bid, err)
+func (r *mutationResolver) SetStock(ctx context.Context, bookID string, quantity int, expectedQuantity int, reason *string) (*model.StockPayload, error) {
+	return r.setStock(ctx, bookID, quantity, expectedQuantity, reason)
+}
+
+// AdjustStock is the resolver for the adjustStock field.
+func (r *mutationResolver) AdjustStock(ctx context.Context, bookID string, delta int, reason string) (*model.StockPayload, error) {
+	return r.adjustStock(ctx, bookID, delta, reason)
 }
 
 // Node is the resolver for the node field.
@@ -406,9 +404,23 @@ func (r *queryResolver) Me(ctx context.Context) (*identity.Customer, error) {
 	return c, nil
 }
 
+// StockMovements is the resolver for the stockMovements field.
+func (r *queryResolver) StockMovements(ctx context.Context, bookID string, first *int, after *string) (*bookstore.StockMovementPage, error) {
+	return r.stockMovements(ctx, bookID, first, after)
+}
+
 // ID is the resolver for the id field.
 func (r *reviewResolver) ID(ctx context.Context, obj *bookstore.Review) (string, error) {
 	return globalID(typeReview, obj.ID), nil
+}
+
+// ActorID is the resolver for the actorId field.
+func (r *stockMovementResolver) ActorID(ctx context.Context, obj *bookstore.StockMovement) (*string, error) {
+	if obj.ActorID == nil {
+		return nil, nil
+	}
+	id := globalID(typeCustomer, *obj.ActorID)
+	return &id, nil
 }
 
 // Address returns graph.AddressResolver implementation.
@@ -438,6 +450,9 @@ func (r *Resolver) Query() graph.QueryResolver { return &queryResolver{r} }
 // Review returns graph.ReviewResolver implementation.
 func (r *Resolver) Review() graph.ReviewResolver { return &reviewResolver{r} }
 
+// StockMovement returns graph.StockMovementResolver implementation.
+func (r *Resolver) StockMovement() graph.StockMovementResolver { return &stockMovementResolver{r} }
+
 type (
 	addressResolver        struct{ *Resolver }
 	authorResolver         struct{ *Resolver }
@@ -448,4 +463,5 @@ type (
 	mutationResolver       struct{ *Resolver }
 	queryResolver          struct{ *Resolver }
 	reviewResolver         struct{ *Resolver }
+	stockMovementResolver  struct{ *Resolver }
 )

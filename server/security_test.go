@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -247,11 +248,16 @@ func TestAdminManagesCatalog(t *testing.T) {
 	}
 	var book struct {
 		Books struct {
-			Edges []struct{ Node struct{ ID string } }
+			Edges []struct {
+				Node struct {
+					ID           string
+					Availability struct{ Quantity int }
+				}
+			}
 		}
 	}
-	a.ok(`{ books(first: 1) { edges { node { id } } } }`, nil, &book)
-	id := book.Books.Edges[0].Node.ID
+	a.ok(`{ books(first: 1) { edges { node { id availability { quantity } } } } }`, nil, &book)
+	id, stock := book.Books.Edges[0].Node.ID, book.Books.Edges[0].Node.Availability.Quantity
 	var out struct {
 		SetBookPrice struct {
 			Book       struct{ PriceCents int }
@@ -263,7 +269,7 @@ func TestAdminManagesCatalog(t *testing.T) {
 		}
 	}
 	a.mustAs(adminToken, `mutation($id: ID!) { setBookPrice(bookId: $id, priceCents: 1234) { book { priceCents } userErrors { code } }
-		setStock(bookId: $id, quantity: 3) { book { availability { quantity } } userErrors { code } } }`, &out, "id", id)
+		setStock(bookId: $id, quantity: 3, expectedQuantity: `+strconv.Itoa(stock)+`) { book { availability { quantity } } userErrors { code } } }`, &out, "id", id)
 	if out.SetBookPrice.Book.PriceCents != 1234 || out.SetStock.Book.Availability.Quantity != 3 {
 		t.Fatalf("admin writes = %+v", out)
 	}

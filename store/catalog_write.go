@@ -28,29 +28,6 @@ func (s *Books) SetPrice(ctx context.Context, id uuid.UUID, cents int64) error {
 	})
 }
 
-// SetStock sets units on hand (an admin's stock count). Checkout decrements stock with
-// its own conditional update; this is the absolute correction.
-func (s *Inventory) SetStock(ctx context.Context, id uuid.UUID, qty int64) error {
-	if qty < 0 {
-		return bookstore.InvalidField("quantity", "must be >= 0")
-	}
-	return s.db.ExecuteTx(ctx, func(tx pgx.Tx) error {
-		var exists bool
-		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM books WHERE id = $1)`, id).Scan(&exists); err != nil {
-			return fmt.Errorf("set stock of %s: %w", id, err)
-		}
-		if !exists {
-			return bookstore.Errorf(bookstore.CodeNotFound, "no book with this id")
-		}
-		if _, err := tx.Exec(ctx, `
-			INSERT INTO inventory (book_id, stock) VALUES ($1, $2)
-			ON CONFLICT (book_id) DO UPDATE SET stock = excluded.stock, updated_at = now()`, id, qty); err != nil {
-			return fmt.Errorf("set stock of %s: %w", id, err)
-		}
-		return enqueue(ctx, tx, TopicBookChanged, []uuid.UUID{id})
-	})
-}
-
 // IDsAfter returns up to limit book ids greater than after, in id order: a keyset scan
 // over the whole catalog for rebuilding the search index. uuid.Nil starts at the beginning.
 func (s *Books) IDsAfter(ctx context.Context, after uuid.UUID, limit int) ([]uuid.UUID, error) {

@@ -310,6 +310,7 @@ func nonEmpty(s string) *string {
 func linkBooks(ctx context.Context, tx pgx.Tx, recs []catalog.Record, bookIDs []uuid.UUID, authorIDs, catIDs map[string]uuid.UUID) error {
 	var baBook, baAuthor, bcBook, bcCat []uuid.UUID
 	var baPos []int32
+	var stockIDs []uuid.UUID
 	var stock []int64
 	var rID, rBook []uuid.UUID
 	var rRating []int32
@@ -334,7 +335,9 @@ func linkBooks(ctx context.Context, tx pgx.Tx, recs []catalog.Record, bookIDs []
 			seenC[id] = true
 			bcBook, bcCat = append(bcBook, bookIDs[i]), append(bcCat, id)
 		}
-		stock = append(stock, r.Stock)
+		if !r.StockUnknown {
+			stockIDs, stock = append(stockIDs, bookIDs[i]), append(stock, r.Stock)
+		}
 		for j, rv := range r.Reviews {
 			id := rv.ID
 			if id == uuid.Nil {
@@ -355,9 +358,6 @@ func linkBooks(ctx context.Context, tx pgx.Tx, recs []catalog.Record, bookIDs []
 		{"clear categories", `DELETE FROM book_categories WHERE book_id = ANY($1::UUID[])`, []any{bookIDs}},
 		{"link categories", `INSERT INTO book_categories (book_id, category_id)
 			SELECT * FROM unnest($1::UUID[], $2::UUID[])`, []any{bcBook, bcCat}},
-		{"set stock", `INSERT INTO inventory (book_id, stock)
-			SELECT * FROM unnest($1::UUID[], $2::INT8[])
-			ON CONFLICT (book_id) DO UPDATE SET stock = excluded.stock, updated_at = now()`, []any{bookIDs, stock}},
 		{"insert reviews", `INSERT INTO reviews (id, book_id, rating, title, body, reviewer_name, created_at)
 			SELECT * FROM unnest($1::UUID[], $2::UUID[], $3::INT2[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::TIMESTAMPTZ[])
 			ON CONFLICT (id) DO NOTHING`, []any{rID, rBook, rRating, rTitle, rBody, rName, rAt}},
@@ -367,5 +367,60 @@ func linkBooks(ctx context.Context, tx pgx.Tx, recs []catalog.Record, bookIDs []
 			return fmt.Errorf("%s: %w", s.what, err)
 		}
 	}
-	return nil
+	return importStock(ctx, tx, stockIDs, stock)
+}
+
+// importStock applies imported stock counts. A book seen for the first time gets the
+// file's count. For a known book the file's count is compared with the count of its
+// previous import (inventory.import_stock) and only the difference is applied to the live
+// stock: units that checkout took since then stay taken, re-importing the same file
+// changes nothing, and a file that says 10 more arrived adds 10. Stock never goes below
+// zero. Each change is written to the stock ledger with the reason "import".
+func importStock(ctx context.Context, tx pgx.Tx, ids []uuid.UUID, counts []int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	type row struct{ stock, base int64 }
+	cur := make(map[uuid.UUID]row, len(ids))
+	rows, err := tx.Query(ctx, `
+		SELECT book_id, stock, COALESCE(import_stock, stock) FROM inventory
+		WHERE book_id = ANY($1::UUID[]) ORDER BY book_id FOR UPDATE`, ids)
+	if err != nil {
+		return fmt.Errorf("read stock: %w", err)
+	}
+	for rows.Next() {
+		var id uuid.UUID
+		var r row
+		if err := rows.Scan(&id, &r.stock, &r.base); err != nil {
+			rows.Close()
+			return fmt.Errorf("read stock: %w", err)
+		}
+		cur[id] = r
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read stock: %w", err)
+	}
+	next := make([]int64, len(ids))
+	var mBook []uuid.UUID
+	var mDelta, mStock []int64
+	for i, id := range ids {
+		r, known := cur[id]
+		if !known {
+			next[i] = counts[i]
+		} else {
+			next[i] = max(r.stock+counts[i]-r.base, 0)
+		}
+		if d := next[i] - r.stock; d != 0 {
+			mBook, mDelta, mStock = append(mBook, id), append(mDelta, d), append(mStock, next[i])
+		}
+	}
+	if _, err := tx.Exec(ctx, `
+		INSERT INTO inventory (book_id, stock, import_stock)
+		SELECT * FROM unnest($1::UUID[], $2::INT8[], $3::INT8[])
+		ON CONFLICT (book_id) DO UPDATE SET stock = excluded.stock, import_stock = excluded.import_stock, updated_at = now()`,
+		ids, next, counts); err != nil {
+		return fmt.Errorf("set stock: %w", err)
+	}
+	return recordMovements(ctx, tx, mBook, mDelta, mStock, "import", nil, nil)
 }

@@ -15,6 +15,9 @@ const (
 	// TopicBookChanged: a book's searchable data changed (created, re-imported, price,
 	// stock, rating). Handlers re-read the book; a missing book means it was deleted.
 	TopicBookChanged = "book.changed"
+	// TopicLowStock: a book's stock fell to the low-stock alert threshold or below (the
+	// payload is a LowStockPayload). Written once per crossing, not on every sale below it.
+	TopicLowStock = "low_stock"
 )
 
 // Event is one outbox row.
@@ -37,6 +40,18 @@ func enqueue(ctx context.Context, tx pgx.Tx, topic string, ids []uuid.UUID) erro
 	_, err := tx.Exec(ctx, `INSERT INTO outbox (topic, aggregate_id) SELECT $1, unnest($2::UUID[])`, topic, ids)
 	if err != nil {
 		return fmt.Errorf("enqueue %s events: %w", topic, err)
+	}
+	return nil
+}
+
+// enqueuePayload writes one event with a JSON payload inside the caller's transaction.
+func enqueuePayload(ctx context.Context, tx pgx.Tx, topic string, id uuid.UUID, payload any) error {
+	b, err := json.Marshal(payload)
+	if err != nil {
+		return fmt.Errorf("encode %s event: %w", topic, err)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO outbox (topic, aggregate_id, payload) VALUES ($1, $2, $3)`, topic, id, b); err != nil {
+		return fmt.Errorf("enqueue %s event: %w", topic, err)
 	}
 	return nil
 }

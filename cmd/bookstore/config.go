@@ -31,6 +31,7 @@ type serveConfig struct {
 	debugAddr       string
 	redisURL        string
 	responseTTL     time.Duration
+	lowStock        int64
 	sec             securityConfig
 	search          searchConfig
 	protect         protectConfig
@@ -55,6 +56,7 @@ func (c *serveConfig) register(fs *flag.FlagSet, getenv func(string) string, dev
 	fs.StringVar(&c.debugAddr, "debug-addr", getenv("DEBUG_ADDR"), "serve net/http/pprof on this address, e.g. 127.0.0.1:6060; empty = off (DEBUG_ADDR)")
 	fs.StringVar(&c.redisURL, "redis-url", getenv("REDIS_URL"), "Redis URL for the response cache, rate limits and throttles shared by every instance; empty = in-process only (REDIS_URL)")
 	fs.DurationVar(&c.responseTTL, "response-cache-ttl", envDuration(getenv, "RESPONSE_CACHE_TTL", 5*time.Second), "how long anonymous query responses are cached; negative = off (RESPONSE_CACHE_TTL)")
+	fs.Int64Var(&c.lowStock, "low-stock-threshold", envInt64(getenv, "LOW_STOCK_THRESHOLD", 5), "a low_stock event is raised when a book's stock falls to this or below (LOW_STOCK_THRESHOLD)")
 	fs.DurationVar(&c.loaderWait, "loader-wait", envDuration(getenv, "LOADER_WAIT", 2*time.Millisecond), "how long dataloaders gather keys (LOADER_WAIT)")
 }
 

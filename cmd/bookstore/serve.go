@@ -74,6 +74,10 @@ func serve(ctx context.Context, cfg serveConfig, db *store.DB, log *slog.Logger,
 			return fmt.Errorf("connect to Redis: %w", err)
 		}
 	}
+	if cfg.lowStock < 0 {
+		return fmt.Errorf("LOW_STOCK_THRESHOLD must be >= 0, got %d", cfg.lowStock)
+	}
+	db.Inventory.LowStockThreshold = cfg.lowStock
 	sec, err := buildSecurity(cfg.sec, cfg.getenv, db, rdb, log)
 	if err != nil {
 		return err
@@ -99,7 +103,7 @@ func serve(ctx context.Context, cfg serveConfig, db *store.DB, log *slog.Logger,
 		}
 	}}
 	relay := &events.Relay{Outbox: db.Outbox, Log: log, Handlers: []events.Handler{
-		&events.SearchIndexer{DB: db, Index: ix}, broadcast,
+		&events.SearchIndexer{DB: db, Index: ix}, broadcast, &events.LowStockAlerts{Log: log},
 	}}
 	var bgDone sync.WaitGroup
 	bgDone.Add(3)

@@ -163,6 +163,13 @@ type SearchResult struct {
 	Facets     *SearchFacets       `json:"facets"`
 }
 
+type StockPayload struct {
+	Book *bookstore.Book `json:"book,omitempty"`
+	// The ledger entry of the change; null when nothing changed.
+	Movement   *bookstore.StockMovement `json:"movement,omitempty"`
+	UserErrors []*UserError             `json:"userErrors"`
+}
+
 type Suggestion struct {
 	Kind SuggestionKind `json:"kind"`
 	Text string         `json:"text"`
