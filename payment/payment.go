@@ -41,8 +41,8 @@ type Provider interface {
 
 	// Refund gives back the whole amount of the succeeded charge made with key and
 	// returns it with StatusRefunded. It is idempotent: refunding a refunded charge
-	// returns it unchanged. Refunding a charge that did not succeed is an error (there is
-	// nothing to give back); ErrNotFound when there is no charge.
+	// returns it unchanged. Refunding a charge that did not succeed is ErrNotRefundable;
+	// ErrNotFound when there is no charge.
 	Refund(ctx context.Context, key string) (*Charge, error)
 }
 
@@ -163,6 +163,8 @@ var (
 	// ErrIdempotencyKeyReused: the key was used before with a different request
 	// (amount, currency, method or token); nothing was charged by this call.
 	ErrIdempotencyKeyReused = errors.New("payment: idempotency key reused with a different request")
+	// ErrNotRefundable: the charge did not succeed, so there is nothing to refund.
+	ErrNotRefundable = errors.New("payment: the charge did not succeed: nothing to refund")
 )
 
 // Definite reports whether err is a definite answer from the PSP that nothing was

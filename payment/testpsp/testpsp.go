@@ -154,6 +154,8 @@ func (p *PSP) Refund(ctx context.Context, key string) (*payment.Charge, error) {
 	switch {
 	case errors.Is(err, store.ErrTestChargeNotFound):
 		return nil, payment.ErrNotFound
+	case errors.Is(err, store.ErrTestChargeNotRefundable):
+		return nil, payment.ErrNotRefundable
 	case err != nil:
 		return nil, fmt.Errorf("testpsp: refund %s: %w", key, err)
 	}

@@ -286,7 +286,7 @@ func TestRefund(t *testing.T) {
 	if _, err := psp.Charge(ctx, req("order-d", "tok_chargeDeclined", payment.MethodCard)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := psp.Refund(ctx, "order-d"); err == nil || !errors.Is(err, store.ErrTestChargeNotRefundable) {
+	if _, err := psp.Refund(ctx, "order-d"); err == nil || !errors.Is(err, payment.ErrNotRefundable) {
 		t.Fatalf("refund of a decline: err = %v, want not refundable", err)
 	}
 	if _, err := psp.Refund(ctx, "order-none"); !errors.Is(err, payment.ErrNotFound) {
