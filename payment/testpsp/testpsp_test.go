@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -295,4 +296,23 @@ func TestRefund(t *testing.T) {
 	if _, err := psp.Lookup(ctx, "order-none"); !errors.Is(err, payment.ErrNotFound) {
 		t.Fatalf("Lookup of nothing: err = %v, want ErrNotFound", err)
 	}
+}
+
+// BenchmarkCharge measures new charges (one INSERT each) from parallel callers: the
+// test PSP's share of a checkout in the checkout benchmark.
+func BenchmarkCharge(b *testing.B) {
+	db := testdb.New(b)
+	psp := testpsp.New(db.TestPSP, testpsp.Options{})
+	ctx := context.Background()
+	var n atomic.Int64
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			key := fmt.Sprintf("bench-%d", n.Add(1))
+			if _, err := psp.Charge(ctx, req(key, "tok_visa", payment.MethodCard)); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }
