@@ -26,7 +26,9 @@ type Dedup interface {
 // one its synchronous path calls too, so that the webhook and the checkout request
 // racing for one order settle it once. It must be idempotent per order all the same: an
 // event whose handling outlived the claim (see WebhookOptions.ClaimTimeout) can be
-// handled twice.
+// handled twice. ev.Charge is the intent as the event carries it: status, amount and
+// order, but no Brand or Last4 (its payment method is not expanded in events); Lookup
+// has them.
 type HandleFunc func(ctx context.Context, ev payment.Event) error
 
 // WebhookOptions configure the webhook endpoint.
