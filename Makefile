@@ -10,7 +10,7 @@ BIN := bin/bookstore
 run: deps-run
 	$(GO) run ./cmd/bookstore dev
 
-## test: every test, against a real PostgreSQL and Redis started for the run
+## test: every test, against a real PostgreSQL, Redis and stripe-mock started for the run
 test: deps-test check
 	$(GO) run ./cmd/testenv -- $(GO) test -race -count=1 -timeout 20m ./...
 

@@ -18,10 +18,19 @@ const (
 	CodeForbidden       = "FORBIDDEN"
 	CodeConflict        = "CONFLICT"
 	CodeOutOfStock      = "OUT_OF_STOCK"
+	CodeInternal        = "INTERNAL"
+	CodeUnavailable     = "UNAVAILABLE"
+
 	// CodeInsufficientStock: fewer units on hand than asked for (some, unlike OUT_OF_STOCK).
 	CodeInsufficientStock = "INSUFFICIENT_STOCK"
-	CodeInternal          = "INTERNAL"
-	CodeUnavailable       = "UNAVAILABLE"
+
+	// Payment outcomes (checkout's userErrors). PAYMENT_DECLINED: the issuer or the PSP
+	// refused the card; INSUFFICIENT_FUNDS: refused for want of funds; PAYMENT_ERROR: the
+	// PSP failed to process the payment (or did not answer in time). None of them moved
+	// money: the customer may retry, with another card or later.
+	CodePaymentDeclined   = "PAYMENT_DECLINED"
+	CodeInsufficientFunds = "INSUFFICIENT_FUNDS"
+	CodePaymentError      = "PAYMENT_ERROR"
 )
 
 // Error is an error whose Code and Message may be shown to API clients. Anything that is

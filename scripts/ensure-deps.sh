@@ -10,7 +10,8 @@
 # node:       node and npm, and tools/graphql-http-audit's node_modules (npm ci).
 #
 # The servers are always started privately by the Go code (internal/localpg, localredis);
-# the system services that the packages would start are kept from starting.
+# the system services that the packages would start are kept from starting. stripe-mock
+# needs no package: internal/localstripe builds it with go install when testenv starts.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."

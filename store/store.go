@@ -29,6 +29,9 @@ type DB struct {
 
 	Customers     *Customers
 	RefreshTokens *RefreshTokens
+
+	TestPSP  *TestPSPCharges
+	Webhooks *WebhookEvents
 }
 
 // Options tune the pool. Zero values keep pgx's defaults.
@@ -77,6 +80,8 @@ func newDB(pool *pgxpool.Pool, cockroach bool) *DB {
 	db.Outbox = &Outbox{db: db}
 	db.Customers = &Customers{db: db}
 	db.RefreshTokens = &RefreshTokens{db: db}
+	db.TestPSP = &TestPSPCharges{db: db}
+	db.Webhooks = &WebhookEvents{db: db}
 	return db
 }
 

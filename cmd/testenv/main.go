@@ -3,10 +3,13 @@
 //
 //	go run ./cmd/testenv -- go test -race ./...
 //
-// It starts PostgreSQL (durability off, in a temporary directory) and Redis on free
-// loopback ports, and CockroachDB too when a cockroach binary is on PATH (or uses
-// COCKROACH_URL when that is set), and hands their URLs to the command in
-// BOOKSTORE_TEST_DATABASE_URL, BOOKSTORE_TEST_REDIS_URL and BOOKSTORE_TEST_COCKROACH_URL.
+// It starts PostgreSQL (durability off, in a temporary directory), Redis and stripe-mock
+// (built with go install at a pinned version on first use) on free loopback ports, and
+// CockroachDB too when a cockroach binary is on PATH (or uses COCKROACH_URL when that is
+// set), and hands their URLs to the command in BOOKSTORE_TEST_DATABASE_URL,
+// BOOKSTORE_TEST_REDIS_URL, BOOKSTORE_TEST_STRIPE_URL and BOOKSTORE_TEST_COCKROACH_URL.
+// Under CI a stripe-mock that cannot be built or started fails the run; elsewhere (say,
+// offline) testenv warns and the Stripe adapter's tests skip.
 // The servers are stopped however the command ends, also on Ctrl-C or SIGTERM, which
 // are passed on to the command; testenv exits with the command's exit code.
 package main
@@ -24,6 +27,7 @@ import (
 	"github.com/shopfront/bookstore/internal/localcrdb"
 	"github.com/shopfront/bookstore/internal/localpg"
 	"github.com/shopfront/bookstore/internal/localredis"
+	"github.com/shopfront/bookstore/internal/localstripe"
 	"github.com/shopfront/bookstore/internal/testdb"
 )
 
@@ -36,7 +40,7 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 		args = args[1:]
 	}
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: testenv -- COMMAND [ARG...]\n\nStarts PostgreSQL, Redis (and CockroachDB when a cockroach binary is on PATH or\nCOCKROACH_URL is set), runs COMMAND with their URLs in "+testdb.EnvPostgres+",\n"+testdb.EnvRedis+" and "+testdb.EnvCockroach+", then stops them.")
+		fmt.Fprintln(stderr, "usage: testenv -- COMMAND [ARG...]\n\nStarts PostgreSQL, Redis, stripe-mock (and CockroachDB when a cockroach binary is on PATH\nor COCKROACH_URL is set), runs COMMAND with their URLs in "+testdb.EnvPostgres+",\n"+testdb.EnvRedis+", "+testdb.EnvStripe+" and "+testdb.EnvCockroach+", then stops them.")
 		return 2
 	}
 
@@ -119,6 +123,17 @@ func startServices(ctx context.Context, getenv func(string) string, stderr io.Wr
 	*stops = append(*stops, stopper(stderr, "Redis", rd.Stop))
 	env = append(env, testdb.EnvRedis+"="+rd.URL())
 	fmt.Fprintf(stderr, "testenv: Redis at %s\n", rd.URL())
+
+	switch sm, err := localstripe.Start(ctx, localstripe.Options{Stderr: os.Stderr}); {
+	case err == nil:
+		*stops = append(*stops, stopper(stderr, "stripe-mock", sm.Stop))
+		env = append(env, testdb.EnvStripe+"="+sm.URL())
+		fmt.Fprintf(stderr, "testenv: stripe-mock %s at %s\n", localstripe.Version, sm.URL())
+	case getenv("CI") != "" || ctx.Err() != nil:
+		return nil, fmt.Errorf("start stripe-mock: %w", err)
+	default:
+		fmt.Fprintf(stderr, "testenv: warning: no stripe-mock, the Stripe adapter's tests will skip: %v\n", err)
+	}
 
 	switch u := getenv("COCKROACH_URL"); {
 	case u != "":

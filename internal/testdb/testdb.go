@@ -29,6 +29,7 @@ const (
 	EnvPostgres  = "BOOKSTORE_TEST_DATABASE_URL"
 	EnvCockroach = "BOOKSTORE_TEST_COCKROACH_URL"
 	EnvRedis     = "BOOKSTORE_TEST_REDIS_URL"
+	EnvStripe    = "BOOKSTORE_TEST_STRIPE_URL"
 )
 
 // Main runs a package's tests, first starting a private PostgreSQL when the test command

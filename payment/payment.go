@@ -1,0 +1,194 @@
+// Package payment is what checkout needs from a payment service provider (PSP): take the
+// money for an order exactly once, find that payment again after a crash, and give it
+// back. Only PSP tokens cross it — never card numbers — and what it reports about the
+// card (brand, last 4 digits) comes from the PSP, never from the client.
+//
+// Implementations: testpsp (embedded, the default in dev and tests, with Stripe's test
+// token names) and stripe (Stripe PaymentIntents through stripe-go).
+package payment
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/shopfront/bookstore"
+)
+
+// Provider is a PSP as checkout, its recovery loop and cancellations use it.
+//
+// Every method honours ctx's deadline: that is the PSP call's timeout. Errors are
+// definite — nothing was charged by the call — when they are ErrNotFound,
+// ErrIdempotencyKeyReused or a *bookstore.Error (CodeBadUserInput: an unknown or
+// malformed token, a token of another method). Any other error may or may not have
+// reached the PSP (a timeout, a network failure, a PSP outage): the outcome is unknown,
+// and the caller resolves it with Lookup, now or from the recovery loop. Definite tells
+// them apart.
+type Provider interface {
+	// Charge authorizes and captures req.AmountCents in one step. The charge is keyed by
+	// req.IdempotencyKey (checkout passes the order id): calling again with the same key
+	// and request never charges twice and returns the first call's charge, declines
+	// included; the same key with a different request is ErrIdempotencyKeyReused.
+	//
+	// A nil error means a definite answer: Status is StatusSucceeded, or StatusFailed with
+	// the reason in Charge.Err(), or (asynchronous methods) StatusPending.
+	Charge(ctx context.Context, req ChargeRequest) (*Charge, error)
+
+	// Lookup returns the charge made with the idempotency key, or ErrNotFound when the
+	// PSP has none (the charge request never reached it).
+	Lookup(ctx context.Context, key string) (*Charge, error)
+
+	// Refund gives back the whole amount of the succeeded charge made with key and
+	// returns it with StatusRefunded. It is idempotent: refunding a refunded charge
+	// returns it unchanged. Refunding a charge that did not succeed is ErrNotRefundable;
+	// ErrNotFound when there is no charge.
+	Refund(ctx context.Context, key string) (*Charge, error)
+}
+
+// Method is how the customer pays.
+type Method string
+
+// Methods of payment, as the API names them (PaymentInput.method).
+const (
+	MethodCard   Method = "CARD"
+	MethodWallet Method = "WALLET" // Apple Pay, Google Pay: card tokens issued by a wallet
+)
+
+// Valid reports whether m is a known method.
+func (m Method) Valid() bool { return m == MethodCard || m == MethodWallet }
+
+// Status is the state of a charge at the PSP.
+type Status string
+
+// Charge states.
+const (
+	// StatusSucceeded: authorized and captured; the money moved.
+	StatusSucceeded Status = "SUCCEEDED"
+	// StatusFailed: declined or not processed; no money moved.
+	StatusFailed Status = "FAILED"
+	// StatusPending: the PSP has not decided yet (an asynchronous method); ask again.
+	StatusPending Status = "PENDING"
+	// StatusRefunded: succeeded, then refunded in full.
+	StatusRefunded Status = "REFUNDED"
+)
+
+// Limits of a charge request. The token limit is far above any PSP token (Stripe's are
+// ~30 characters) and keeps an abusive value from reaching the PSP or the database.
+const (
+	MaxTokenLen = 255
+	MaxKeyLen   = 255
+)
+
+// ChargeRequest is one payment to take.
+type ChargeRequest struct {
+	// IdempotencyKey identifies the payment at the PSP: checkout uses the order id.
+	IdempotencyKey string
+	AmountCents    int64
+	Currency       string // ISO 4217, e.g. "USD"
+	Method         Method
+	Token          string // a PSP token (tok_visa, ...), never card data
+}
+
+// Validate checks the request before it is sent. The field names are the checkout
+// input's (payment.method, payment.token) where the client supplied the value.
+func (r ChargeRequest) Validate() error {
+	switch {
+	case r.IdempotencyKey == "" || len(r.IdempotencyKey) > MaxKeyLen:
+		return fmt.Errorf("payment: idempotency key must be 1 to %d bytes", MaxKeyLen)
+	case r.AmountCents <= 0:
+		return fmt.Errorf("payment: amount must be positive, got %d", r.AmountCents)
+	case len(r.Currency) != 3:
+		return fmt.Errorf("payment: currency %q is not an ISO 4217 code", r.Currency)
+	case !r.Method.Valid():
+		return bookstore.InvalidField("payment.method", "unknown payment method %q", r.Method)
+	case r.Token == "" || len(r.Token) > MaxTokenLen:
+		return bookstore.InvalidField("payment.token", "the payment token must be 1 to %d characters", MaxTokenLen)
+	}
+	return nil
+}
+
+// Charge is a payment as the PSP reports it.
+type Charge struct {
+	ID             string // the PSP's reference (pi_..., ch_...)
+	IdempotencyKey string
+	Status         Status
+	AmountCents    int64
+	Currency       string
+	Method         Method
+	// Brand ("visa", "mastercard", ...) and Last4 are the PSP's description of the card
+	// (for a wallet, of the card in the wallet); empty when the PSP gave none.
+	Brand string
+	Last4 string
+	// Wallet is "apple_pay" or "google_pay" for wallet payments.
+	Wallet string
+	// FailureCode is bookstore.CodePaymentDeclined, CodeInsufficientFunds or
+	// CodePaymentError when Status is StatusFailed; FailureMessage is safe to show.
+	FailureCode    string
+	FailureMessage string
+	Created        time.Time
+}
+
+// Err is the client-facing error of a failed charge (a *bookstore.Error carrying
+// FailureCode), nil for any other status.
+func (c *Charge) Err() error {
+	if c.Status != StatusFailed {
+		return nil
+	}
+	code, msg := c.FailureCode, c.FailureMessage
+	if code == "" {
+		code = bookstore.CodePaymentError
+	}
+	if msg == "" {
+		msg = FailureMessage(code)
+	}
+	return &bookstore.Error{Code: code, Message: msg}
+}
+
+// FailureMessage is the default client message for a failure code.
+func FailureMessage(code string) string {
+	switch code {
+	case bookstore.CodePaymentDeclined:
+		return "the payment was declined; try another card"
+	case bookstore.CodeInsufficientFunds:
+		return "the card has insufficient funds; try another card"
+	default:
+		return "the payment could not be processed; nothing was charged, try again"
+	}
+}
+
+var (
+	// ErrNotFound: the PSP has no charge with this idempotency key.
+	ErrNotFound = errors.New("payment: no charge with this idempotency key")
+	// ErrIdempotencyKeyReused: the key was used before with a different request
+	// (amount, currency, method or token); nothing was charged by this call.
+	ErrIdempotencyKeyReused = errors.New("payment: idempotency key reused with a different request")
+	// ErrNotRefundable: the charge did not succeed, so there is nothing to refund.
+	ErrNotRefundable = errors.New("payment: the charge did not succeed: nothing to refund")
+)
+
+// Definite reports whether err is a definite answer from the PSP that nothing was
+// charged (see Provider), as opposed to an unknown outcome.
+func Definite(err error) bool {
+	var be *bookstore.Error
+	return errors.Is(err, ErrNotFound) || errors.Is(err, ErrIdempotencyKeyReused) || errors.As(err, &be)
+}
+
+// EventType is what a PSP notification (webhook) says happened to a charge.
+type EventType string
+
+// Event types that checkout acts on.
+const (
+	EventSucceeded EventType = "payment.succeeded"
+	EventFailed    EventType = "payment.failed"
+	EventRefunded  EventType = "payment.refunded"
+)
+
+// Event is a verified, deduplicated PSP notification about a charge. Checkout's
+// completion function (the one the synchronous path uses too) consumes it; the order is
+// Charge.IdempotencyKey.
+type Event struct {
+	ID     string // the PSP's event id (the deduplication key)
+	Type   EventType
+	Charge Charge
+}
