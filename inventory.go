@@ -23,6 +23,10 @@ type StockMovement struct {
 	At      time.Time
 }
 
+// MaxStock bounds a book's units on hand and any one change of them (ten million): far
+// above any bookshop's shelf, far below where sums of quantities could overflow.
+const MaxStock = 10_000_000
+
 // MaxStockReasonLen bounds the free-text reason of a stock adjustment (in characters).
 const MaxStockReasonLen = 200
 
@@ -52,7 +56,9 @@ type StockMovementEdge struct {
 }
 
 // CleanStockReason trims a stock change's reason and checks it: 1 to MaxStockReasonLen
-// characters of printable text. field names the argument in the error.
+// characters of visible text and spaces (no control or format characters, such as
+// bidirectional overrides or zero-width spaces, and no line breaks), so an audit line
+// reads as what it says. field names the argument in the error.
 func CleanStockReason(field, reason string) (string, error) {
 	reason = strings.TrimSpace(reason)
 	switch n := utf8.RuneCountInString(reason); {
@@ -64,8 +70,8 @@ func CleanStockReason(field, reason string) (string, error) {
 		return "", InvalidField(field, "must be at most %d characters, got %d", MaxStockReasonLen, n)
 	}
 	for _, r := range reason {
-		if unicode.IsControl(r) {
-			return "", InvalidField(field, "must not contain control characters")
+		if !unicode.IsGraphic(r) {
+			return "", InvalidField(field, "must contain only visible characters and spaces")
 		}
 	}
 	return reason, nil

@@ -12,6 +12,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+
+	"github.com/shopfront/bookstore"
 )
 
 // Limits of the CSV import format. Lengths count characters (runes), not bytes.
@@ -318,7 +320,7 @@ func (r *Reader) record(fields []string) (Record, error) {
 		rec.Rating = v
 	}
 
-	stock, msg := parseCount(val[colStock], false, -1)
+	stock, msg := parseCount(val[colStock], false, bookstore.MaxStock)
 	if msg != "" {
 		return bad(colStock, "%s", msg)
 	}

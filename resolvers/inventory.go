@@ -8,6 +8,7 @@ import (
 	"github.com/shopfront/bookstore"
 	"github.com/shopfront/bookstore/auth"
 	"github.com/shopfront/bookstore/graph/model"
+	"github.com/shopfront/bookstore/loaders"
 )
 
 // stockChange runs an admin's stock change (set or adjust) for the book with global id
@@ -37,7 +38,9 @@ func (r *mutationResolver) stockChange(ctx context.Context, bookID, reason strin
 	}
 	if bid != uuid.Nil {
 		// The book as it is now, also after a refusal: a CONFLICT's client needs the
-		// current stock to retry.
+		// current stock to retry. The request's stock loader may hold what an earlier
+		// field of this request read or changed: forget it.
+		loaders.For(ctx).Stock.Clear(ctx, bid)
 		bs, err := r.DB.Books.ByIDs(ctx, []uuid.UUID{bid})
 		if err != nil {
 			return nil, err

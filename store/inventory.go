@@ -20,7 +20,8 @@ import (
 type Inventory struct {
 	db *DB
 	// LowStockThreshold: when a change leaves a book at or below it, having been above,
-	// a TopicLowStock event is written with the change. 0 means bookstore.LowStockThreshold.
+	// a TopicLowStock event is written with the change (0: when a book sells out).
+	// Open sets bookstore.LowStockThreshold; main overrides it from configuration.
 	LowStockThreshold int64
 }
 
@@ -47,22 +48,16 @@ func stockOf(ctx context.Context, q querier, bookIDs []uuid.UUID) (map[uuid.UUID
 	return out, rows.Err()
 }
 
-func (s *Inventory) threshold() int64 {
-	if s.LowStockThreshold > 0 {
-		return s.LowStockThreshold
-	}
-	return bookstore.LowStockThreshold
-}
-
 // Adjust changes a book's stock by delta (received units, damage, a count correction) and
 // returns the ledger entry. A delta that would leave fewer than zero units is refused with
 // INSUFFICIENT_STOCK, changing nothing.
 func (s *Inventory) Adjust(ctx context.Context, bookID uuid.UUID, delta int64, reason string, actor *uuid.UUID) (*bookstore.StockMovement, error) {
-	if delta == 0 {
-		return nil, bookstore.InvalidField("delta", "must not be 0")
+	if delta == 0 || delta > bookstore.MaxStock || delta < -bookstore.MaxStock {
+		return nil, bookstore.InvalidField("delta", "must be between -%d and %d, and not 0", bookstore.MaxStock, bookstore.MaxStock)
 	}
 	var m *bookstore.StockMovement
 	err := s.db.ExecuteTx(ctx, func(tx pgx.Tx) error {
+		m = nil // a retried attempt must not return what a rolled-back one wrote
 		before, ok, err := lockStock(ctx, tx, bookID)
 		if err != nil {
 			return err
@@ -74,6 +69,9 @@ func (s *Inventory) Adjust(ctx context.Context, bookID uuid.UUID, delta int64, r
 			return &bookstore.Error{Code: bookstore.CodeInsufficientStock, Field: "delta",
 				Message: fmt.Sprintf("only %d units on hand; the delta would leave %d", before, before+delta)}
 		}
+		if before+delta > bookstore.MaxStock {
+			return bookstore.InvalidField("delta", "would leave %d units, more than the maximum %d", before+delta, bookstore.MaxStock)
+		}
 		m, err = s.apply(ctx, tx, bookID, before, before+delta, reason, actor, nil)
 		return err
 	})
@@ -84,8 +82,8 @@ func (s *Inventory) Adjust(ctx context.Context, bookID uuid.UUID, delta int64, r
 // expected: a checkout that took units since the admin read the stock makes it fail with
 // CONFLICT (naming the current stock) instead of silently giving those units back.
 func (s *Inventory) SetStock(ctx context.Context, bookID uuid.UUID, qty, expected int64, reason string, actor *uuid.UUID) (*bookstore.StockMovement, error) {
-	if qty < 0 {
-		return nil, bookstore.InvalidField("quantity", "must be >= 0")
+	if qty < 0 || qty > bookstore.MaxStock {
+		return nil, bookstore.InvalidField("quantity", "must be between 0 and %d", bookstore.MaxStock)
 	}
 	var m *bookstore.StockMovement
 	err := s.db.ExecuteTx(ctx, func(tx pgx.Tx) error {
@@ -135,7 +133,8 @@ func (s *Inventory) apply(ctx context.Context, tx pgx.Tx, bookID uuid.UUID, befo
 	}
 	m := &bookstore.StockMovement{BookID: bookID, Delta: after - before, Reason: reason, ActorID: actor, Ref: ref, Stock: after}
 	if err := tx.QueryRow(ctx, `
-		INSERT INTO stock_movements (book_id, delta, reason, actor_id, ref, stock) VALUES ($1, $2, $3, $4, $5, $6)
+		INSERT INTO stock_movements (book_id, delta, reason, actor_id, ref, stock, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, clock_timestamp())
 		RETURNING id, created_at`, bookID, m.Delta, reason, actor, ref, after).Scan(&m.ID, &m.At); err != nil {
 		return nil, fmt.Errorf("record stock movement of %s: %w", bookID, err)
 	}
@@ -152,7 +151,12 @@ func (s *Inventory) stockEvents(ctx context.Context, tx pgx.Tx, bookID uuid.UUID
 			return err
 		}
 	}
-	if t := s.threshold(); before > t && after <= t {
+	return s.lowStockEvent(ctx, tx, bookID, before, after)
+}
+
+// lowStockEvent writes TopicLowStock when a change crosses the alert threshold downwards.
+func (s *Inventory) lowStockEvent(ctx context.Context, tx pgx.Tx, bookID uuid.UUID, before, after int64) error {
+	if t := s.LowStockThreshold; before > t && after <= t {
 		return enqueuePayload(ctx, tx, TopicLowStock, bookID, LowStockPayload{Stock: after, Threshold: t})
 	}
 	return nil
@@ -249,10 +253,12 @@ func (s *Inventory) Restore(ctx context.Context, tx pgx.Tx, demand []bookstore.S
 func mergeDemand(demand []bookstore.StockDemand) ([]bookstore.StockDemand, error) {
 	sum := make(map[uuid.UUID]int64, len(demand))
 	for _, d := range demand {
-		if d.Quantity <= 0 {
-			return nil, fmt.Errorf("stock demand for %s: quantity %d is not positive", d.BookID, d.Quantity)
+		if d.Quantity <= 0 || d.Quantity > bookstore.MaxStock {
+			return nil, fmt.Errorf("stock demand for %s: quantity %d is not in 1..%d", d.BookID, d.Quantity, bookstore.MaxStock)
 		}
-		sum[d.BookID] += d.Quantity
+		if sum[d.BookID] += d.Quantity; sum[d.BookID] > bookstore.MaxStock {
+			return nil, fmt.Errorf("stock demand for %s: %d units in total, more than %d", d.BookID, sum[d.BookID], bookstore.MaxStock)
+		}
 	}
 	out := make([]bookstore.StockDemand, 0, len(sum))
 	for id, q := range sum {
@@ -281,8 +287,9 @@ func recordMovements(ctx context.Context, tx pgx.Tx, books []uuid.UUID, deltas, 
 		return nil
 	}
 	_, err := tx.Exec(ctx, `
-		INSERT INTO stock_movements (book_id, delta, stock, reason, actor_id, ref)
-		SELECT b, d, s, $4, $5, $6 FROM unnest($1::UUID[], $2::INT8[], $3::INT8[]) AS t(b, d, s)`,
+		INSERT INTO stock_movements (book_id, delta, stock, reason, actor_id, ref, created_at)
+		SELECT b, d, s, $4::TEXT, $5::UUID, $6::UUID, clock_timestamp()
+		FROM unnest($1::UUID[], $2::INT8[], $3::INT8[]) AS t(b, d, s)`,
 		books, deltas, stocks, reason, actor, ref)
 	if err != nil {
 		return fmt.Errorf("record %d stock movements: %w", len(books), err)
@@ -290,15 +297,17 @@ func recordMovements(ctx context.Context, tx pgx.Tx, books []uuid.UUID, deltas, 
 	return nil
 }
 
-const movementsCursor = "movements"
+// movementsCursor names one book's ledger, so that a cursor of another book's is refused.
+func movementsCursor(bookID uuid.UUID) string { return "movements:" + bookID.String() }
 
 // Movements returns a page of a book's stock ledger, newest first, after the cursor.
+// A book that does not exist is NOT_FOUND.
 func (s *Inventory) Movements(ctx context.Context, bookID uuid.UUID, first int, after string) (*bookstore.StockMovementPage, error) {
 	args := []any{bookID, first + 1}
 	where := ""
 	if after != "" {
 		var at time.Time
-		id, err := decodeCursor(after, movementsCursor, &at)
+		id, err := decodeCursor(after, movementsCursor(bookID), &at)
 		if err != nil {
 			return nil, err
 		}
@@ -319,12 +328,21 @@ func (s *Inventory) Movements(ctx context.Context, bookID uuid.UUID, first int, 
 	if err != nil {
 		return nil, fmt.Errorf("read stock movements: %w", err)
 	}
+	if len(ms) == 0 {
+		var exists bool
+		if err := s.db.Pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM books WHERE id = $1)`, bookID).Scan(&exists); err != nil {
+			return nil, fmt.Errorf("find book %s: %w", bookID, err)
+		}
+		if !exists {
+			return nil, bookstore.Errorf(bookstore.CodeNotFound, "no book with this id")
+		}
+	}
 	page := &bookstore.StockMovementPage{Edges: []bookstore.StockMovementEdge{}}
 	if len(ms) > first {
 		ms, page.PageInfo.HasNextPage = ms[:first], true
 	}
 	for _, m := range ms {
-		page.Edges = append(page.Edges, bookstore.StockMovementEdge{Cursor: encodeCursor(movementsCursor, m.At, m.ID), Node: m})
+		page.Edges = append(page.Edges, bookstore.StockMovementEdge{Cursor: encodeCursor(movementsCursor(bookID), m.At, m.ID), Node: m})
 	}
 	if n := len(page.Edges); n > 0 {
 		page.PageInfo.StartCursor, page.PageInfo.EndCursor = &page.Edges[0].Cursor, &page.Edges[n-1].Cursor

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 
+	"github.com/shopfront/bookstore"
 	"github.com/shopfront/bookstore/catalog"
 )
 
@@ -36,7 +37,7 @@ func (e *LoadError) Error() string {
 // Within a batch a later record with the same ISBN wins.
 func (db *DB) Load(ctx context.Context, recs []catalog.Record) ([]*LoadError, error) {
 	recs = dedupeByISBN(recs)
-	err := db.ExecuteTx(ctx, func(tx pgx.Tx) error { return loadBatch(ctx, tx, recs) })
+	err := db.ExecuteTx(ctx, func(tx pgx.Tx) error { return db.loadBatch(ctx, tx, recs) })
 	if err == nil || !isDataError(err) || len(recs) == 1 {
 		if err != nil && isDataError(err) {
 			return []*LoadError{{Line: recs[0].Line, ISBN: recs[0].ISBN, Err: dataErr(err)}}, nil
@@ -46,7 +47,7 @@ func (db *DB) Load(ctx context.Context, recs []catalog.Record) ([]*LoadError, er
 	var failed []*LoadError
 	for _, r := range recs {
 		one := []catalog.Record{r}
-		err := db.ExecuteTx(ctx, func(tx pgx.Tx) error { return loadBatch(ctx, tx, one) })
+		err := db.ExecuteTx(ctx, func(tx pgx.Tx) error { return db.loadBatch(ctx, tx, one) })
 		switch {
 		case err == nil:
 		case isDataError(err):
@@ -94,7 +95,7 @@ func dedupeByISBN(recs []catalog.Record) []catalog.Record {
 	return out
 }
 
-func loadBatch(ctx context.Context, tx pgx.Tx, recs []catalog.Record) error {
+func (db *DB) loadBatch(ctx context.Context, tx pgx.Tx, recs []catalog.Record) error {
 	catIDs, err := ensureCategories(ctx, tx, recs)
 	if err != nil {
 		return err
@@ -107,7 +108,7 @@ func loadBatch(ctx context.Context, tx pgx.Tx, recs []catalog.Record) error {
 	if err != nil {
 		return err
 	}
-	if err := linkBooks(ctx, tx, recs, bookIDs, authorIDs, catIDs); err != nil {
+	if err := db.linkBooks(ctx, tx, recs, bookIDs, authorIDs, catIDs); err != nil {
 		return err
 	}
 	return enqueue(ctx, tx, TopicBookChanged, bookIDs)
@@ -307,7 +308,7 @@ func nonEmpty(s string) *string {
 
 // linkBooks replaces the batch's author and category links and sets stock; reviews are
 // inserted once (their ids are stable, so a re-run adds nothing).
-func linkBooks(ctx context.Context, tx pgx.Tx, recs []catalog.Record, bookIDs []uuid.UUID, authorIDs, catIDs map[string]uuid.UUID) error {
+func (db *DB) linkBooks(ctx context.Context, tx pgx.Tx, recs []catalog.Record, bookIDs []uuid.UUID, authorIDs, catIDs map[string]uuid.UUID) error {
 	var baBook, baAuthor, bcBook, bcCat []uuid.UUID
 	var baPos []int32
 	var stockIDs []uuid.UUID
@@ -367,23 +368,30 @@ func linkBooks(ctx context.Context, tx pgx.Tx, recs []catalog.Record, bookIDs []
 			return fmt.Errorf("%s: %w", s.what, err)
 		}
 	}
-	return importStock(ctx, tx, stockIDs, stock)
+	return db.importStock(ctx, tx, stockIDs, stock)
 }
 
 // importStock applies imported stock counts. A book seen for the first time gets the
 // file's count. For a known book the file's count is compared with the count of its
 // previous import (inventory.import_stock) and only the difference is applied to the live
 // stock: units that checkout took since then stay taken, re-importing the same file
-// changes nothing, and a file that says 10 more arrived adds 10. Stock never goes below
-// zero. Each change is written to the stock ledger with the reason "import".
-func importStock(ctx context.Context, tx pgx.Tx, ids []uuid.UUID, counts []int64) error {
+// changes nothing, and a file that says 10 more arrived adds 10. Stock stays within 0 and
+// bookstore.MaxStock. A book with stock but no previous import (stock set by an admin, or
+// from before imports were tracked) takes the file's count as its baseline and keeps its
+// stock: without a baseline, the file cannot say what changed. Each change is written to
+// the stock ledger with the reason "import", and one that crosses the low-stock threshold
+// raises the alert like any other.
+func (db *DB) importStock(ctx context.Context, tx pgx.Tx, ids []uuid.UUID, counts []int64) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	type row struct{ stock, base int64 }
+	type row struct {
+		stock int64
+		base  *int64
+	}
 	cur := make(map[uuid.UUID]row, len(ids))
 	rows, err := tx.Query(ctx, `
-		SELECT book_id, stock, COALESCE(import_stock, stock) FROM inventory
+		SELECT book_id, stock, import_stock FROM inventory
 		WHERE book_id = ANY($1::UUID[]) ORDER BY book_id FOR UPDATE`, ids)
 	if err != nil {
 		return fmt.Errorf("read stock: %w", err)
@@ -406,13 +414,20 @@ func importStock(ctx context.Context, tx pgx.Tx, ids []uuid.UUID, counts []int64
 	var mDelta, mStock []int64
 	for i, id := range ids {
 		r, known := cur[id]
-		if !known {
+		switch {
+		case !known:
 			next[i] = counts[i]
-		} else {
-			next[i] = max(r.stock+counts[i]-r.base, 0)
+		case r.base == nil:
+			next[i] = r.stock
+		default:
+			// Every term is within 0..MaxStock, so the sum cannot overflow.
+			next[i] = min(max(r.stock+counts[i]-*r.base, 0), bookstore.MaxStock)
 		}
 		if d := next[i] - r.stock; d != 0 {
 			mBook, mDelta, mStock = append(mBook, id), append(mDelta, d), append(mStock, next[i])
+			if err := db.Inventory.lowStockEvent(ctx, tx, id, r.stock, next[i]); err != nil {
+				return err
+			}
 		}
 	}
 	if _, err := tx.Exec(ctx, `

@@ -11,6 +11,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/shopfront/bookstore"
 )
 
 // DB is a connection pool to the catalog database plus the query groups that use it.
@@ -75,7 +77,7 @@ func newDB(pool *pgxpool.Pool, cockroach bool) *DB {
 	db.Books = &Books{db: db}
 	db.Authors = &Authors{db: db}
 	db.Categories = &Categories{db: db}
-	db.Inventory = &Inventory{db: db}
+	db.Inventory = &Inventory{db: db, LowStockThreshold: bookstore.LowStockThreshold}
 	db.Reviews = &Reviews{db: db}
 	db.Outbox = &Outbox{db: db}
 	db.Customers = &Customers{db: db}
