@@ -688,9 +688,12 @@ func (ix *Index) ordCacheFor(r index.IndexReader, st *state) *ordCache {
 		Segments() []*scorch.SegmentSnapshot
 	}); ok {
 		c.segs = segs.Segments()
+		// Document numbers count a segment's deleted documents too (as Bleve's own
+		// offsets do): an updated document leaves its old number behind, and counting
+		// live documents only would read a neighbour's stored fields.
 		for _, s := range c.segs {
 			c.offsets = append(c.offsets, n)
-			n += s.Count()
+			n += s.Segment().Count()
 		}
 	}
 	c.ords = make([]atomic.Int64, n)
@@ -698,22 +701,27 @@ func (ix *Index) ordCacheFor(r index.IndexReader, st *state) *ordCache {
 	return c
 }
 
-// description returns the stored description of a document of the snapshot.
-func (c *ordCache) description(docnum uint64) (string, bool) {
+// description returns the stored description of document docnum of the snapshot, whose
+// id must be id: a description is never shown under another book's title.
+func (c *ordCache) description(docnum uint64, id string) (string, bool) {
 	i := sort.Search(len(c.offsets), func(i int) bool { return c.offsets[i] > docnum }) - 1
-	if i < 0 || docnum-c.offsets[i] >= c.segs[i].Count() {
+	if i < 0 || docnum-c.offsets[i] >= c.segs[i].Segment().Count() {
 		return "", false
 	}
 	var desc string
-	found := false
+	found, own := false, false
 	err := c.segs[i].VisitDocument(docnum-c.offsets[i], func(field string, _ byte, value []byte, _ []uint64) bool {
-		if field == "description" {
+		switch field {
+		case "_id": // visited first
+			own = string(value) == id
+			return own
+		case "description":
 			desc, found = string(value), true
 			return false
 		}
 		return true
 	})
-	return desc, err == nil && found
+	return desc, err == nil && own && found
 }
 
 // ordOf maps a Bleve document to its ordinal; false for documents the state does not

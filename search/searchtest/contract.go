@@ -34,6 +34,7 @@ func Run(t *testing.T, open func(t *testing.T) search.Index) {
 		{"Text", testText},
 		{"TextWithFilters", testTextWithFilters},
 		{"Highlights", testHighlights},
+		{"HighlightsAfterUpdates", testHighlightsAfterUpdates},
 		{"Suggest", testSuggest},
 		{"Delete", testDelete},
 		{"UpsertReplaces", testUpsertReplaces},

@@ -1,0 +1,209 @@
+package searchtest
+
+import (
+	"context"
+	"fmt"
+	"html"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/shopfront/bookstore/search"
+	"github.com/shopfront/bookstore/search/internal/words"
+)
+
+// hasWord reports whether text has the (normalised) word w.
+func hasWord(text, w string) bool {
+	found := false
+	words.Tokenize(text, func(term []byte, _, _ int) {
+		if string(term) == w {
+			found = true
+		}
+	})
+	return found
+}
+
+// snippetText returns the pieces of plain text a snippet shows: marks removed, entities
+// decoded, split at crop markers.
+func snippetText(snippet string) []string {
+	s := strings.NewReplacer(search.MarkStart, "", search.MarkEnd, "").Replace(snippet)
+	s = html.UnescapeString(s)
+	var out []string
+	for _, p := range strings.Split(s, search.Ellipsis) {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// docField returns the text of a highlighted field of d, as engines show it.
+func docField(d *search.Document, field string) (string, bool) {
+	switch field {
+	case "title":
+		return d.Title, true
+	case "authors":
+		return strings.Join(d.Authors, ", "), true
+	case "description":
+		return d.Description, true
+	}
+	return "", false
+}
+
+// checkSnippets reports the highlights of res that are not text of their own book in
+// any of its versions (versions[k] are the documents book k has had).
+func checkSnippets(res search.Result, versions func(k int) []search.Document) []string {
+	var bad []string
+	for _, h := range res.Hits {
+		k, ok := keyOf[h.ID]
+		if !ok {
+			bad = append(bad, fmt.Sprintf("hit %s is no fixture book", h.ID))
+			continue
+		}
+		for _, hl := range h.Highlights {
+			if !strings.Contains(hl.Snippet, search.MarkStart) {
+				bad = append(bad, fmt.Sprintf("%s: %s highlight %q marks nothing", fixtureNames[k], hl.Field, hl.Snippet))
+			}
+			ok := false
+			for _, d := range versions(k) {
+				text, known := docField(&d, hl.Field)
+				if !known {
+					break
+				}
+				all := true
+				for _, p := range snippetText(hl.Snippet) {
+					all = all && strings.Contains(text, p)
+				}
+				if all {
+					ok = true
+					break
+				}
+			}
+			if !ok {
+				bad = append(bad, fmt.Sprintf("%s: %s highlight %q is not its own text", fixtureNames[k], hl.Field, hl.Snippet))
+			}
+		}
+	}
+	return bad
+}
+
+// updatedDescriptions are description texts the updates give books in turn: every
+// variant keeps a word of the fixture's query words, moved around.
+var updatedDescriptions = []string{
+	"Revised edition: a journey through space with a planet on every page.",
+	"A detective story of the magic kind, told on a train through the snow.",
+	"Second printing. The reeds by the lake hide a dragon and its gold.",
+}
+
+// testHighlightsAfterUpdates updates books many times (price, stock, then text), one
+// book per batch so that the engine's storage keeps old versions around, while searches
+// run; every highlight must show its own book's text, and a book whose description has
+// the query word, not shown by its title or authors, must show its description.
+func testHighlightsAfterUpdates(t *testing.T, ix search.Index) {
+	ctx := context.Background()
+	queries := []string{"poirot", "space", "magic", "reeds", "planet", "dragon", "school magic", "train snow", "gold"}
+
+	var mu sync.Mutex
+	versions := map[int][]search.Document{}
+	current := map[int]search.Document{}
+	for k, d := range Fixture() {
+		versions[k] = []search.Document{d}
+		current[k] = d
+	}
+	versionsOf := func(k int) []search.Document {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]search.Document(nil), versions[k]...)
+	}
+
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	for g := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := g; !stop.Load(); i++ {
+				res, err := ix.Search(ctx, search.Query{Text: queries[i%len(queries)], SkipFacets: true})
+				if err != nil {
+					t.Errorf("search %q while updating: %v", queries[i%len(queries)], err)
+					return
+				}
+				// A document's text may change while the search runs: any of its
+				// versions will do, never another book's.
+				if bad := checkSnippets(res, versionsOf); len(bad) > 0 {
+					t.Errorf("%q while updating: %s", queries[i%len(queries)], strings.Join(bad, "; "))
+					return
+				}
+			}
+		}()
+	}
+
+	check := func(round string) {
+		t.Helper()
+		cur := func(k int) []search.Document {
+			mu.Lock()
+			defer mu.Unlock()
+			return []search.Document{current[k]}
+		}
+		for _, q := range queries {
+			res := mustSearch(t, ix, search.Query{Text: q, Limit: NumFixture})
+			for _, b := range checkSnippets(res, cur) {
+				t.Errorf("%s, %q: %s", round, q, b)
+			}
+			qw := strings.Fields(words.Normalize(q))
+			for _, h := range res.Hits {
+				k := keyOf[h.ID]
+				d := cur(k)[0]
+				// Title and authors may show a word by one of its typos: only a hit they
+				// show nothing of must show its description.
+				if len(h.Highlights) > 0 {
+					continue
+				}
+				for _, w := range qw {
+					if hasWord(d.Description, w) {
+						t.Errorf("%s, %q: %s has %q in its description only, highlights %v", round, q, fixtureNames[k], w, h.Highlights)
+					}
+				}
+			}
+		}
+	}
+	check("before updates")
+	upsert := func(k int, change func(d *search.Document)) {
+		mu.Lock()
+		d := current[k]
+		change(&d)
+		versions[k] = append(versions[k], d)
+		current[k] = d
+		mu.Unlock()
+		if err := ix.Upsert(ctx, []search.Document{d}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for round := range 4 {
+		for k := range NumFixture {
+			upsert(k, func(d *search.Document) { d.PriceCents += 100 })
+		}
+		for k := NumFixture - 1; k >= 0; k-- {
+			upsert(k, func(d *search.Document) { d.InStock = !d.InStock })
+		}
+		check(fmt.Sprintf("round %d, prices and stock", round))
+		for k := round; k < NumFixture; k += 3 {
+			upsert(k, func(d *search.Document) { d.Description = updatedDescriptions[(k+round)%len(updatedDescriptions)] })
+		}
+		check(fmt.Sprintf("round %d, descriptions", round))
+	}
+	stop.Store(true)
+	wg.Wait()
+	// Back to the fixture's own texts, in one batch.
+	docs := Fixture()
+	if err := ix.Upsert(ctx, docs); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	for k, d := range docs {
+		current[k] = d
+	}
+	mu.Unlock()
+	check("restored")
+}
