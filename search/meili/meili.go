@@ -47,6 +47,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/meilisearch/meilisearch-go"
+	"golang.org/x/text/unicode/norm"
 
 	"github.com/shopfront/bookstore/catalog"
 	"github.com/shopfront/bookstore/search"
@@ -407,9 +408,10 @@ func (ix *Index) Search(ctx context.Context, q search.Query) (search.Result, err
 	if err != nil {
 		return search.Result{}, err
 	}
-	text := strings.TrimSpace(strings.ToValidUTF8(q.Text, " "))
+	raw := strings.ToValidUTF8(q.Text, " ")
+	text := queryText(raw)
 	var isbnFilter string
-	if isbn, ok := isISBN(text); ok {
+	if isbn, ok := isISBN(strings.TrimSpace(raw)); ok {
 		isbnFilter = "isbn = " + quote(isbn)
 		text = ""
 	}
@@ -513,6 +515,27 @@ func (ix *Index) Search(ctx context.Context, q search.Query) (search.Result, err
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// queryText is the text sent to Meilisearch: the words of text (as words.Tokenize finds
+// them, in compatibility form) joined by spaces, so that nothing of the user's text is
+// query syntax (quotes would make a phrase, a leading "-" a negation), and one trailing
+// space when text ends with a separator: by the engine contract, and for Meilisearch,
+// the last word is then complete, not a prefix. "" when text has no words (browse).
+func queryText(text string) string {
+	var b strings.Builder
+	last := 0
+	words.Tokenize(text, func(_ []byte, start, end int) {
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(norm.NFKC.String(text[start:end]))
+		last = end
+	})
+	if b.Len() > 0 && last < len(text) {
+		b.WriteByte(' ')
+	}
+	return b.String()
+}
 
 // isISBN reports whether text is exactly one ISBN (with or without dashes or spaces) and
 // returns it as 13 digits.

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/google/uuid"
+
 	"github.com/shopfront/bookstore/search"
 	"github.com/shopfront/bookstore/search/internal/words"
 )
@@ -206,4 +208,156 @@ func testHighlightsAfterUpdates(t *testing.T, ix search.Index) {
 	}
 	mu.Unlock()
 	check("restored")
+}
+
+// extraDoc is a book outside the fixture, in no category the fixture checks.
+func extraDoc(n int, title, desc string, authors ...string) search.Document {
+	return search.Document{
+		ID: uuid.NewSHA1(uuid.NameSpaceOID, fmt.Appendf(nil, "extra-%d", n)), Title: title,
+		Description: desc, Authors: authors, PriceCents: 1000, Language: "en", InStock: true,
+	}
+}
+
+// hasHit reports whether res has a hit with id.
+func hasHit(res search.Result, id uuid.UUID) bool {
+	for _, h := range res.Hits {
+		if h.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// testShortPrefixes: a word being typed finds the title it starts, however many
+// descriptions use other words with the same start.
+func testShortPrefixes(t *testing.T, ix search.Index) {
+	ctx := context.Background()
+	var docs []search.Document
+	for n := range 200 {
+		docs = append(docs, extraDoc(n, fmt.Sprintf("Volume %d", n),
+			"A collection of common comments, concise and colourful, composed on the coast of a continent by a council of cooks.",
+			"Anon Writer"))
+	}
+	if err := ix.Upsert(ctx, docs); err != nil {
+		t.Fatal(err)
+	}
+	for _, text := range []string{"c", "co", "cos", "cosm"} {
+		res := mustSearch(t, ix, search.Query{Text: text, Limit: search.MaxLimit, SkipFacets: true})
+		if !hasHit(res, FixtureID(Cosmos)) {
+			t.Errorf("%q: Cosmos missing from %d hits", text, res.Total)
+		}
+	}
+}
+
+// testCountsFollowWrites: what was deleted or written again does not crowd a live title
+// out of the completions of a short prefix.
+func testCountsFollowWrites(t *testing.T, ix search.Index) {
+	ctx := context.Background()
+	fly := extraDoc(1000, "Dragonfly", "An insect's year by the pond.", "Mia Pond")
+	if err := ix.Upsert(ctx, []search.Document{fly, extraDoc(1001, "Dragonfly Summer", "", "Lu Pond"), extraDoc(1002, "The Dragonfly Pond", "", "Lu Pond")}); err != nil {
+		t.Fatal(err)
+	}
+	// 30 titles written four times, then deleted.
+	var gone []search.Document
+	var ids []uuid.UUID
+	for n := range 30 {
+		gone = append(gone, extraDoc(n, fmt.Sprintf("Dra%02d", n), "", "Anon Writer"))
+		ids = append(ids, gone[n].ID)
+	}
+	for range 4 {
+		if err := ix.Upsert(ctx, gone); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := ix.Delete(ctx, ids); err != nil {
+		t.Fatal(err)
+	}
+	// 24 live titles of two books each, written ten times (as stock changes do): they
+	// are in fewer books than "dragonfly".
+	var live []search.Document
+	for n := range 24 {
+		for c := range 2 {
+			live = append(live, extraDoc(2000+2*n+c, fmt.Sprintf("Drab%c Tales", 'a'+n), "", "Anon Writer"))
+		}
+	}
+	for range 10 {
+		if err := ix.Upsert(ctx, live); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, text := range []string{"d", "dr", "dra", "drag"} {
+		res := mustSearch(t, ix, search.Query{Text: text, Limit: search.MaxLimit, SkipFacets: true})
+		if !hasHit(res, fly.ID) {
+			t.Errorf("%q: Dragonfly missing from %d hits", text, res.Total)
+		}
+	}
+	if res := mustSearch(t, ix, search.Query{Text: "dra07"}); res.Total != 0 {
+		t.Errorf("deleted title found: %d hits", res.Total)
+	}
+}
+
+// testTyposInLetters: typos count letters, whatever the script.
+func testTyposInLetters(t *testing.T, ix search.Index) {
+	ctx := context.Background()
+	war := extraDoc(3000, "Война и мир", "Роман-эпопея о войне 1812 года.", "Лев Толстой")
+	crime := extraDoc(3001, "Преступление и наказание", "Роман о студенте Раскольникове.", "Фёдор Достоевский")
+	if err := ix.Upsert(ctx, []search.Document{war, crime}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		text string
+		want uuid.UUID
+	}{
+		{"Толстой", war.ID},
+		{"Толсой", war.ID},            // a letter left out
+		{"Толстоя", war.ID},           // a letter changed
+		{"Тлостой", war.ID},           // two letters swapped
+		{"толстой мир", war.ID},       // with another word
+		{"Достоевский", crime.ID},     // exact
+		{"Достоеский", crime.ID},      // one typo
+		{"Дотсоеский", crime.ID},      // two typos
+		{"оДстоевкий", crime.ID},      // the first two letters swapped, and a typo
+		{"Фёдор", crime.ID},           // accent folded
+		{"федор достоевск", crime.ID}, // as you type
+		{"Пресупление", crime.ID},     // a long word
+	} {
+		res := mustSearch(t, ix, search.Query{Text: tc.text, SkipFacets: true})
+		if !hasHit(res, tc.want) || res.Total != 1 {
+			t.Errorf("%q: %d hits, want the one book", tc.text, res.Total)
+		}
+	}
+	for _, text := range []string{"Тосй", "Дсоеский"} { // too many typos
+		if res := mustSearch(t, ix, search.Query{Text: text + " ", SkipFacets: true}); res.Total != 0 {
+			t.Errorf("%q: %d hits, want none", text, res.Total)
+		}
+	}
+}
+
+// testQuerySyntax: the text is words, whatever punctuation it has; a trailing space ends
+// the last word; compatibility forms (full-width letters) are the letters.
+func testQuerySyntax(t *testing.T, ix search.Index) {
+	for _, tc := range []struct {
+		text string
+		want []int
+	}{
+		{"hobb", []int{Hobbit}},                    // a prefix
+		{"hobb ", nil},                             // a complete word: no book has it
+		{"the hobb  ", nil},                        // ... after another word
+		{"hobbit ", []int{Hobbit}},                 // the complete word
+		{"  hobbit", []int{Hobbit}},                // leading spaces
+		{`"history brief"`, []int{Brief, Sapiens}}, // quotes are no phrase
+		{`"brief history" "time"`, []int{Brief}},   // ...
+		{`history "brief`, []int{Brief, Sapiens}},  // an unbalanced quote
+		{"-harry potter", []int{HP1, HP2}},         // a dash is no negation
+		{"harry -potter", []int{HP1, HP2}},         // ...
+		{"harry -chamber", []int{HP2}},             // ...
+		{"-hobbit", []int{Hobbit}},                 // ...
+		{"harry - potter", []int{HP1, HP2}},        // a dash alone
+		{"ＨＯＢＢＩＴ", []int{Hobbit}},                  // full-width letters
+		{"ｈｏｂ", []int{Hobbit}},                     // ... as a prefix
+		{"ﬁre ring", []int{LOTR}},                  // a ligature
+	} {
+		res := mustSearch(t, ix, search.Query{Text: tc.text})
+		wantSet(t, fmt.Sprintf("%q", tc.text), res, tc.want...)
+	}
 }
