@@ -163,12 +163,14 @@ func expand(r index.IndexReader, v *vocabulary, word string, last, completions b
 		lo, hi := v.prefixRange(word)
 		var stats []termStat
 		for i := lo; i < hi; i++ {
-			if v.terms[i] != word {
-				stats = append(stats, termStat{idx: i, count: v.freq[i], weight: weightPrefix})
+			// Completions are searched in titles and names only (see below): ranked by
+			// their books there, so that words of descriptions do not take the slots.
+			if n := v.inField(i, fieldTitle) + v.inField(i, fieldAuthors); n > 0 && v.terms[i] != word {
+				stats = append(stats, termStat{idx: i, count: n, weight: weightPrefix})
 			}
 		}
 		// Short prefixes are ambiguous: fewer, most frequent completions.
-		limit := min(maxPrefixTerms, 8*len(word))
+		limit := min(maxPrefixTerms, 8*runeLen(word))
 		for _, s := range topTerms(stats, limit) {
 			cands[s.idx] = s.weight
 		}
@@ -176,7 +178,7 @@ func expand(r index.IndexReader, v *vocabulary, word string, last, completions b
 	if d := typoDistance(word); d > 0 {
 		best := map[int]float64{}
 		collect := func(i, dist int, completion bool) {
-			if dist > 0 {
+			if dist > 0 && v.docs(i) > 0 {
 				if w := typoWeight(dist, completion); best[i] < w {
 					best[i] = w
 				}
@@ -193,7 +195,7 @@ func expand(r index.IndexReader, v *vocabulary, word string, last, completions b
 		}
 		stats := make([]termStat, 0, len(best))
 		for i, w := range best {
-			stats = append(stats, termStat{idx: i, count: v.freq[i], weight: w})
+			stats = append(stats, termStat{idx: i, count: v.docs(i), weight: w})
 		}
 		for _, s := range topTerms(stats, maxTypoTerms) {
 			if cands[s.idx] < s.weight {
@@ -208,12 +210,12 @@ func expand(r index.IndexReader, v *vocabulary, word string, last, completions b
 	}
 	terms = append(terms, termStat{idx: exact, weight: weightExact})
 	for i, w := range cands {
-		terms = append(terms, termStat{idx: i, weight: w, count: v.freq[i]})
+		terms = append(terms, termStat{idx: i, weight: w, count: v.docs(i)})
 	}
 	for f := range numTextFields {
 		for _, t := range terms {
-			if t.idx >= 0 && v.fields[t.idx]&(1<<f) == 0 {
-				continue // never seen in this field
+			if t.idx >= 0 && v.inField(t.idx, f) == 0 {
+				continue // in no live document's field
 			}
 			if f == fieldDescription && t.weight == weightPrefix {
 				// Completions are for titles and names: in descriptions they would
@@ -222,7 +224,7 @@ func expand(r index.IndexReader, v *vocabulary, word string, last, completions b
 			}
 			term, docs := word, int32(0) // also when not in the vocabulary: its postings may be newer
 			if t.idx >= 0 {
-				term, docs = v.terms[t.idx], v.freq[t.idx]
+				term, docs = v.terms[t.idx], v.docs(t.idx)
 			}
 			out = append(out, expansion{field: f, term: term, weight: t.weight, docs: docs})
 		}

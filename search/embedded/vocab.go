@@ -15,41 +15,45 @@ import (
 // Levenshtein DFA per query word, which costs 40 µs for one typo and 250-500 µs for
 // two, before walking each segment's dictionary of each field.)
 //
-// Counts only grow (a term of a deleted document stays, its postings are empty); they
-// rank expansions, they do not decide matches.
+// The counts are the state's, read live (the caller holds ix.mu for reading): they
+// follow every write and rank expansions, they do not decide matches. Terms no live
+// document has any more count 0 and are skipped until compactTerms drops them.
 
 type vocabulary struct {
-	added  uint64 // state.termsAdded when built
-	terms  []string
-	freq   []int32
-	fields []uint8 // bit f: the term occurs in text field f
+	st    *state
+	added uint64 // st.termsAdded when built
+	terms []string
+	ids   []int32 // term ids in st, parallel to terms
 }
 
 // vocabulary returns the sorted vocabulary of the current state, rebuilding it after
 // new terms appeared. The caller holds ix.mu for reading.
 func (ix *Index) vocabulary(st *state) *vocabulary {
-	if v := ix.vocab.Load(); v != nil && v.added == st.termsAdded {
+	if v := ix.vocab.Load(); v != nil && v.st == st && v.added == st.termsAdded {
 		return v
 	}
 	ix.derivedMu.Lock()
 	defer ix.derivedMu.Unlock()
-	if v := ix.vocab.Load(); v != nil && v.added == st.termsAdded {
+	if v := ix.vocab.Load(); v != nil && v.st == st && v.added == st.termsAdded {
 		return v
 	}
-	v := &vocabulary{added: st.termsAdded, terms: make([]string, 0, len(st.terms))}
-	for t := range st.terms {
-		v.terms = append(v.terms, t)
-	}
+	// Dead terms stay in (a term may live again without a new id); compactTerms
+	// drops them when they are many.
+	v := &vocabulary{st: st, added: st.termsAdded, terms: slices.Clone(st.termStr)}
 	slices.Sort(v.terms)
-	v.freq = make([]int32, len(v.terms))
-	v.fields = make([]uint8, len(v.terms))
+	v.ids = make([]int32, len(v.terms))
 	for i, t := range v.terms {
-		ti := st.terms[t]
-		v.freq[i], v.fields[i] = ti.docs, ti.fields
+		v.ids[i] = st.termID[t]
 	}
 	ix.vocab.Store(v)
 	return v
 }
+
+// docs returns the number of live documents having term i, in any text field.
+func (v *vocabulary) docs(i int) int32 { return v.st.termStat[v.ids[i]].docs }
+
+// inField returns the number of live documents having term i in text field f.
+func (v *vocabulary) inField(i, f int) int32 { return v.st.termStat[v.ids[i]].field[f] }
 
 // prefixRange returns the indexes [lo, hi) of the terms starting with p.
 func (v *vocabulary) prefixRange(p string) (int, int) {
