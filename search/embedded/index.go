@@ -531,9 +531,9 @@ type docInfo struct {
 	authorTerms []string
 	terms       []uint32 // the document's terms: id<<numTextFields | the fields having it
 	authorIdx   []int32  // into state.authors
-	catIdx      []int32 // into state.cats
-	langIdx     int32   // into state.langs
-	priceBucket uint8   // index in search.PriceBuckets
+	catIdx      []int32  // into state.cats
+	langIdx     int32    // into state.langs
+	priceBucket uint8    // index in search.PriceBuckets
 	price       int64
 	rating      float64
 	ratingCount int64
