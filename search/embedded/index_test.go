@@ -276,9 +276,9 @@ func TestConcurrency(t *testing.T) {
 // TestFuzzy compares the vocabulary's typo walk with a brute-force edit distance.
 func TestFuzzy(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
-	alphabet := "abcdeilmnorst"
+	alphabet := []rune("abcdeilmnorstжшё")
 	word := func(n int) string {
-		b := make([]byte, n)
+		b := make([]rune, n)
 		for i := range b {
 			b[i] = alphabet[r.IntN(len(alphabet))]
 		}
@@ -308,8 +308,9 @@ func TestFuzzy(t *testing.T) {
 				for _, term := range v.terms {
 					want := osa(q, term)
 					if prefix && want > d {
-						for k := 1; k <= len(term); k++ {
-							want = min(want, osa(q, term[:k]))
+						rs := []rune(term)
+						for k := 1; k <= len(rs); k++ {
+							want = min(want, osa(q, string(rs[:k])))
 						}
 					}
 					_, ok := got[term]
@@ -325,8 +326,9 @@ func TestFuzzy(t *testing.T) {
 	}
 }
 
-// osa is a plain optimal-string-alignment distance.
-func osa(a, b string) int {
+// osa is a plain optimal-string-alignment distance, in letters.
+func osa(as, bs string) int {
+	a, b := []rune(as), []rune(bs)
 	d := make([][]int, len(a)+1)
 	for i := range d {
 		d[i] = make([]int, len(b)+1)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"unicode/utf8"
 
 	"github.com/RoaringBitmap/roaring/v2"
 	"github.com/blevesearch/bleve/v2/index/scorch"
@@ -188,7 +189,10 @@ func expand(r index.IndexReader, v *vocabulary, word string, last, completions b
 		// two letters swapped): the walk then stays in one or two subtrees.
 		v.fuzzy(word, 1, last, 0, len(v.terms), collect)
 		if d == 2 {
-			for _, first := range []string{word[:1], word[1:2]} {
+			// (Letters, not bytes: a Cyrillic letter is two.)
+			_, n0 := utf8.DecodeRuneInString(word)
+			_, n1 := utf8.DecodeRuneInString(word[n0:])
+			for _, first := range []string{word[:n0], word[n0 : n0+n1]} {
 				lo, hi := v.prefixRange(first)
 				v.fuzzy(word, 2, last, lo, hi, collect)
 			}

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"unicode/utf8"
 )
 
 // The vocabulary is every term of the text fields, sorted, with the number of documents
@@ -67,12 +68,14 @@ const maxFuzzyHits = 4096
 
 // fuzzy calls fn with the index and distance of every term of v.terms[lo:hi] within
 // optimal-string-alignment distance d of w (an adjacent transposition is one edit),
-// distances counted in bytes of the normalised terms (characters, for Latin scripts).
-// With prefix, it also reports the terms that have a prefix within distance d of w
-// (completions of a word typed with a typo, completion true), with the distance of the
-// shortest such prefix. d is 1 or 2.
+// distances counted in letters (runes) of the normalised terms. With prefix, it also
+// reports the terms that have a prefix within distance d of w (completions of a word
+// typed with a typo, completion true), with the distance of the shortest such prefix.
+// d is 1 or 2.
 func (v *vocabulary) fuzzy(w string, d int, prefix bool, lo, hi int, fn func(i, dist int, completion bool)) {
-	m := len(w)
+	var wbuf [maxTermLen]rune
+	wr := appendRunes(wbuf[:0], w)
+	m := len(wr)
 	if d < 1 || d > 2 || m == 0 || m > maxTermLen {
 		return
 	}
@@ -90,17 +93,28 @@ func (v *vocabulary) fuzzy(w string, d int, prefix bool, lo, hi int, fn func(i, 
 			rows[idx] = uint8(j)
 		}
 	}
+	// The letters of the current term down to the depth reached, and the byte offset
+	// after each: off[k] is where letter k+1 starts.
+	tr := make([]rune, maxDepth+1)
+	off := make([]int, maxDepth+2)
 	hits := 0
 	terms := v.terms[:hi]
 	prev, valid := "", 0
 	for i := lo; i < hi; {
 		t := terms[i]
-		k := min(commonPrefix(prev, t), valid)
+		// Rows stay valid for the letters t shares with the previous term.
+		cp := commonPrefix(prev, t)
+		k := valid
+		for k > 0 && off[k] > cp {
+			k--
+		}
 		skip := -1
-		for k < len(t) && k < maxDepth {
+		for off[k] < len(t) && k < maxDepth {
+			r, n := utf8.DecodeRuneInString(t[off[k]:])
+			tr[k], off[k+1] = r, off[k]+n
 			k++
 			// Fill row k.
-			c := t[k-1]
+			c := r
 			base, up, up2 := k*band, (k-1)*band, (k-2)*band
 			rowMin := inf
 			for idx := 0; idx < width; idx++ {
@@ -119,12 +133,12 @@ func (v *vocabulary) fuzzy(w string, d int, prefix bool, lo, hi int, fn func(i, 
 						val = min(val, rows[base+idx-1]+1)
 					}
 					diag := rows[up+idx]
-					if c != w[j-1] {
+					if c != wr[j-1] {
 						diag++
 					}
 					val = min(val, diag)
 					// Transposition: (k-2, j-2) is at index idx of row k-2.
-					if k >= 2 && j >= 2 && c == w[j-2] && t[k-2] == w[j-1] {
+					if k >= 2 && j >= 2 && c == wr[j-2] && tr[k-2] == wr[j-1] {
 						val = min(val, rows[up2+idx]+1)
 					}
 					val = min(val, inf)
@@ -139,7 +153,7 @@ func (v *vocabulary) fuzzy(w string, d int, prefix bool, lo, hi int, fn func(i, 
 			}
 			if prefix && dist < inf {
 				// Every term starting with t[:k] completes a near miss of w.
-				end := i + prefixLen(terms[i:], t[:k])
+				end := i + prefixLen(terms[i:], t[:off[k]])
 				for x := i; x < end; x++ {
 					// A completion within reach as a whole word is a plain typo.
 					if full := osaWithin(w, terms[x], d); full <= d {
@@ -155,10 +169,10 @@ func (v *vocabulary) fuzzy(w string, d int, prefix bool, lo, hi int, fn func(i, 
 				break
 			}
 			if rowMin >= inf {
-				skip = i + prefixLen(terms[i:], t[:k])
+				skip = i + prefixLen(terms[i:], t[:off[k]])
 				break
 			}
-			if k == len(t) && dist < inf {
+			if off[k] == len(t) && dist < inf {
 				fn(i, int(dist), false)
 				if hits++; hits >= maxFuzzyHits {
 					return
@@ -169,13 +183,21 @@ func (v *vocabulary) fuzzy(w string, d int, prefix bool, lo, hi int, fn func(i, 
 		switch {
 		case skip >= 0:
 			i = skip
-		case k == len(t):
+		case off[k] == len(t):
 			i++
 		default:
 			// Depth limit: nothing longer than t[:k] is within reach.
-			i += prefixLen(terms[i:], t[:k])
+			i += prefixLen(terms[i:], t[:off[k]])
 		}
 	}
+}
+
+// appendRunes appends the letters of s to dst.
+func appendRunes(dst []rune, s string) []rune {
+	for _, r := range s {
+		dst = append(dst, r)
+	}
+	return dst
 }
 
 // prefixLen returns the number of leading terms of sorted that start with p, galloping
@@ -190,9 +212,11 @@ func prefixLen(sorted []string, p string) int {
 	return lo + sort.Search(hi-lo, func(i int) bool { return !strings.HasPrefix(sorted[lo+i], p) })
 }
 
-// osaWithin returns the optimal-string-alignment distance between a and b (bytes), or
-// max+1 when it exceeds max.
-func osaWithin(a, b string, max int) int {
+// osaWithin returns the optimal-string-alignment distance between a and b (letters),
+// or max+1 when it exceeds max.
+func osaWithin(as, bs string, max int) int {
+	var abuf, bbuf [maxTermLen]rune
+	a, b := appendRunes(abuf[:0], as), appendRunes(bbuf[:0], bs)
 	if d := len(a) - len(b); d > max || -d > max {
 		return max + 1
 	}
