@@ -552,6 +552,9 @@ type facetValue struct {
 	key  string // category slug, author id, or "name:"+normalised name for authors without id
 	name string // display name
 	bm   *roaring.Bitmap
+	// sales of the value's books: the popularity that ranks author suggestions (a
+	// classic author of one bestseller before a prolific one nobody buys).
+	sales int64
 }
 
 type state struct {
@@ -794,6 +797,7 @@ func (st *state) setBits(ord uint32, on bool) {
 	set(st.langs[d.langIdx].bm)
 	for _, a := range d.authorIdx {
 		set(st.authors[a].bm)
+		st.authors[a].sales += sign * d.sales
 	}
 	for _, c := range d.catIdx {
 		set(st.cats[c].bm)
