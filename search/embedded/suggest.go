@@ -178,9 +178,7 @@ func (ix *Index) Suggest(ctx context.Context, prefix string, n int) ([]search.Su
 		return nil, search.ErrClosed
 	}
 	n = search.SuggestLimit(n)
-	if len(prefix) > search.MaxQueryLen {
-		prefix = prefix[:search.MaxQueryLen]
-	}
+	prefix = search.Truncate(prefix)
 	key := "g\x00" + strconv.Itoa(n) + "\x00" + prefix
 	if v, ok := ix.cache.get(key); ok {
 		return slices.Clone(v.([]search.Suggestion)), nil

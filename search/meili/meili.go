@@ -717,9 +717,7 @@ func leadingWord(s string) string {
 // and the id comes along) and a search of titles.
 func (ix *Index) Suggest(ctx context.Context, prefix string, n int) ([]search.Suggestion, error) {
 	n = search.SuggestLimit(n)
-	if len(prefix) > search.MaxQueryLen {
-		prefix = prefix[:search.MaxQueryLen]
-	}
+	prefix = search.Truncate(prefix)
 	prefix = strings.ToValidUTF8(prefix, " ")
 	typed := strings.Fields(words.Normalize(prefix))
 	if len(typed) == 0 {
