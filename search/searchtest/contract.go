@@ -39,6 +39,7 @@ func Run(t *testing.T, open func(t *testing.T) search.Index) {
 		{"CountsFollowWrites", testCountsFollowWrites},
 		{"TyposInLetters", testTyposInLetters},
 		{"QuerySyntax", testQuerySyntax},
+		{"SuggestPopularity", testSuggestPopularity},
 		{"Suggest", testSuggest},
 		{"Delete", testDelete},
 		{"UpsertReplaces", testUpsertReplaces},

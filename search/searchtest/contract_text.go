@@ -361,3 +361,39 @@ func testQuerySyntax(t *testing.T, ix search.Index) {
 		wantSet(t, fmt.Sprintf("%q", tc.text), res, tc.want...)
 	}
 }
+
+// testSuggestPopularity: authors are suggested by the sales of their books, not by how
+// many they wrote ("jane": the author of a bestseller before prolific unsold ones).
+func testSuggestPopularity(t *testing.T, ix search.Index) {
+	ctx := context.Background()
+	austen := extraDoc(4000, "Pride and Prejudice", "", "Jane Austen")
+	austen.SalesCount = 50000
+	austen.AuthorIDs = []uuid.UUID{AuthorID("Jane Austen")}
+	docs := []search.Document{austen}
+	for a := range 6 {
+		name := fmt.Sprintf("Janet %c", 'K'+a)
+		for b := range 3 {
+			d := extraDoc(4100+10*a+b, fmt.Sprintf("Volume %d", b), "", name)
+			d.SalesCount = 10
+			d.AuthorIDs = []uuid.UUID{AuthorID(name)}
+			docs = append(docs, d)
+		}
+	}
+	if err := ix.Upsert(ctx, docs); err != nil {
+		t.Fatal(err)
+	}
+	s, err := ix.Suggest(ctx, "jane", 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := search.Suggestion{Kind: search.SuggestAuthor, Text: "Jane Austen", ID: AuthorID("Jane Austen").String()}
+	for _, x := range s {
+		if x.Kind == search.SuggestAuthor {
+			if x != want {
+				t.Errorf("Suggest(jane) = %v, want %v the first author", s, want)
+			}
+			return
+		}
+	}
+	t.Errorf("Suggest(jane) = %v: no author", s)
+}
