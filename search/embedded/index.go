@@ -111,7 +111,8 @@ type Index struct {
 	// segments, fewer dictionary lookups per query term).
 	optMu      sync.Mutex
 	optTimer   *time.Timer
-	optPending int // documents written since the last merge
+	optPending int        // documents written since the last merge
+	mergeMu    sync.Mutex // one merge at a time: Bleve refuses a second ForceMerge
 	bgCtx      context.Context
 	bgCancel   context.CancelFunc
 	bg         sync.WaitGroup
@@ -417,6 +418,10 @@ func (ix *Index) Optimize(ctx context.Context) error {
 	if !ok || ix.closed.Load() {
 		return nil
 	}
+	// A caller's merge waits for the background one instead of failing with "force
+	// merge already in progress".
+	ix.mergeMu.Lock()
+	defer ix.mergeMu.Unlock()
 	return s.ForceMerge(ctx, &mergeplan.SingleSegmentMergePlanOptions)
 }
 
