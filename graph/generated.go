@@ -1664,19 +1664,25 @@ type Highlight {
 }
 
 """
-Facet counts for the current query. Genre counts are disjunctive: a genre's count is what
-the result would hold if that genre were also selected, with every other filter applied.
+Facet counts for the current query. Every group is disjunctive: it counts the matches of
+the query with every filter applied except its own, so that a shopper sees what selecting
+another value would give. A genre's count is what the result would hold if that genre were
+also selected; the price ranges and the price bounds ignore the price filter; the rating
+counts ignore ` + "`" + `minRating` + "`" + `; the author counts ignore ` + "`" + `authorIds` + "`" + `; ` + "`" + `inStockCount` + "`" + ` ignores
+` + "`" + `inStock` + "`" + `.
 """
 type SearchFacets {
   genres: [CategoryFacet!]!
+  "Matches per price range, counted without the price filter."
   priceRanges: [PriceRangeFacet!]!
-  "Lowest and highest price among the matches (null when nothing matches)."
+  "Lowest and highest price of the matches counted without the price filter (the range of a price slider); null when there are none."
   minPriceCents: Int
   maxPriceCents: Int
+  "Matches per minimum rating, counted without the ` + "`" + `minRating` + "`" + ` filter."
   ratings: [RatingFacet!]!
-  "The authors with the most matches."
+  "The authors with the most matches, counted without the ` + "`" + `authorIds` + "`" + ` filter."
   authors: [AuthorFacet!]!
-  "Matches that are in stock."
+  "Matches that are in stock, counted without the ` + "`" + `inStock` + "`" + ` filter."
   inStockCount: Int!
 }
 

@@ -59,8 +59,8 @@ func (r *queryResolver) search(ctx context.Context, text string, in *model.Searc
 	if r.Index == nil {
 		return nil, errNoSearch
 	}
-	if len(text) > search.MaxQueryLen {
-		return nil, bookstore.InvalidField("query", "at most %d bytes", search.MaxQueryLen)
+	if utf8.RuneCountInString(text) > search.MaxQueryLen {
+		return nil, bookstore.InvalidField("query", "at most %d characters", search.MaxQueryLen)
 	}
 	n, err := pageSize(first)
 	if err != nil {
@@ -264,8 +264,8 @@ func (r *queryResolver) suggest(ctx context.Context, prefix string, first *int) 
 	if r.Index == nil {
 		return nil, errNoSearch
 	}
-	if len(prefix) > maxSuggestPrefix || !utf8.ValidString(prefix) {
-		return nil, bookstore.InvalidField("prefix", "at most %d bytes of text", maxSuggestPrefix)
+	if !utf8.ValidString(prefix) || utf8.RuneCountInString(prefix) > maxSuggestPrefix {
+		return nil, bookstore.InvalidField("prefix", "at most %d characters of text", maxSuggestPrefix)
 	}
 	n := 8
 	if first != nil {

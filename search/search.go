@@ -86,8 +86,8 @@ const (
 	MaxOffset    = 1 << 30
 )
 
-// MaxQueryLen is the longest text the resolvers should accept, in bytes. Engines truncate
-// longer text (at a character boundary) rather than fail.
+// MaxQueryLen is the longest text the resolvers should accept, in characters (runes, as
+// the schema says). Engines truncate longer text (Truncate) rather than fail.
 const MaxQueryLen = 256
 
 // Filter narrows a search. Zero fields do not filter. Values within a field are any-of;
@@ -174,12 +174,13 @@ type Facets struct {
 	Languages []FacetCount
 	// Prices counts books per PriceBuckets entry, in that order, zeros included.
 	Prices []PriceBucket
-	// MinPriceCents and MaxPriceCents bound the prices of the books counted in Prices
-	// (0 and 0 when there are none): the range of a price slider.
+	// MinPriceCents and MaxPriceCents bound the prices of the books counted in Prices,
+	// that is without the price filter (0 and 0 when there are none): the range of a
+	// price slider.
 	MinPriceCents, MaxPriceCents int64
 	// Ratings counts books rated at least 4, 3, 2 and 1 (RatingThresholds).
 	Ratings []RatingBucket
-	// InStock counts books in stock.
+	// InStock counts books in stock, without the InStock filter.
 	InStock int
 }
 
@@ -280,7 +281,7 @@ var (
 // ErrInvalidQuery when a number is NaN or infinite. Engines call it first; it is exported
 // so that resolvers and caches can use the same canonical form.
 func (q Query) Normalized() (Query, error) {
-	q.Text = truncateUTF8(q.Text, MaxQueryLen)
+	q.Text = Truncate(q.Text)
 	if q.Limit <= 0 {
 		q.Limit = DefaultLimit
 	}
@@ -323,15 +324,19 @@ func canonStrings(in []string) []string {
 	return slices.Compact(out)
 }
 
-// truncateUTF8 cuts s to at most n bytes without splitting a UTF-8 sequence.
-func truncateUTF8(s string, n int) string {
-	if len(s) <= n {
-		return s
+// Truncate cuts s to at most MaxQueryLen characters.
+func Truncate(s string) string {
+	if len(s) <= MaxQueryLen {
+		return s // fewer bytes than the limit: fewer characters too
 	}
-	for n > 0 && s[n]&0xC0 == 0x80 {
-		n--
+	n := 0
+	for i := range s {
+		if n == MaxQueryLen {
+			return s[:i]
+		}
+		n++
 	}
-	return s[:n]
+	return s
 }
 
 // MergeSuggestions combines per-kind suggestion lists (each already ranked best first)

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 )
@@ -13,7 +14,7 @@ import (
 func TestNormalized(t *testing.T) {
 	a, b := uuid.New(), uuid.New()
 	q, err := Query{
-		Text:   strings.Repeat("é", 200), // 400 bytes
+		Text:   strings.Repeat("é", 300), // 600 bytes
 		Limit:  -1,
 		Offset: -7,
 		Sort:   Sort(42),
@@ -22,8 +23,11 @@ func TestNormalized(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(q.Text) != MaxQueryLen || !strings.HasSuffix(q.Text, "é") {
-		t.Errorf("text cut to %d bytes, ends %q", len(q.Text), q.Text[len(q.Text)-2:])
+	if q.Text != strings.Repeat("é", MaxQueryLen) {
+		t.Errorf("text cut to %d characters, want %d", utf8.RuneCountInString(q.Text), MaxQueryLen)
+	}
+	if s := strings.Repeat("ab", 200); Truncate(s) != s[:MaxQueryLen] || Truncate("hobbit") != "hobbit" {
+		t.Errorf("Truncate of ASCII text")
 	}
 	if q.Limit != DefaultLimit || q.Offset != 0 || q.Sort != SortRelevance {
 		t.Errorf("bounds: %+v", q)

@@ -233,15 +233,16 @@ func TestSearchRejectsBadInput(t *testing.T) {
 		vars  map[string]any
 		field string
 	}{
-		"query too long":       {strings.Repeat("a", 257), nil, "query"},
-		"first too large":      {"x", map[string]any{"first": 101}, "first"},
-		"forged cursor":        {"x", map[string]any{"after": "bm90LWEtY3Vyc29y"}, "after"},
-		"deep cursor":          {"x", map[string]any{"after": "czo5OTk5OTk"}, "after"},
-		"price range inverted": {"", map[string]any{"f": map[string]any{"minPriceCents": 500, "maxPriceCents": 100}}, "filter.maxPriceCents"},
-		"injection as slug":    {"", map[string]any{"f": map[string]any{"categorySlugs": []string{`fantasy" OR price_cents > 0`}}}, "filter.categorySlugs"},
-		"rating out of range":  {"", map[string]any{"f": map[string]any{"minRating": 7}}, "filter.minRating"},
-		"not an author id":     {"", map[string]any{"f": map[string]any{"authorIds": []string{"'; DROP TABLE books; --"}}}, "filter.authorIds"},
-		"bad language":         {"", map[string]any{"f": map[string]any{"language": "en'--"}}, "filter.language"},
+		"query too long":         {strings.Repeat("a", 257), nil, "query"},
+		"257 letters of 2 bytes": {strings.Repeat("ë", 257), nil, "query"},
+		"first too large":        {"x", map[string]any{"first": 101}, "first"},
+		"forged cursor":          {"x", map[string]any{"after": "bm90LWEtY3Vyc29y"}, "after"},
+		"deep cursor":            {"x", map[string]any{"after": "czo5OTk5OTk"}, "after"},
+		"price range inverted":   {"", map[string]any{"f": map[string]any{"minPriceCents": 500, "maxPriceCents": 100}}, "filter.maxPriceCents"},
+		"injection as slug":      {"", map[string]any{"f": map[string]any{"categorySlugs": []string{`fantasy" OR price_cents > 0`}}}, "filter.categorySlugs"},
+		"rating out of range":    {"", map[string]any{"f": map[string]any{"minRating": 7}}, "filter.minRating"},
+		"not an author id":       {"", map[string]any{"f": map[string]any{"authorIds": []string{"'; DROP TABLE books; --"}}}, "filter.authorIds"},
+		"bad language":           {"", map[string]any{"f": map[string]any{"language": "en'--"}}, "filter.language"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -254,6 +255,10 @@ func TestSearchRejectsBadInput(t *testing.T) {
 				t.Fatalf("got %+v", r.Errors)
 			}
 		})
+	}
+	// The limit counts characters, as the schema says, not bytes.
+	if r := a.do(searchQuery, map[string]any{"q": strings.Repeat("ë", 256)}); len(r.Errors) > 0 {
+		t.Fatalf("256 characters refused: %+v", r.Errors)
 	}
 	// Hostile text is just text: no error, and a match-nothing query still has facets.
 	for _, q := range []string{`Fantasy" OR price_cents > 0`, `'; DROP TABLE books; --`, "zzqqxxj"} {

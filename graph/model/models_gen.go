@@ -126,18 +126,24 @@ type SearchEdge struct {
 	Highlights []*Highlight `json:"highlights"`
 }
 
-// Facet counts for the current query. Genre counts are disjunctive: a genre's count is what
-// the result would hold if that genre were also selected, with every other filter applied.
+// Facet counts for the current query. Every group is disjunctive: it counts the matches of
+// the query with every filter applied except its own, so that a shopper sees what selecting
+// another value would give. A genre's count is what the result would hold if that genre were
+// also selected; the price ranges and the price bounds ignore the price filter; the rating
+// counts ignore `minRating`; the author counts ignore `authorIds`; `inStockCount` ignores
+// `inStock`.
 type SearchFacets struct {
-	Genres      []*CategoryFacet   `json:"genres"`
+	Genres []*CategoryFacet `json:"genres"`
+	// Matches per price range, counted without the price filter.
 	PriceRanges []*PriceRangeFacet `json:"priceRanges"`
-	// Lowest and highest price among the matches (null when nothing matches).
-	MinPriceCents *int           `json:"minPriceCents,omitempty"`
-	MaxPriceCents *int           `json:"maxPriceCents,omitempty"`
-	Ratings       []*RatingFacet `json:"ratings"`
-	// The authors with the most matches.
+	// Lowest and highest price of the matches counted without the price filter (the range of a price slider); null when there are none.
+	MinPriceCents *int `json:"minPriceCents,omitempty"`
+	MaxPriceCents *int `json:"maxPriceCents,omitempty"`
+	// Matches per minimum rating, counted without the `minRating` filter.
+	Ratings []*RatingFacet `json:"ratings"`
+	// The authors with the most matches, counted without the `authorIds` filter.
 	Authors []*AuthorFacet `json:"authors"`
-	// Matches that are in stock.
+	// Matches that are in stock, counted without the `inStock` filter.
 	InStockCount int `json:"inStockCount"`
 }
 

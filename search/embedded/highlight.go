@@ -32,7 +32,7 @@ func (ix *Index) highlights(st *state, ord uint32, ms *matchSet) []search.Highli
 	if allWordsCovered(ms, covered) {
 		return out // the description would show nothing new
 	}
-	desc, ok := ms.oc.description(ms.docnum(ord))
+	desc, ok := ms.oc.description(ms.docnum(ord), d.id.String())
 	if !ok {
 		return out
 	}

@@ -111,7 +111,8 @@ type Index struct {
 	// segments, fewer dictionary lookups per query term).
 	optMu      sync.Mutex
 	optTimer   *time.Timer
-	optPending int // documents written since the last merge
+	optPending int        // documents written since the last merge
+	mergeMu    sync.Mutex // one merge at a time: Bleve refuses a second ForceMerge
 	bgCtx      context.Context
 	bgCancel   context.CancelFunc
 	bg         sync.WaitGroup
@@ -342,6 +343,7 @@ func (ix *Index) Upsert(ctx context.Context, docs []search.Document) error {
 		for i := range stored {
 			ix.st.apply(&stored[i], descs[i])
 		}
+		ix.st.compactTerms()
 		ix.st.version++
 		ix.cache.clear()
 		ix.mu.Unlock()
@@ -373,6 +375,7 @@ func (ix *Index) Delete(ctx context.Context, ids []uuid.UUID) error {
 		for _, id := range chunk {
 			ix.st.remove(id)
 		}
+		ix.st.compactTerms()
 		ix.st.version++
 		ix.cache.clear()
 		ix.mu.Unlock()
@@ -415,6 +418,10 @@ func (ix *Index) Optimize(ctx context.Context) error {
 	if !ok || ix.closed.Load() {
 		return nil
 	}
+	// A caller's merge waits for the background one instead of failing with "force
+	// merge already in progress".
+	ix.mergeMu.Lock()
+	defer ix.mergeMu.Unlock()
 	return s.ForceMerge(ctx, &mergeplan.SingleSegmentMergePlanOptions)
 }
 
@@ -527,10 +534,11 @@ type docInfo struct {
 	authors     []string
 	titleTerms  []string // the words of the title and of the authors, normalised
 	authorTerms []string
-	authorIdx   []int32 // into state.authors
-	catIdx      []int32 // into state.cats
-	langIdx     int32   // into state.langs
-	priceBucket uint8   // index in search.PriceBuckets
+	terms       []uint32 // the document's terms: id<<numTextFields | the fields having it
+	authorIdx   []int32  // into state.authors
+	catIdx      []int32  // into state.cats
+	langIdx     int32    // into state.langs
+	priceBucket uint8    // index in search.PriceBuckets
 	price       int64
 	rating      float64
 	ratingCount int64
@@ -538,10 +546,10 @@ type docInfo struct {
 	published   int64 // Unix seconds or noDate
 }
 
-// termInfo is what the vocabulary knows of a term.
+// termInfo counts the live documents having a term.
 type termInfo struct {
-	docs   int32 // documents containing it (counting updates again)
-	fields uint8 // bit f: seen in text field f
+	docs  int32                // in any text field
+	field [numTextFields]int32 // in each text field
 }
 
 // facetValue is one value of a facet with many values: a category or an author.
@@ -549,6 +557,9 @@ type facetValue struct {
 	key  string // category slug, author id, or "name:"+normalised name for authors without id
 	name string // display name
 	bm   *roaring.Bitmap
+	// sales of the value's books: the popularity that ranks author suggestions (a
+	// classic author of one bestseller before a prolific one nobody buys).
+	sales int64
 }
 
 type state struct {
@@ -570,9 +581,15 @@ type state struct {
 	lenSum [numTextFields]int64
 	sg     *suggester
 
-	// terms counts the documents per term of the text fields and the fields it occurs
-	// in (never decremented); termsAdded changes when a term or a field is added.
-	terms      map[string]termInfo
+	// The terms of the text fields, by id, with the live documents having them (a
+	// document's terms are counted once however often it is written, and no more once
+	// deleted). termsAdded changes when a term gets an id (or ids change): the sorted
+	// vocabulary is rebuilt then. Ids of terms no document has any more are reclaimed
+	// by compactTerms.
+	termID     map[string]int32
+	termStr    []string
+	termStat   []termInfo
+	deadTerms  int // ids whose count is 0
 	termsAdded uint64
 
 	version uint64 // changes with every write
@@ -582,7 +599,7 @@ func newState() *state {
 	st := &state{
 		byID: map[uuid.UUID]uint32{}, live: roaring.New(), inStock: roaring.New(),
 		langBy: map[string]int32{}, catByKey: map[string]int32{}, authByID: map[string]int32{},
-		sg: newSuggester(), terms: map[string]termInfo{},
+		sg: newSuggester(), termID: map[string]int32{},
 	}
 	for range search.PriceBuckets {
 		st.prices = append(st.prices, roaring.New())
@@ -598,6 +615,7 @@ func (st *state) apply(sd *storedDoc, description string) {
 	ord, ok := st.byID[sd.ID]
 	if ok {
 		st.unindex(ord)
+		st.uncount(ord)
 	} else if n := len(st.free); n > 0 {
 		ord = st.free[n-1]
 		st.free = st.free[:n-1]
@@ -655,12 +673,19 @@ func (st *state) apply(sd *storedDoc, description string) {
 		count(fieldAuthors, a)
 	}
 	count(fieldDescription, description)
+	d.terms = make([]uint32, 0, len(seen))
 	for t, fields := range seen {
-		ti := st.terms[t]
-		if ti.fields|fields != ti.fields {
+		id, ok := st.termID[t]
+		if !ok {
+			id = int32(len(st.termStr))
+			st.termID[t] = id
+			st.termStr = append(st.termStr, t)
+			st.termStat = append(st.termStat, termInfo{})
 			st.termsAdded++
+			st.deadTerms++
 		}
-		st.terms[t] = termInfo{docs: ti.docs + 1, fields: ti.fields | fields}
+		st.countTerm(id, fields, 1)
+		d.terms = append(d.terms, uint32(id)<<numTextFields|uint32(fields))
 	}
 	st.docs[ord] = d
 	st.index(ord)
@@ -686,10 +711,65 @@ func (st *state) remove(id uuid.UUID) {
 		return
 	}
 	st.unindex(ord)
+	st.uncount(ord)
 	st.sg.removeTitle(ord)
 	delete(st.byID, id)
 	st.docs[ord] = docInfo{}
 	st.free = append(st.free, ord)
+}
+
+// countTerm adds delta (1 or -1) to the counts of term id in the given fields.
+func (st *state) countTerm(id int32, fields uint8, delta int32) {
+	ti := &st.termStat[id]
+	switch ti.docs += delta; {
+	case ti.docs == 0:
+		st.deadTerms++
+	case ti.docs == 1 && delta > 0:
+		st.deadTerms--
+	}
+	for f := range numTextFields {
+		if fields&(1<<f) != 0 {
+			ti.field[f] += delta
+		}
+	}
+}
+
+// uncount takes a document's terms out of the counts.
+func (st *state) uncount(ord uint32) {
+	for _, t := range st.docs[ord].terms {
+		st.countTerm(int32(t>>numTextFields), uint8(t&(1<<numTextFields-1)), -1)
+	}
+}
+
+// compactTerms drops the terms no document has any more, once they are many: the
+// vocabulary would keep walking them.
+func (st *state) compactTerms() {
+	if st.deadTerms < 1024 || st.deadTerms*4 < len(st.termStr) {
+		return
+	}
+	remap := make([]int32, len(st.termStr))
+	var strs []string
+	var stats []termInfo
+	for id, ti := range st.termStat {
+		remap[id] = -1
+		if ti.docs > 0 {
+			remap[id] = int32(len(strs))
+			strs = append(strs, st.termStr[id])
+			stats = append(stats, ti)
+		} else {
+			delete(st.termID, st.termStr[id])
+		}
+	}
+	for t, id := range st.termID {
+		st.termID[t] = remap[id]
+	}
+	for i := range st.docs {
+		for k, t := range st.docs[i].terms {
+			st.docs[i].terms[k] = uint32(remap[t>>numTextFields])<<numTextFields | t&(1<<numTextFields-1)
+		}
+	}
+	st.termStr, st.termStat, st.deadTerms = strs, stats, 0
+	st.termsAdded++
 }
 
 func (st *state) index(ord uint32) { st.setBits(ord, true) }
@@ -722,6 +802,7 @@ func (st *state) setBits(ord uint32, on bool) {
 	set(st.langs[d.langIdx].bm)
 	for _, a := range d.authorIdx {
 		set(st.authors[a].bm)
+		st.authors[a].sales += sign * d.sales
 	}
 	for _, c := range d.catIdx {
 		set(st.cats[c].bm)

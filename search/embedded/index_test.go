@@ -276,9 +276,9 @@ func TestConcurrency(t *testing.T) {
 // TestFuzzy compares the vocabulary's typo walk with a brute-force edit distance.
 func TestFuzzy(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
-	alphabet := "abcdeilmnorst"
+	alphabet := []rune("abcdeilmnorstжшё")
 	word := func(n int) string {
-		b := make([]byte, n)
+		b := make([]rune, n)
 		for i := range b {
 			b[i] = alphabet[r.IntN(len(alphabet))]
 		}
@@ -308,8 +308,9 @@ func TestFuzzy(t *testing.T) {
 				for _, term := range v.terms {
 					want := osa(q, term)
 					if prefix && want > d {
-						for k := 1; k <= len(term); k++ {
-							want = min(want, osa(q, term[:k]))
+						rs := []rune(term)
+						for k := 1; k <= len(rs); k++ {
+							want = min(want, osa(q, string(rs[:k])))
 						}
 					}
 					_, ok := got[term]
@@ -325,8 +326,9 @@ func TestFuzzy(t *testing.T) {
 	}
 }
 
-// osa is a plain optimal-string-alignment distance.
-func osa(a, b string) int {
+// osa is a plain optimal-string-alignment distance, in letters.
+func osa(as, bs string) int {
+	a, b := []rune(as), []rune(bs)
 	d := make([][]int, len(a)+1)
 	for i := range d {
 		d[i] = make([]int, len(b)+1)
@@ -372,5 +374,69 @@ func TestOptimize(t *testing.T) {
 	res := mustSearch(t, ix, search.Query{Text: strings.Fields(docs[42].Title)[len(strings.Fields(docs[42].Title))-1]})
 	if res.Total == 0 {
 		t.Errorf("no match for a title word after merge")
+	}
+}
+
+// TestTermCounts checks the counts behind expansions against the live documents: a
+// document written again counts once, a deleted one not at all, and the ids of terms no
+// document has any more are reclaimed once they are many.
+func TestTermCounts(t *testing.T) {
+	ctx := context.Background()
+	ix, _ := openTemp(t)
+	doc := func(n int, title string) search.Document {
+		return search.Document{ID: uuid.NewSHA1(uuid.NameSpaceOID, fmt.Appendf(nil, "tc-%d", n)), Title: title,
+			Description: "shared words", Authors: []string{"Ann Author"}}
+	}
+	var gone []search.Document
+	var ids []uuid.UUID
+	for n := range 2000 {
+		gone = append(gone, doc(n, fmt.Sprintf("Uniq%04d", n)))
+		ids = append(ids, gone[n].ID)
+	}
+	keep := doc(9999, "Uniqueness Kept")
+	for range 3 {
+		if err := ix.Upsert(ctx, append(slices.Clone(gone), keep)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	counts := func(term string) termInfo {
+		ix.mu.RLock()
+		defer ix.mu.RUnlock()
+		id, ok := ix.st.termID[term]
+		if !ok {
+			return termInfo{}
+		}
+		return ix.st.termStat[id]
+	}
+	if c := counts("shared"); c.docs != 2001 || c.field[fieldDescription] != 2001 || c.field[fieldTitle] != 0 {
+		t.Errorf("shared after three writes: %+v, want 2001 documents, in descriptions", c)
+	}
+	if c := counts("uniq0042"); c.docs != 1 || c.field[fieldTitle] != 1 {
+		t.Errorf("uniq0042 after three writes: %+v", c)
+	}
+	if err := ix.Delete(ctx, ids); err != nil {
+		t.Fatal(err)
+	}
+	if c := counts("shared"); c.docs != 1 {
+		t.Errorf("shared after deletes: %+v", c)
+	}
+	ix.mu.RLock()
+	terms, dead := len(ix.st.termStr), ix.st.deadTerms
+	ix.mu.RUnlock()
+	if terms > 10 || dead != 0 {
+		t.Errorf("%d term ids (%d dead) after deleting 2000 titles: not reclaimed", terms, dead)
+	}
+	// The vocabulary follows: completions and typos of the kept title still work.
+	for _, text := range []string{"uniq", "u", "uniqeness kept"} {
+		res := mustSearch(t, ix, search.Query{Text: text})
+		if res.Total != 1 || res.Hits[0].ID != keep.ID {
+			t.Errorf("%q after compaction: %d hits", text, res.Total)
+		}
+	}
+	if err := ix.Upsert(ctx, gone[:1]); err != nil {
+		t.Fatal(err)
+	}
+	if res := mustSearch(t, ix, search.Query{Text: "uniq0000"}); res.Total != 1 {
+		t.Errorf("a title written again after compaction: %d hits", res.Total)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"unicode/utf8"
 
 	"github.com/RoaringBitmap/roaring/v2"
 	"github.com/blevesearch/bleve/v2/index/scorch"
@@ -163,12 +164,14 @@ func expand(r index.IndexReader, v *vocabulary, word string, last, completions b
 		lo, hi := v.prefixRange(word)
 		var stats []termStat
 		for i := lo; i < hi; i++ {
-			if v.terms[i] != word {
-				stats = append(stats, termStat{idx: i, count: v.freq[i], weight: weightPrefix})
+			// Completions are searched in titles and names only (see below): ranked by
+			// their books there, so that words of descriptions do not take the slots.
+			if n := v.inField(i, fieldTitle) + v.inField(i, fieldAuthors); n > 0 && v.terms[i] != word {
+				stats = append(stats, termStat{idx: i, count: n, weight: weightPrefix})
 			}
 		}
 		// Short prefixes are ambiguous: fewer, most frequent completions.
-		limit := min(maxPrefixTerms, 8*len(word))
+		limit := min(maxPrefixTerms, 8*runeLen(word))
 		for _, s := range topTerms(stats, limit) {
 			cands[s.idx] = s.weight
 		}
@@ -176,7 +179,7 @@ func expand(r index.IndexReader, v *vocabulary, word string, last, completions b
 	if d := typoDistance(word); d > 0 {
 		best := map[int]float64{}
 		collect := func(i, dist int, completion bool) {
-			if dist > 0 {
+			if dist > 0 && v.docs(i) > 0 {
 				if w := typoWeight(dist, completion); best[i] < w {
 					best[i] = w
 				}
@@ -186,14 +189,17 @@ func expand(r index.IndexReader, v *vocabulary, word string, last, completions b
 		// two letters swapped): the walk then stays in one or two subtrees.
 		v.fuzzy(word, 1, last, 0, len(v.terms), collect)
 		if d == 2 {
-			for _, first := range []string{word[:1], word[1:2]} {
+			// (Letters, not bytes: a Cyrillic letter is two.)
+			_, n0 := utf8.DecodeRuneInString(word)
+			_, n1 := utf8.DecodeRuneInString(word[n0:])
+			for _, first := range []string{word[:n0], word[n0 : n0+n1]} {
 				lo, hi := v.prefixRange(first)
 				v.fuzzy(word, 2, last, lo, hi, collect)
 			}
 		}
 		stats := make([]termStat, 0, len(best))
 		for i, w := range best {
-			stats = append(stats, termStat{idx: i, count: v.freq[i], weight: w})
+			stats = append(stats, termStat{idx: i, count: v.docs(i), weight: w})
 		}
 		for _, s := range topTerms(stats, maxTypoTerms) {
 			if cands[s.idx] < s.weight {
@@ -208,12 +214,12 @@ func expand(r index.IndexReader, v *vocabulary, word string, last, completions b
 	}
 	terms = append(terms, termStat{idx: exact, weight: weightExact})
 	for i, w := range cands {
-		terms = append(terms, termStat{idx: i, weight: w, count: v.freq[i]})
+		terms = append(terms, termStat{idx: i, weight: w, count: v.docs(i)})
 	}
 	for f := range numTextFields {
 		for _, t := range terms {
-			if t.idx >= 0 && v.fields[t.idx]&(1<<f) == 0 {
-				continue // never seen in this field
+			if t.idx >= 0 && v.inField(t.idx, f) == 0 {
+				continue // in no live document's field
 			}
 			if f == fieldDescription && t.weight == weightPrefix {
 				// Completions are for titles and names: in descriptions they would
@@ -222,7 +228,7 @@ func expand(r index.IndexReader, v *vocabulary, word string, last, completions b
 			}
 			term, docs := word, int32(0) // also when not in the vocabulary: its postings may be newer
 			if t.idx >= 0 {
-				term, docs = v.terms[t.idx], v.freq[t.idx]
+				term, docs = v.terms[t.idx], v.docs(t.idx)
 			}
 			out = append(out, expansion{field: f, term: term, weight: t.weight, docs: docs})
 		}
@@ -688,9 +694,12 @@ func (ix *Index) ordCacheFor(r index.IndexReader, st *state) *ordCache {
 		Segments() []*scorch.SegmentSnapshot
 	}); ok {
 		c.segs = segs.Segments()
+		// Document numbers count a segment's deleted documents too (as Bleve's own
+		// offsets do): an updated document leaves its old number behind, and counting
+		// live documents only would read a neighbour's stored fields.
 		for _, s := range c.segs {
 			c.offsets = append(c.offsets, n)
-			n += s.Count()
+			n += s.Segment().Count()
 		}
 	}
 	c.ords = make([]atomic.Int64, n)
@@ -698,22 +707,27 @@ func (ix *Index) ordCacheFor(r index.IndexReader, st *state) *ordCache {
 	return c
 }
 
-// description returns the stored description of a document of the snapshot.
-func (c *ordCache) description(docnum uint64) (string, bool) {
+// description returns the stored description of document docnum of the snapshot, whose
+// id must be id: a description is never shown under another book's title.
+func (c *ordCache) description(docnum uint64, id string) (string, bool) {
 	i := sort.Search(len(c.offsets), func(i int) bool { return c.offsets[i] > docnum }) - 1
-	if i < 0 || docnum-c.offsets[i] >= c.segs[i].Count() {
+	if i < 0 || docnum-c.offsets[i] >= c.segs[i].Segment().Count() {
 		return "", false
 	}
 	var desc string
-	found := false
+	found, own := false, false
 	err := c.segs[i].VisitDocument(docnum-c.offsets[i], func(field string, _ byte, value []byte, _ []uint64) bool {
-		if field == "description" {
+		switch field {
+		case "_id": // visited first
+			own = string(value) == id
+			return own
+		case "description":
 			desc, found = string(value), true
 			return false
 		}
 		return true
 	})
-	return desc, err == nil && found
+	return desc, err == nil && own && found
 }
 
 // ordOf maps a Bleve document to its ordinal; false for documents the state does not

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/shopfront/bookstore/catalog"
 	"github.com/shopfront/bookstore/search"
 	"github.com/shopfront/bookstore/search/searchtest"
 )
@@ -291,5 +292,58 @@ func TestRelevanceSuggest(t *testing.T) {
 		if !slices.ContainsFunc(s, func(x search.Suggestion) bool { return x.Kind == tc.kind && x.Text == tc.text }) {
 			t.Errorf("Suggest(%q) = %v, want %s %q", tc.prefix, s, tc.kind, tc.text)
 		}
+	}
+}
+
+// TestSuggestPopularity: among authors starting with what is typed, the best-selling
+// come first, not the most prolific ("jane": Jane Austen, of one bestseller, before the
+// demo catalog's many "Janet" authors of books few buy).
+func TestSuggestPopularity(t *testing.T) {
+	docs, err := searchtest.DemoDocuments(1, 10000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range catalog.Classics() {
+		d := searchtest.FromRecord(r)
+		d.ID = uuid.NewSHA1(uuid.NameSpaceOID, []byte(r.ISBN))
+		docs = append(docs, d)
+	}
+	ix, _ := openTemp(t)
+	ctx := context.Background()
+	if err := ix.Upsert(ctx, docs); err != nil {
+		t.Fatal(err)
+	}
+	janets := 0
+	for _, d := range docs {
+		for _, a := range d.Authors {
+			if strings.HasPrefix(a, "Janet ") {
+				janets++
+			}
+		}
+	}
+	if janets < 8 {
+		t.Fatalf("the demo catalog has %d books by a Janet: the case needs many", janets)
+	}
+	s, err := ix.Suggest(ctx, "jane", 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(s, func(x search.Suggestion) bool { return x.Kind == search.SuggestAuthor })
+	if i < 0 || s[i].Text != "Jane Austen" {
+		t.Errorf("Suggest(jane) = %v, want Jane Austen the first author", s)
+	}
+	// Deleting her books takes her out.
+	var austen []uuid.UUID
+	for _, d := range docs {
+		if slices.Contains(d.Authors, "Jane Austen") {
+			austen = append(austen, d.ID)
+		}
+	}
+	if err := ix.Delete(ctx, austen); err != nil {
+		t.Fatal(err)
+	}
+	s, _ = ix.Suggest(ctx, "jane", 8)
+	if slices.ContainsFunc(s, func(x search.Suggestion) bool { return x.Text == "Jane Austen" }) {
+		t.Errorf("Suggest(jane) after deleting her books = %v", s)
 	}
 }

@@ -169,7 +169,7 @@ func (ix *Index) suggestVocabulary(sg *suggester) []string {
 // Suggest implements search.Index: the categories, authors and titles with a run of
 // words starting with the typed ones (the last typed word as a prefix unless followed
 // by a space), those whose text starts with it first, then the most popular (book
-// count for categories and authors, sales for titles).
+// count for categories, sales for authors and titles).
 func (ix *Index) Suggest(ctx context.Context, prefix string, n int) ([]search.Suggestion, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -178,9 +178,7 @@ func (ix *Index) Suggest(ctx context.Context, prefix string, n int) ([]search.Su
 		return nil, search.ErrClosed
 	}
 	n = search.SuggestLimit(n)
-	if len(prefix) > search.MaxQueryLen {
-		prefix = prefix[:search.MaxQueryLen]
-	}
+	prefix = search.Truncate(prefix)
 	key := "g\x00" + strconv.Itoa(n) + "\x00" + prefix
 	if v, ok := ix.cache.get(key); ok {
 		return slices.Clone(v.([]search.Suggestion)), nil
@@ -244,7 +242,9 @@ func (ix *Index) Suggest(ctx context.Context, prefix string, n int) ([]search.Su
 				case search.SuggestTitle:
 					c.pop = st.docs[e.ref].sales
 				case search.SuggestAuthor:
-					c.pop = int64(st.authors[e.ref].bm.GetCardinality())
+					if a := st.authors[e.ref]; !a.bm.IsEmpty() {
+						c.pop = a.sales + 1 // 0: no books left
+					}
 				default:
 					c.pop = int64(st.cats[e.ref].bm.GetCardinality())
 				}

@@ -11,7 +11,7 @@ import (
 
 // analyzerName is the Bleve name of the analyzer (words.Tokenize); bump its version
 // whenever the tokenizer changes, so that Open discards indexes built with the old rules.
-const analyzerName = "bookstore_text_v2"
+const analyzerName = "bookstore_text_v3"
 
 func init() {
 	err := registry.RegisterAnalyzer(analyzerName, func(map[string]interface{}, *registry.Cache) (analysis.Analyzer, error) {

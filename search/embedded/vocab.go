@@ -4,6 +4,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"unicode/utf8"
 )
 
 // The vocabulary is every term of the text fields, sorted, with the number of documents
@@ -15,41 +16,45 @@ import (
 // Levenshtein DFA per query word, which costs 40 µs for one typo and 250-500 µs for
 // two, before walking each segment's dictionary of each field.)
 //
-// Counts only grow (a term of a deleted document stays, its postings are empty); they
-// rank expansions, they do not decide matches.
+// The counts are the state's, read live (the caller holds ix.mu for reading): they
+// follow every write and rank expansions, they do not decide matches. Terms no live
+// document has any more count 0 and are skipped until compactTerms drops them.
 
 type vocabulary struct {
-	added  uint64 // state.termsAdded when built
-	terms  []string
-	freq   []int32
-	fields []uint8 // bit f: the term occurs in text field f
+	st    *state
+	added uint64 // st.termsAdded when built
+	terms []string
+	ids   []int32 // term ids in st, parallel to terms
 }
 
 // vocabulary returns the sorted vocabulary of the current state, rebuilding it after
 // new terms appeared. The caller holds ix.mu for reading.
 func (ix *Index) vocabulary(st *state) *vocabulary {
-	if v := ix.vocab.Load(); v != nil && v.added == st.termsAdded {
+	if v := ix.vocab.Load(); v != nil && v.st == st && v.added == st.termsAdded {
 		return v
 	}
 	ix.derivedMu.Lock()
 	defer ix.derivedMu.Unlock()
-	if v := ix.vocab.Load(); v != nil && v.added == st.termsAdded {
+	if v := ix.vocab.Load(); v != nil && v.st == st && v.added == st.termsAdded {
 		return v
 	}
-	v := &vocabulary{added: st.termsAdded, terms: make([]string, 0, len(st.terms))}
-	for t := range st.terms {
-		v.terms = append(v.terms, t)
-	}
+	// Dead terms stay in (a term may live again without a new id); compactTerms
+	// drops them when they are many.
+	v := &vocabulary{st: st, added: st.termsAdded, terms: slices.Clone(st.termStr)}
 	slices.Sort(v.terms)
-	v.freq = make([]int32, len(v.terms))
-	v.fields = make([]uint8, len(v.terms))
+	v.ids = make([]int32, len(v.terms))
 	for i, t := range v.terms {
-		ti := st.terms[t]
-		v.freq[i], v.fields[i] = ti.docs, ti.fields
+		v.ids[i] = st.termID[t]
 	}
 	ix.vocab.Store(v)
 	return v
 }
+
+// docs returns the number of live documents having term i, in any text field.
+func (v *vocabulary) docs(i int) int32 { return v.st.termStat[v.ids[i]].docs }
+
+// inField returns the number of live documents having term i in text field f.
+func (v *vocabulary) inField(i, f int) int32 { return v.st.termStat[v.ids[i]].field[f] }
 
 // prefixRange returns the indexes [lo, hi) of the terms starting with p.
 func (v *vocabulary) prefixRange(p string) (int, int) {
@@ -63,12 +68,14 @@ const maxFuzzyHits = 4096
 
 // fuzzy calls fn with the index and distance of every term of v.terms[lo:hi] within
 // optimal-string-alignment distance d of w (an adjacent transposition is one edit),
-// distances counted in bytes of the normalised terms (characters, for Latin scripts).
-// With prefix, it also reports the terms that have a prefix within distance d of w
-// (completions of a word typed with a typo, completion true), with the distance of the
-// shortest such prefix. d is 1 or 2.
+// distances counted in letters (runes) of the normalised terms. With prefix, it also
+// reports the terms that have a prefix within distance d of w (completions of a word
+// typed with a typo, completion true), with the distance of the shortest such prefix.
+// d is 1 or 2.
 func (v *vocabulary) fuzzy(w string, d int, prefix bool, lo, hi int, fn func(i, dist int, completion bool)) {
-	m := len(w)
+	var wbuf [maxTermLen]rune
+	wr := appendRunes(wbuf[:0], w)
+	m := len(wr)
 	if d < 1 || d > 2 || m == 0 || m > maxTermLen {
 		return
 	}
@@ -86,17 +93,28 @@ func (v *vocabulary) fuzzy(w string, d int, prefix bool, lo, hi int, fn func(i, 
 			rows[idx] = uint8(j)
 		}
 	}
+	// The letters of the current term down to the depth reached, and the byte offset
+	// after each: off[k] is where letter k+1 starts.
+	tr := make([]rune, maxDepth+1)
+	off := make([]int, maxDepth+2)
 	hits := 0
 	terms := v.terms[:hi]
 	prev, valid := "", 0
 	for i := lo; i < hi; {
 		t := terms[i]
-		k := min(commonPrefix(prev, t), valid)
+		// Rows stay valid for the letters t shares with the previous term.
+		cp := commonPrefix(prev, t)
+		k := valid
+		for k > 0 && off[k] > cp {
+			k--
+		}
 		skip := -1
-		for k < len(t) && k < maxDepth {
+		for off[k] < len(t) && k < maxDepth {
+			r, n := utf8.DecodeRuneInString(t[off[k]:])
+			tr[k], off[k+1] = r, off[k]+n
 			k++
 			// Fill row k.
-			c := t[k-1]
+			c := r
 			base, up, up2 := k*band, (k-1)*band, (k-2)*band
 			rowMin := inf
 			for idx := 0; idx < width; idx++ {
@@ -115,12 +133,12 @@ func (v *vocabulary) fuzzy(w string, d int, prefix bool, lo, hi int, fn func(i, 
 						val = min(val, rows[base+idx-1]+1)
 					}
 					diag := rows[up+idx]
-					if c != w[j-1] {
+					if c != wr[j-1] {
 						diag++
 					}
 					val = min(val, diag)
 					// Transposition: (k-2, j-2) is at index idx of row k-2.
-					if k >= 2 && j >= 2 && c == w[j-2] && t[k-2] == w[j-1] {
+					if k >= 2 && j >= 2 && c == wr[j-2] && tr[k-2] == wr[j-1] {
 						val = min(val, rows[up2+idx]+1)
 					}
 					val = min(val, inf)
@@ -135,7 +153,7 @@ func (v *vocabulary) fuzzy(w string, d int, prefix bool, lo, hi int, fn func(i, 
 			}
 			if prefix && dist < inf {
 				// Every term starting with t[:k] completes a near miss of w.
-				end := i + prefixLen(terms[i:], t[:k])
+				end := i + prefixLen(terms[i:], t[:off[k]])
 				for x := i; x < end; x++ {
 					// A completion within reach as a whole word is a plain typo.
 					if full := osaWithin(w, terms[x], d); full <= d {
@@ -151,10 +169,10 @@ func (v *vocabulary) fuzzy(w string, d int, prefix bool, lo, hi int, fn func(i, 
 				break
 			}
 			if rowMin >= inf {
-				skip = i + prefixLen(terms[i:], t[:k])
+				skip = i + prefixLen(terms[i:], t[:off[k]])
 				break
 			}
-			if k == len(t) && dist < inf {
+			if off[k] == len(t) && dist < inf {
 				fn(i, int(dist), false)
 				if hits++; hits >= maxFuzzyHits {
 					return
@@ -165,13 +183,21 @@ func (v *vocabulary) fuzzy(w string, d int, prefix bool, lo, hi int, fn func(i, 
 		switch {
 		case skip >= 0:
 			i = skip
-		case k == len(t):
+		case off[k] == len(t):
 			i++
 		default:
 			// Depth limit: nothing longer than t[:k] is within reach.
-			i += prefixLen(terms[i:], t[:k])
+			i += prefixLen(terms[i:], t[:off[k]])
 		}
 	}
+}
+
+// appendRunes appends the letters of s to dst.
+func appendRunes(dst []rune, s string) []rune {
+	for _, r := range s {
+		dst = append(dst, r)
+	}
+	return dst
 }
 
 // prefixLen returns the number of leading terms of sorted that start with p, galloping
@@ -186,9 +212,11 @@ func prefixLen(sorted []string, p string) int {
 	return lo + sort.Search(hi-lo, func(i int) bool { return !strings.HasPrefix(sorted[lo+i], p) })
 }
 
-// osaWithin returns the optimal-string-alignment distance between a and b (bytes), or
-// max+1 when it exceeds max.
-func osaWithin(a, b string, max int) int {
+// osaWithin returns the optimal-string-alignment distance between a and b (letters),
+// or max+1 when it exceeds max.
+func osaWithin(as, bs string, max int) int {
+	var abuf, bbuf [maxTermLen]rune
+	a, b := appendRunes(abuf[:0], as), appendRunes(bbuf[:0], bs)
 	if d := len(a) - len(b); d > max || -d > max {
 		return max + 1
 	}

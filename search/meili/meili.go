@@ -47,6 +47,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/meilisearch/meilisearch-go"
+	"golang.org/x/text/unicode/norm"
 
 	"github.com/shopfront/bookstore/catalog"
 	"github.com/shopfront/bookstore/search"
@@ -407,9 +408,10 @@ func (ix *Index) Search(ctx context.Context, q search.Query) (search.Result, err
 	if err != nil {
 		return search.Result{}, err
 	}
-	text := strings.TrimSpace(strings.ToValidUTF8(q.Text, " "))
+	raw := strings.ToValidUTF8(q.Text, " ")
+	text := queryText(raw)
 	var isbnFilter string
-	if isbn, ok := isISBN(text); ok {
+	if isbn, ok := isISBN(strings.TrimSpace(raw)); ok {
 		isbnFilter = "isbn = " + quote(isbn)
 		text = ""
 	}
@@ -513,6 +515,27 @@ func (ix *Index) Search(ctx context.Context, q search.Query) (search.Result, err
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// queryText is the text sent to Meilisearch: the words of text (as words.Tokenize finds
+// them, in compatibility form) joined by spaces, so that nothing of the user's text is
+// query syntax (quotes would make a phrase, a leading "-" a negation), and one trailing
+// space when text ends with a separator: by the engine contract, and for Meilisearch,
+// the last word is then complete, not a prefix. "" when text has no words (browse).
+func queryText(text string) string {
+	var b strings.Builder
+	last := 0
+	words.Tokenize(text, func(_ []byte, start, end int) {
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(norm.NFKC.String(text[start:end]))
+		last = end
+	})
+	if b.Len() > 0 && last < len(text) {
+		b.WriteByte(' ')
+	}
+	return b.String()
+}
 
 // isISBN reports whether text is exactly one ISBN (with or without dashes or spaces) and
 // returns it as 13 digits.
@@ -689,14 +712,13 @@ func leadingWord(s string) string {
 	return s
 }
 
-// Suggest implements search.Index with three concurrent requests: facet searches over
+// Suggest implements search.Index with four concurrent requests: facet searches over
 // category_keys and author_keys (each value is "name ␟ id", so the name is matched
-// and the id comes along) and a search of titles.
+// and the id comes along), a search of titles, and one of authors by sales (to rank
+// the authors).
 func (ix *Index) Suggest(ctx context.Context, prefix string, n int) ([]search.Suggestion, error) {
 	n = search.SuggestLimit(n)
-	if len(prefix) > search.MaxQueryLen {
-		prefix = prefix[:search.MaxQueryLen]
-	}
+	prefix = search.Truncate(prefix)
 	prefix = strings.ToValidUTF8(prefix, " ")
 	typed := strings.Fields(words.Normalize(prefix))
 	if len(typed) == 0 {
@@ -704,17 +726,24 @@ func (ix *Index) Suggest(ctx context.Context, prefix string, n int) ([]search.Su
 	}
 	open := !strings.HasSuffix(prefix, " ") && words.Normalize(lastRune(prefix)) != ""
 	var (
-		wg                    sync.WaitGroup
-		cats, authors, titles []ranked
-		errC, errA, errT      error
+		wg                     sync.WaitGroup
+		cats, authors, titles  []ranked
+		sales                  map[string]int64
+		errC, errA, errT, errS error
 	)
-	wg.Add(3)
+	wg.Add(4)
 	go func() { defer wg.Done(); cats, errC = ix.facetSuggest(ctx, "category_keys", prefix, typed, open) }()
 	go func() { defer wg.Done(); authors, errA = ix.facetSuggest(ctx, "author_keys", prefix, typed, open) }()
 	go func() { defer wg.Done(); titles, errT = ix.titleSuggest(ctx, prefix, typed, open, 2*n) }()
+	go func() { defer wg.Done(); sales, errS = ix.authorSales(ctx, prefix, typed, open) }()
 	wg.Wait()
-	if err := errors.Join(errC, errA, errT); err != nil {
+	if err := errors.Join(errC, errA, errT, errS); err != nil {
 		return nil, fmt.Errorf("meilisearch: suggest: %w", err)
+	}
+	// Authors rank by the sales of their books (as in the embedded engine), not by
+	// how many they wrote.
+	for i := range authors {
+		authors[i].pop = sales[authors[i].id]
 	}
 	toList := func(kind search.SuggestionKind, rs []ranked) []search.Suggestion {
 		slices.SortStableFunc(rs, func(a, b ranked) int {
@@ -750,7 +779,7 @@ func lastRune(s string) string {
 type ranked struct {
 	text, id string
 	start    bool  // the typed words start the text
-	pop      int64 // books (categories, authors) or sales (titles)
+	pop      int64 // books (categories) or sales (authors, titles)
 }
 
 // matchWords reports whether the typed words occur in text consecutively (the last as
@@ -808,6 +837,43 @@ func (ix *Index) facetSuggest(ctx context.Context, facet, prefix string, typed [
 		}
 		seen[name+keySep+id] = true
 		out = append(out, ranked{text: name, id: id, start: start, pop: h.Count})
+	}
+	return out, nil
+}
+
+// authorSalesHits bounds the best-selling books whose authors' sales authorSales sums.
+const authorSalesHits = 200
+
+// authorSales returns the sales of the best-selling books by authors matching what is
+// typed, summed per author id. Facet search counts books only; authors without a book
+// among the best sellers get 0 and come after those with one.
+func (ix *Index) authorSales(ctx context.Context, prefix string, typed []string, open bool) (map[string]int64, error) {
+	r, err := ix.index.SearchWithContext(ctx, prefix, &meilisearch.SearchRequest{
+		Query:                queryText(prefix),
+		Limit:                authorSalesHits,
+		AttributesToSearchOn: []string{"authors"},
+		AttributesToRetrieve: []string{"authors", "author_ids", "sales_count"},
+		MatchingStrategy:     meilisearch.All,
+		Sort:                 []string{"sales_count:desc"},
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]int64{}
+	for _, h := range r.Hits {
+		var d struct {
+			Authors    []string `json:"authors"`
+			AuthorIDs  []string `json:"author_ids"`
+			SalesCount int64    `json:"sales_count"`
+		}
+		if err := h.DecodeInto(&d); err != nil {
+			continue
+		}
+		for i, name := range d.Authors {
+			if ok, _ := matchWords(name, typed, open); ok && i < len(d.AuthorIDs) {
+				out[d.AuthorIDs[i]] += d.SalesCount + 1 // +1: a book sold, or not, counts
+			}
+		}
 	}
 	return out, nil
 }

@@ -211,3 +211,29 @@ func TestInvalidConfig(t *testing.T) {
 		t.Error("errors.As matched a plain error")
 	}
 }
+
+// TestQueryText: what reaches Meilisearch is words only, with the trailing space that
+// ends the last word kept.
+func TestQueryText(t *testing.T) {
+	for in, want := range map[string]string{
+		"hobb":                  "hobb",
+		"hobb ":                 "hobb ",
+		"  the hobb   ":         "the hobb ",
+		`"brief history"`:       "brief history ",
+		`history "brief`:        "history brief",
+		"-harry potter":         "harry potter",
+		"harry -potter":         "harry potter",
+		"Saint-Exupéry":         "Saint Exupéry",
+		"ＨＯＢＢＩＴ":                "HOBBIT",
+		"   ":                   "",
+		`" - "`:                 "",
+		"philosopher's stone.":  "philosopher s stone ",
+		"tolkien\u00a0":         "tolkien ",
+		"a\u3000b":              "a b",
+		"x" + string(rune(0xb)): "x ",
+	} {
+		if got := queryText(in); got != want {
+			t.Errorf("queryText(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

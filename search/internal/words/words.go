@@ -5,6 +5,8 @@
 //     ("Neo-Osaka" -> "neo", "osaka"), apostrophes too, as in Meilisearch ("L'Ombre" ->
 //     "l", "ombre"; "Keeper's" -> "keeper", "s": "keepers" still finds it by typo
 //     tolerance);
+//   - words are put in compatibility form (NFKD: full-width "ＨＯＢＢＩＴ" is "hobbit",
+//     the ligature "ﬁ" is "fi"), as Meilisearch's tokenizer does;
 //   - words are lower-cased and stripped of accents, and a few letters without an ASCII
 //     base are spelled out ("Müller" -> "muller", "Straße" -> "strasse"), like
 //     catalog.Slug;
@@ -103,9 +105,10 @@ func lowerASCII(dst []byte, w string) []byte {
 	return dst
 }
 
-// foldWord lower-cases w, strips accents and spells out letters without an ASCII base.
+// foldWord lower-cases w, strips accents and spells out letters without an ASCII base,
+// after compatibility decomposition.
 func foldWord(dst []byte, w string) []byte {
-	for _, r := range norm.NFD.String(w) {
+	for _, r := range norm.NFKD.String(w) {
 		switch {
 		case unicode.Is(unicode.Mn, r), unicode.Is(unicode.Mc, r):
 		default:

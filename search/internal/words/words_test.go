@@ -21,6 +21,10 @@ func TestTokenize(t *testing.T) {
 		{"日本語 タイトル", []string{"日本語", "タイトル"}},
 		{"Ærøskøbing Łódź", []string{"aeroskobing", "lodz"}},
 		{"naïve café", []string{"naive", "cafe"}},
+		{"ＨＯＢＢＩＴ ｈｏｂ", []string{"hobbit", "hob"}},       // full-width
+		{"ﬁre ﬂy", []string{"fire", "fly"}},             // ligatures
+		{"ﾀｲﾄﾙ", []string{"タイトル"}},                      // half-width katakana
+		{"Толстой Фёдор", []string{"толстои", "федор"}}, // Cyrillic: marks go too (й, ё)
 	} {
 		var got []string
 		Tokenize(tc.in, func(term []byte, start, end int) {

@@ -174,9 +174,11 @@ func isWord(r rune) bool {
 
 var specialFold = map[rune]string{'ß': "ss", 'æ': "ae", 'œ': "oe", 'ø': "o", 'ł': "l", 'đ': "d", 'ð': "d", 'þ': "th", 'ı': "i", 'ħ': "h"}
 
+// fold is charabia's normalisation: compatibility decomposition (full-width letters,
+// ligatures), lower case, no accents.
 func fold(w string) string {
 	var b strings.Builder
-	for _, r := range norm.NFD.String(w) {
+	for _, r := range norm.NFKD.String(w) {
 		r = unicode.ToLower(r)
 		switch {
 		case unicode.In(r, unicode.Mn, unicode.Mc):
@@ -196,16 +198,50 @@ type queryWord struct {
 	phrase int  // phrase number (0: not in a phrase)
 }
 
-func parseQuery(q string) []queryWord {
+// negation is an excluded word or phrase: its terms, in order.
+type negation []string
+
+// negates reports whether a "-" just before s[pos] is Meilisearch's negative operator
+// (1.8+): it must start the query or follow a space. first: s starts the query.
+func negates(s string, pos int, first bool) bool {
+	if pos < 1 || s[pos-1] != '-' {
+		return false
+	}
+	if pos == 1 {
+		return first
+	}
+	r, _ := utf8.DecodeLastRuneInString(s[:pos-1])
+	return unicode.IsSpace(r)
+}
+
+// parseQuery splits q into its words and its negations: a word or a phrase in quotes
+// right after a "-" that starts the query or follows a space excludes the documents
+// having it (exactly: no typos, no prefix) and is not matched.
+func parseQuery(q string) ([]queryWord, []negation) {
 	var out []queryWord
+	var negs []negation
 	phrase, inPhrase := 0, false
 	segs := strings.Split(q, `"`)
 	for i, seg := range segs {
 		inPhrase = i%2 == 1 && i < len(segs)-1
 		if inPhrase {
 			phrase++
+			if negates(segs[i-1], len(segs[i-1]), i == 1) {
+				var n negation
+				for _, t := range tokens(seg) {
+					n = append(n, t.term)
+				}
+				if len(n) > 0 {
+					negs = append(negs, n)
+				}
+				continue
+			}
 		}
 		for _, t := range tokens(seg) {
+			if !inPhrase && negates(seg, t.start, i == 0) {
+				negs = append(negs, negation{t.term})
+				continue
+			}
 			w := queryWord{term: t.term}
 			if inPhrase {
 				w.phrase = phrase
@@ -219,12 +255,39 @@ func parseQuery(q string) []queryWord {
 	if n := len(out); n > 0 && out[n-1].phrase == 0 {
 		trimmed := strings.TrimRightFunc(q, unicode.IsSpace)
 		if len(trimmed) == len(q) {
-			if r, _ := utf8.DecodeLastRuneInString(q); isWord(r) {
+			if r, _ := utf8.DecodeLastRuneInString(q); isWord(r) && !endsNegated(q) {
 				out[n-1].prefix = true
 			}
 		}
 	}
-	return out
+	return out, negs
+}
+
+// endsNegated reports whether the last word of q is a negation.
+func endsNegated(q string) bool {
+	i := strings.LastIndexFunc(q, func(r rune) bool { return !isWord(r) })
+	return i >= 0 && negates(q, i+1, !strings.Contains(q[:i+1], `"`))
+}
+
+// excluded reports whether the document has one of the negations in a searched attribute.
+func (ix *index) excluded(doc map[string]any, negs []negation, on []string) bool {
+	for _, attr := range ix.searchedAttributes(doc, on) {
+		for _, text := range attrTexts(doc[attr]) {
+			toks := tokens(text)
+			for _, n := range negs {
+				for ti := range toks {
+					k := 0
+					for k < len(n) && ti+k < len(toks) && toks[ti+k].term == n[k] {
+						k++
+					}
+					if k == len(n) {
+						return true
+					}
+				}
+			}
+		}
+	}
+	return false
 }
 
 // osa is the optimal string alignment distance between two terms (runes).
@@ -449,7 +512,7 @@ func (ix *index) search(p *searchParams) (map[string]any, *apiError) {
 	if p.Q != nil {
 		q = *p.Q
 	}
-	words := parseQuery(q)
+	words, negs := parseQuery(q)
 	strategy := "last"
 	if p.MatchingStrategy != nil {
 		strategy = *p.MatchingStrategy
@@ -461,6 +524,9 @@ func (ix *index) search(p *searchParams) (map[string]any, *apiError) {
 			continue
 		}
 		c := candidate{id: id, doc: doc}
+		if len(negs) > 0 && ix.excluded(doc, negs, p.AttributesToSearchOn) {
+			continue
+		}
 		if len(words) > 0 {
 			c.matches = ix.matchDoc(doc, words, p.AttributesToSearchOn)
 			if strategy == "all" {

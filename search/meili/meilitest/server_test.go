@@ -132,3 +132,79 @@ func itoa(n int) string {
 	b, _ := json.Marshal(n)
 	return string(b)
 }
+
+// TestParseQuery checks the query syntax the fake models after Meilisearch: phrases in
+// quotes, the negative operator of 1.8+ ("-word", "-\"a phrase\"", only at the start of
+// the query or after a space), and the last word as a prefix unless a separator follows.
+func TestParseQuery(t *testing.T) {
+	for _, tc := range []struct {
+		q     string
+		words string // term, "*" after a prefix, "#n" for phrase n
+		negs  string
+	}{
+		{"harry potter", "harry potter*", ""},
+		{"harry potter ", "harry potter", ""},
+		{"hobb.", "hobb", ""},
+		{`"brief history" time`, "brief#1 history#1 time*", ""},
+		{"-harry potter", "potter*", "[harry]"},
+		{"harry -potter", "harry", "[potter]"},
+		{"harry-potter", "harry potter*", ""},
+		{"saint-exupéry -prince", "saint exupery", "[prince]"},
+		{`harry -"chamber of secrets"`, "harry", "[chamber of secrets]"},
+		{"harry - potter", "harry potter*", ""},
+		{"ＨＯＢＢＩＴ", "hobbit*", ""},
+	} {
+		words, negs := parseQuery(tc.q)
+		var ws []string
+		for _, w := range words {
+			s := w.term
+			if w.phrase > 0 {
+				s += "#" + itoa(w.phrase)
+			}
+			if w.prefix {
+				s += "*"
+			}
+			ws = append(ws, s)
+		}
+		var ns []string
+		for _, n := range negs {
+			ns = append(ns, "["+strings.Join(n, " ")+"]")
+		}
+		if got := strings.Join(ws, " "); got != tc.words {
+			t.Errorf("%q: words %q, want %q", tc.q, got, tc.words)
+		}
+		if got := strings.Join(ns, " "); got != tc.negs {
+			t.Errorf("%q: negations %q, want %q", tc.q, got, tc.negs)
+		}
+	}
+}
+
+// TestNegativeSearch checks that a negated word excludes the documents having it.
+func TestNegativeSearch(t *testing.T) {
+	s := NewServer("k")
+	defer s.Close()
+	_, out := do(t, s, "POST", "/indexes", "k", map[string]any{"uid": "books", "primaryKey": "id"})
+	do(t, s, "GET", "/tasks/"+itoa(int(out["taskUid"].(float64))), "k", nil)
+	_, out = do(t, s, "POST", "/indexes/books/documents", "k", []any{
+		map[string]any{"id": "1", "title": "Harry Potter and the Chamber of Secrets"},
+		map[string]any{"id": "2", "title": "Harry Potter and the Philosopher's Stone"},
+		map[string]any{"id": "3", "title": "Harry and the Hendersons"},
+	})
+	do(t, s, "GET", "/tasks/"+itoa(int(out["taskUid"].(float64))), "k", nil)
+	for _, tc := range []struct {
+		q    string
+		want int
+	}{
+		{"harry", 3},
+		{"harry -potter", 1},
+		{"-potter", 1},
+		{`harry -"chamber of secrets"`, 2},
+		{"harry -chamb", 3}, // no prefix in a negation
+		{"harry -chamber", 2},
+	} {
+		_, res := do(t, s, "POST", "/indexes/books/search", "k", map[string]any{"q": tc.q})
+		if n := int(res["estimatedTotalHits"].(float64)); n != tc.want {
+			t.Errorf("%q: %d hits, want %d", tc.q, n, tc.want)
+		}
+	}
+}
