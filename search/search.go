@@ -63,6 +63,12 @@ type Document struct {
 	PublishedAt   time.Time // the zero time when unknown
 	InStock       bool
 	Language      string // BCP 47, lower case ("en")
+	// Version orders the states of one book: an Upsert never replaces a document with
+	// one of a lower Version, so a writer that read the book earlier cannot bring an
+	// older state back over a newer one. The indexer uses the database clock (Unix
+	// microseconds) taken before it read the book; 0 means unversioned and always
+	// replaces.
+	Version int64
 }
 
 // Query is one search. The zero Query browses the whole catalog, most relevant first.
@@ -266,6 +272,40 @@ type Index interface {
 	Count(ctx context.Context) (int, error)
 	// Close releases the engine's resources.
 	Close() error
+}
+
+// Meta is what an index records of the catalog it reflects, so that a server started on
+// another database (or on a restored backup) notices that its index is not that
+// catalog's.
+type Meta struct {
+	// CatalogID is the database's catalog id (store.DB.CatalogID).
+	CatalogID uuid.UUID
+	// Position is the outbox position applied: the creation time (database clock) of
+	// the newest event handled, or the time a rebuild started reading the catalog.
+	Position time.Time
+}
+
+// Writer is the write side of an index.
+type Writer interface {
+	Upsert(ctx context.Context, docs []Document) error
+	Delete(ctx context.Context, ids []uuid.UUID) error
+}
+
+// Rebuildable is an index that knows which catalog it reflects and can be rebuilt
+// without ever serving a half-built index. Both engines' production types implement it.
+type Rebuildable interface {
+	Index
+	// Meta returns the recorded meta (the zero Meta for an index that has none).
+	Meta(ctx context.Context) (Meta, error)
+	// SetMeta records m.
+	SetMeta(ctx context.Context, m Meta) error
+	// Rebuild builds a fresh, empty index, lets fill write the whole catalog into it,
+	// records m in it and then replaces the live index with it in one step. Searches
+	// are answered by the old index until the swap, and by the new one after; documents
+	// the fill did not write are gone. When fill (or the build) fails the live index is
+	// left as it was. Writes to the live index while fill runs are not carried over: the
+	// caller replays what changed since it began reading (see Meta.Position).
+	Rebuild(ctx context.Context, m Meta, fill func(w Writer) error) error
 }
 
 // Errors engines return (wrapped).

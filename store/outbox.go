@@ -133,3 +133,30 @@ func (o *Outbox) PendingCount(ctx context.Context) (int64, error) {
 	err := o.db.Pool.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE published_at IS NULL AND parked_at IS NULL`).Scan(&n)
 	return n, err
 }
+
+// Span returns the creation times of the oldest and newest events still in the table,
+// published or not (zero times when it is empty).
+func (o *Outbox) Span(ctx context.Context) (oldest, newest time.Time, err error) {
+	var lo, hi *time.Time
+	if err := o.db.Pool.QueryRow(ctx, `SELECT min(created_at), max(created_at) FROM outbox`).Scan(&lo, &hi); err != nil {
+		return time.Time{}, time.Time{}, fmt.Errorf("read outbox span: %w", err)
+	}
+	if lo != nil {
+		oldest, newest = *lo, *hi
+	}
+	return oldest, newest, nil
+}
+
+// AggregatesSince returns the distinct aggregate ids of topic's events created at or
+// after since, published or not.
+func (o *Outbox) AggregatesSince(ctx context.Context, topic string, since time.Time) ([]uuid.UUID, error) {
+	rows, err := o.db.Pool.Query(ctx, `SELECT DISTINCT aggregate_id FROM outbox WHERE topic = $1 AND created_at >= $2`, topic, since)
+	if err != nil {
+		return nil, fmt.Errorf("read outbox since %s: %w", since, err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	if err != nil {
+		return nil, fmt.Errorf("read outbox since %s: %w", since, err)
+	}
+	return ids, nil
+}
