@@ -522,13 +522,23 @@ func (ix *Index) Count(ctx context.Context) (int, error) {
 // Close implements search.Index; the HTTP client needs no closing.
 func (ix *Index) Close() error { return nil }
 
-// DeleteIndex removes the whole index from the server (for tests and resets).
+// DeleteIndex removes the whole index and its meta from the server (for tests and
+// resets).
 func (ix *Index) DeleteIndex(ctx context.Context) error {
 	ti, err := ix.client.DeleteIndexWithContext(ctx, ix.uid)
 	if err != nil {
 		return err
 	}
-	return ix.wait(ctx, ti)
+	if err := ix.wait(ctx, ti); err != nil {
+		return err
+	}
+	if ti, err = ix.client.DeleteIndexWithContext(ctx, ix.metaUID()); err != nil {
+		return err
+	}
+	if err := ix.wait(ctx, ti); err != nil && !isCode(err, "index_not_found") {
+		return err
+	}
+	return nil
 }
 
 // sortOf returns the sort parameter of a query; every order ends with best sellers
