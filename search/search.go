@@ -80,6 +80,11 @@ type Query struct {
 	Limit int
 	// Offset skips that many results (negative means 0). Resolvers encode cursors from it.
 	Offset int
+	// Exclude lists books the search must treat as absent: they are neither returned
+	// nor counted in Total or in any facet. The resolvers exclude the hits whose book
+	// is gone from the database until the index has caught up (at most MaxExclude;
+	// more are ignored).
+	Exclude []uuid.UUID
 	// SkipFacets leaves Result.Facets empty, which is cheaper (Meilisearch needs extra
 	// queries for disjunctive facets). Set it when the client did not ask for facets.
 	SkipFacets bool
@@ -91,6 +96,9 @@ const (
 	MaxLimit     = 1000
 	MaxOffset    = 1 << 30
 )
+
+// MaxExclude bounds Query.Exclude.
+const MaxExclude = 1000
 
 // MaxQueryLen is the longest text the resolvers should accept, in bytes. Engines truncate
 // longer text (at a character boundary) rather than fail.
@@ -332,11 +340,9 @@ func (q Query) Normalized() (Query, error) {
 	f := &q.Filter
 	f.Categories = canonStrings(f.Categories)
 	f.Language = strings.ToLower(strings.TrimSpace(f.Language))
-	if len(f.AuthorIDs) > 0 {
-		ids := slices.Clone(f.AuthorIDs)
-		slices.SortFunc(ids, func(a, b uuid.UUID) int { return strings.Compare(string(a[:]), string(b[:])) })
-		f.AuthorIDs = slices.Compact(ids)
-	}
+	f.AuthorIDs = canonIDs(f.AuthorIDs)
+	q.Exclude = canonIDs(q.Exclude)
+	q.Exclude = q.Exclude[:min(len(q.Exclude), MaxExclude)]
 	if f.MinRating != nil && (math.IsNaN(*f.MinRating) || math.IsInf(*f.MinRating, 0)) {
 		return q, errors.Join(ErrInvalidQuery, errors.New("minimum rating is not a number"))
 	}
@@ -347,6 +353,15 @@ func (q Query) Normalized() (Query, error) {
 func (f Filter) Empty() bool {
 	return len(f.Categories) == 0 && len(f.AuthorIDs) == 0 && f.MinPriceCents == nil &&
 		f.MaxPriceCents == nil && f.MinRating == nil && f.InStock == nil && f.Language == ""
+}
+
+func canonIDs(in []uuid.UUID) []uuid.UUID {
+	if len(in) == 0 {
+		return nil
+	}
+	ids := slices.Clone(in)
+	slices.SortFunc(ids, func(a, b uuid.UUID) int { return strings.Compare(string(a[:]), string(b[:])) })
+	return slices.Compact(ids)
 }
 
 func canonStrings(in []string) []string {

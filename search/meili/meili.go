@@ -589,6 +589,7 @@ func (ix *Index) Search(ctx context.Context, q search.Query) (search.Result, err
 		text = ""
 	}
 	groups := filterGroups(&q.Filter)
+	exclude := excludeFilter(q.Exclude)
 	if q.Offset >= ix.cfg.MaxTotalHits {
 		q.Offset, q.Limit = ix.cfg.MaxTotalHits, 0
 	}
@@ -596,7 +597,7 @@ func (ix *Index) Search(ctx context.Context, q search.Query) (search.Result, err
 	main := &meilisearch.SearchRequest{
 		IndexUID:             ix.uid,
 		Query:                text,
-		Filter:               joinFilter(groups, -1, isbnFilter),
+		Filter:               joinFilter(groups, -1, isbnFilter, exclude),
 		Sort:                 sortOf(q.Sort, text == ""),
 		Page:                 int64(page),
 		HitsPerPage:          ptr(int64(size)),
@@ -626,7 +627,7 @@ func (ix *Index) Search(ctx context.Context, q search.Query) (search.Result, err
 			}
 			source[g] = len(queries)
 			queries = append(queries, &meilisearch.SearchRequest{
-				IndexUID: ix.uid, Query: text, Filter: joinFilter(groups, g, isbnFilter),
+				IndexUID: ix.uid, Query: text, Filter: joinFilter(groups, g, isbnFilter, exclude),
 				HitsPerPage: ptr(int64(0)), MatchingStrategy: meilisearch.All,
 				Facets: facetAttributes[g],
 			})

@@ -24,6 +24,7 @@ func runIndexState(t *testing.T, open func(t *testing.T) search.Index) {
 		{"FailedRebuildKeepsTheLiveIndex", testRebuildFailure},
 		{"Meta", testMeta},
 		{"OlderVersionNeverReplacesNewer", testVersions},
+		{"ExcludedBooksAreAbsent", testExclude},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -185,5 +186,39 @@ func testVersions(t *testing.T, ix search.Rebuildable) {
 		if got := price(); got != s.price {
 			t.Errorf("%s: price %d, want %d", s.name, got, s.price)
 		}
+	}
+}
+
+// testExclude: books a search excludes are absent from its hits, Total and facets alike,
+// so that counts and pages agree.
+func testExclude(t *testing.T, ix search.Rebuildable) {
+	ex := []uuid.UUID{FixtureID(Hobbit), FixtureID(LOTR), uuid.New()} // and an unknown id
+	all := mustSearch(t, ix, search.Query{Limit: 100})
+	got := mustSearch(t, ix, search.Query{Limit: 100, Exclude: ex})
+	var want []int
+	for k := range NumFixture {
+		if k != Hobbit && k != LOTR {
+			want = append(want, k)
+		}
+	}
+	wantSet(t, "browse excluding two", got, want...)
+	sum := func(f search.Facets) (n int) {
+		for _, p := range f.Prices {
+			n += p.Count
+		}
+		return n
+	}
+	if sum(got.Facets) != got.Total || sum(all.Facets)-sum(got.Facets) != 2 {
+		t.Errorf("price facets count %d of %d results (all: %d of %d)", sum(got.Facets), got.Total, sum(all.Facets), all.Total)
+	}
+	tolkien := facetMap(got.Facets.Authors)[author("J.R.R. Tolkien").String()]
+	if tolkien != facetMap(all.Facets.Authors)[author("J.R.R. Tolkien").String()]-2 {
+		t.Errorf("author facet still counts excluded books: %d", tolkien)
+	}
+	// With text, and paged: the excluded never appear on any page.
+	text := mustSearch(t, ix, search.Query{Text: "tolkien", Exclude: ex[:1]})
+	wantSet(t, "text excluding one", text, LOTR)
+	if p := mustSearch(t, ix, search.Query{Limit: 1, Offset: NumFixture - 3, Exclude: ex}); len(p.Hits) != 1 || p.Total != NumFixture-2 {
+		t.Errorf("last page excluding two: %d hits of %d", len(p.Hits), p.Total)
 	}
 }
