@@ -41,6 +41,18 @@ func enqueue(ctx context.Context, tx pgx.Tx, topic string, ids []uuid.UUID) erro
 	return nil
 }
 
+// Notify writes one event per aggregate id on its own, outside any catalog change: for
+// a consumer that must look again (a search hit whose book is gone).
+func (o *Outbox) Notify(ctx context.Context, topic string, ids []uuid.UUID) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	if _, err := o.db.Pool.Exec(ctx, `INSERT INTO outbox (topic, aggregate_id) SELECT $1, unnest($2::UUID[])`, topic, ids); err != nil {
+		return fmt.Errorf("enqueue %s events: %w", topic, err)
+	}
+	return nil
+}
+
 // Pending returns up to limit unpublished events, oldest first.
 func (o *Outbox) Pending(ctx context.Context, limit int) ([]Event, error) {
 	rows, err := o.db.Pool.Query(ctx, `
