@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -25,7 +26,14 @@ import (
 type SearchIndexer struct {
 	DB    *store.DB
 	Index search.Index
+
+	mu       sync.Mutex
+	recorded time.Time // when advance last wrote the position
 }
+
+// recordEvery spaces the writes of the outbox position (a Meilisearch write each): the
+// position only needs to be within replayMargin of the truth.
+const recordEvery = 5 * time.Second
 
 // replayMargin is how far before an outbox position events are read again: an event's
 // created_at is its transaction's start, so a transaction that started before the
@@ -67,6 +75,11 @@ func (x *SearchIndexer) advance(ctx context.Context, pos time.Time) error {
 	if !ok || pos.IsZero() {
 		return nil
 	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if time.Since(x.recorded) < recordEvery {
+		return nil
+	}
 	m, err := mx.Meta(ctx)
 	if err != nil {
 		return err
@@ -75,7 +88,11 @@ func (x *SearchIndexer) advance(ctx context.Context, pos time.Time) error {
 		return nil // an index never rebuilt from this catalog has no position to keep
 	}
 	m.Position = pos
-	return mx.SetMeta(ctx, m)
+	if err := mx.SetMeta(ctx, m); err != nil {
+		return err
+	}
+	x.recorded = time.Now()
+	return nil
 }
 
 // Sync re-indexes the books with these ids from the database.
@@ -177,7 +194,7 @@ func (x *SearchIndexer) replay(ctx context.Context, pos time.Time) error {
 // CatchUp makes the index reflect this database at start-up, before the relay runs.
 // It rebuilds (see Rebuild) when the index was built from another catalog or never
 // rebuilt at all, when events it may have missed were already pruned from the outbox
-// (its position is older than the oldest event kept), or when it does not hold as many
+// (its position is older than the oldest published event kept), or when it does not hold as many
 // documents as the catalog has books; otherwise it re-reads the books of the events
 // since its position, which another process may have handled. reason says why it
 // rebuilt ("" when it did not); n is the number of books indexed by a rebuild.
@@ -194,7 +211,7 @@ func (x *SearchIndexer) CatchUp(ctx context.Context) (reason string, n int, err 
 	if err != nil {
 		return "", 0, err
 	}
-	oldest, _, err := x.DB.Outbox.Span(ctx)
+	oldest, err := x.DB.Outbox.OldestPublished(ctx)
 	if err != nil {
 		return "", 0, err
 	}
@@ -212,7 +229,9 @@ func (x *SearchIndexer) CatchUp(ctx context.Context) (reason string, n int, err 
 	case m.CatalogID != catalog:
 		reason = fmt.Sprintf("the index reflects catalog %s, the database is catalog %s", m.CatalogID, catalog)
 	case !oldest.IsZero() && oldest.After(m.Position.Add(replayMargin)):
-		reason = fmt.Sprintf("events after the index's position %s were pruned", m.Position.UTC().Format(time.RFC3339))
+		// Published events after the position that this index did not record: another
+		// process handled them, and those before the oldest kept may be pruned.
+		reason = fmt.Sprintf("events after the index's position %s may have been pruned", m.Position.UTC().Format(time.RFC3339))
 	case int64(have) != want:
 		reason = fmt.Sprintf("the index holds %d documents, the catalog %d books", have, want)
 	}

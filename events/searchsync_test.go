@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -209,5 +210,62 @@ func TestRebuildKeepsChangesMadeWhileItRead(t *testing.T) {
 	}
 	if len(res.Hits) != 1 || res.Hits[0].ID != id {
 		t.Errorf("after the rebuild the new price finds %d books, want the changed one", len(res.Hits))
+	}
+}
+
+// TestCatchUpReplaysWhatAnotherProcessHandled: events handled (and published) by
+// another process's relay are re-read at start, and an index whose position predates
+// every published event kept (those after it may be pruned) is rebuilt.
+func TestCatchUpReplaysWhatAnotherProcessHandled(t *testing.T) {
+	ctx := context.Background()
+	db := testdb.New(t)
+	seed(t, db, 20)
+	ix, err := embedded.OpenLive(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	x := &events.SearchIndexer{DB: db, Index: ix}
+	if _, _, err := x.CatchUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Another process, with its own index, handles a price change.
+	other, err := embedded.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	id := bookIDs(t, db)[5]
+	const price = 98_76
+	if err := db.Books.SetPrice(ctx, id, price); err != nil {
+		t.Fatal(err)
+	}
+	relay := &events.Relay{Outbox: db.Outbox, Handlers: []events.Handler{&events.SearchIndexer{DB: db, Index: other}}}
+	if err := relay.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if pending, _ := db.Outbox.PendingCount(ctx); pending != 0 {
+		t.Fatalf("%d events pending", pending)
+	}
+	reason, _, err := x.CatchUp(ctx)
+	if err != nil || reason != "" {
+		t.Fatalf("catch up: rebuild %q, %v; want a replay", reason, err)
+	}
+	p := int64(price)
+	res, err := ix.Search(ctx, search.Query{Filter: search.Filter{MinPriceCents: &p, MaxPriceCents: &p}, SkipFacets: true})
+	if err != nil || len(res.Hits) != 1 || res.Hits[0].ID != id {
+		t.Fatalf("the price handled elsewhere is not in the index: %+v, %v", res.Hits, err)
+	}
+
+	m, err := ix.Meta(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Position = m.Position.Add(-2 * time.Hour)
+	if err := ix.SetMeta(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	if reason, _, err := x.CatchUp(ctx); err != nil || !strings.Contains(reason, "pruned") {
+		t.Fatalf("catch up from an old position: rebuild %q, %v", reason, err)
 	}
 }

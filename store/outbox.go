@@ -146,17 +146,18 @@ func (o *Outbox) PendingCount(ctx context.Context) (int64, error) {
 	return n, err
 }
 
-// Span returns the creation times of the oldest and newest events still in the table,
-// published or not (zero times when it is empty).
-func (o *Outbox) Span(ctx context.Context) (oldest, newest time.Time, err error) {
-	var lo, hi *time.Time
-	if err := o.db.Pool.QueryRow(ctx, `SELECT min(created_at), max(created_at) FROM outbox`).Scan(&lo, &hi); err != nil {
-		return time.Time{}, time.Time{}, fmt.Errorf("read outbox span: %w", err)
+// OldestPublished returns the creation time of the oldest published event still in the
+// table (the zero time when there is none): published events before it may have been
+// pruned.
+func (o *Outbox) OldestPublished(ctx context.Context) (time.Time, error) {
+	var t *time.Time
+	if err := o.db.Pool.QueryRow(ctx, `SELECT min(created_at) FROM outbox WHERE published_at IS NOT NULL`).Scan(&t); err != nil {
+		return time.Time{}, fmt.Errorf("read the oldest published event: %w", err)
 	}
-	if lo != nil {
-		oldest, newest = *lo, *hi
+	if t == nil {
+		return time.Time{}, nil
 	}
-	return oldest, newest, nil
+	return *t, nil
 }
 
 // AggregatesSince returns the distinct aggregate ids of topic's events created at or
