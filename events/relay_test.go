@@ -112,7 +112,7 @@ func TestRebuildMatchesTheCatalogAndDeletesVanishedBooks(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
 		seed(t, db, 600)
-		ix, err := embedded.Open(t.TempDir())
+		ix, err := embedded.OpenLive(t.TempDir())
 		if err != nil {
 			t.Fatal(err)
 		}

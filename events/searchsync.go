@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -14,11 +16,29 @@ import (
 
 // SearchIndexer keeps a search.Index in step with the catalog: as an outbox Handler it
 // re-reads every book an event names and upserts (or, when the book is gone, deletes) its
-// document; Rebuild walks the whole catalog. Both are idempotent.
+// document, and records the outbox position it reached in the index's meta; Rebuild
+// builds a fresh index of the whole catalog and swaps it in; CatchUp decides at start
+// whether the index reflects this catalog. All are idempotent.
+//
+// Documents are versioned with the database clock read before the book is (see
+// search.Document.Version), so that of two writers the one that read later wins
+// whatever the order their writes arrive in.
 type SearchIndexer struct {
 	DB    *store.DB
 	Index search.Index
+
+	mu       sync.Mutex
+	recorded time.Time // when advance last wrote the position
 }
+
+// recordEvery spaces the writes of the outbox position (a Meilisearch write each): the
+// position only needs to be within replayMargin of the truth.
+const recordEvery = 5 * time.Second
+
+// replayMargin is how far before an outbox position events are read again: an event's
+// created_at is its transaction's start, so a transaction that started before the
+// position may commit after it.
+const replayMargin = time.Minute
 
 // syncBatch is how many books one round of reads covers (each round is five queries).
 const syncBatch = 500
@@ -33,11 +53,54 @@ func (x *SearchIndexer) Handle(ctx context.Context, evs []store.Event) error {
 			ids = append(ids, e.AggregateID)
 		}
 	}
-	return x.Sync(ctx, ids)
+	if err := x.Sync(ctx, ids); err != nil {
+		return err
+	}
+	var pos time.Time
+	for _, e := range evs {
+		if e.CreatedAt.After(pos) {
+			pos = e.CreatedAt
+		}
+	}
+	return x.advance(ctx, pos)
+}
+
+// advance records pos as the index's outbox position, if the index keeps meta and pos
+// is newer than what it has.
+func (x *SearchIndexer) advance(ctx context.Context, pos time.Time) error {
+	mx, ok := x.Index.(interface {
+		Meta(context.Context) (search.Meta, error)
+		SetMeta(context.Context, search.Meta) error
+	})
+	if !ok || pos.IsZero() {
+		return nil
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if time.Since(x.recorded) < recordEvery {
+		return nil
+	}
+	m, err := mx.Meta(ctx)
+	if err != nil {
+		return err
+	}
+	if m.CatalogID == uuid.Nil || !pos.After(m.Position) {
+		return nil // an index never rebuilt from this catalog has no position to keep
+	}
+	m.Position = pos
+	if err := mx.SetMeta(ctx, m); err != nil {
+		return err
+	}
+	x.recorded = time.Now()
+	return nil
 }
 
 // Sync re-indexes the books with these ids from the database.
 func (x *SearchIndexer) Sync(ctx context.Context, ids []uuid.UUID) error {
+	return x.syncInto(ctx, x.Index, ids)
+}
+
+func (x *SearchIndexer) syncInto(ctx context.Context, w search.Writer, ids []uuid.UUID) error {
 	if len(ids) == 0 {
 		return nil
 	}
@@ -53,7 +116,7 @@ func (x *SearchIndexer) Sync(ctx context.Context, ids []uuid.UUID) error {
 			return err
 		}
 		if len(docs) > 0 {
-			if err := x.Index.Upsert(ctx, docs); err != nil {
+			if err := w.Upsert(ctx, docs); err != nil {
 				return fmt.Errorf("index %d books: %w", len(docs), err)
 			}
 		}
@@ -68,7 +131,7 @@ func (x *SearchIndexer) Sync(ctx context.Context, ids []uuid.UUID) error {
 					gone = append(gone, id)
 				}
 			}
-			if err := x.Index.Delete(ctx, gone); err != nil {
+			if err := w.Delete(ctx, gone); err != nil {
 				return fmt.Errorf("remove %d books from the index: %w", len(gone), err)
 			}
 		}
@@ -76,30 +139,115 @@ func (x *SearchIndexer) Sync(ctx context.Context, ids []uuid.UUID) error {
 	return nil
 }
 
-// Rebuild indexes every book in the catalog (in id order, syncBatch at a time) and
-// reports progress after each batch. Books deleted meanwhile are removed by their events.
+// Rebuild builds a fresh index of every book in the catalog (in id order, syncBatch at
+// a time, reporting progress after each batch) and swaps it in for the live one, which
+// serves searches meanwhile: afterwards the index holds exactly the catalog's books.
+// The index must be a search.Rebuildable. Books that changed while the catalog was
+// read (their events were handled by the old index) are read again after the swap.
 func (x *SearchIndexer) Rebuild(ctx context.Context, progress func(done int)) (int, error) {
-	after, done := uuid.Nil, 0
-	for {
-		ids, err := x.DB.Books.IDsAfter(ctx, after, syncBatch)
-		if err != nil {
-			return done, err
-		}
-		if len(ids) == 0 {
-			return done, nil
-		}
-		if err := x.Sync(ctx, ids); err != nil {
-			return done, err
-		}
-		done += len(ids)
-		after = ids[len(ids)-1]
-		if progress != nil {
-			progress(done)
-		}
+	rb, ok := x.Index.(search.Rebuildable)
+	if !ok {
+		return 0, fmt.Errorf("rebuild: a %T cannot be rebuilt into a fresh index", x.Index)
 	}
+	catalog, err := x.DB.CatalogID(ctx)
+	if err != nil {
+		return 0, err
+	}
+	start, err := x.DB.Now(ctx)
+	if err != nil {
+		return 0, err
+	}
+	done := 0
+	err = rb.Rebuild(ctx, search.Meta{CatalogID: catalog, Position: start}, func(w search.Writer) error {
+		after := uuid.Nil
+		for {
+			ids, err := x.DB.Books.IDsAfter(ctx, after, syncBatch)
+			if err != nil || len(ids) == 0 {
+				return err
+			}
+			if err := x.syncInto(ctx, w, ids); err != nil {
+				return err
+			}
+			done += len(ids)
+			after = ids[len(ids)-1]
+			if progress != nil {
+				progress(done)
+			}
+		}
+	})
+	if err != nil {
+		return done, err
+	}
+	return done, x.replay(ctx, start)
+}
+
+// replay re-indexes the books of every event created since pos (less replayMargin),
+// published or not.
+func (x *SearchIndexer) replay(ctx context.Context, pos time.Time) error {
+	ids, err := x.DB.Outbox.AggregatesSince(ctx, store.TopicBookChanged, pos.Add(-replayMargin))
+	if err != nil {
+		return err
+	}
+	return x.Sync(ctx, ids)
+}
+
+// CatchUp makes the index reflect this database at start-up, before the relay runs.
+// It rebuilds (see Rebuild) when the index was built from another catalog or never
+// rebuilt at all, when events it may have missed were already pruned from the outbox
+// (its position is older than the oldest published event kept), or when it does not hold as many
+// documents as the catalog has books; otherwise it re-reads the books of the events
+// since its position, which another process may have handled. reason says why it
+// rebuilt ("" when it did not); n is the number of books indexed by a rebuild.
+func (x *SearchIndexer) CatchUp(ctx context.Context) (reason string, n int, err error) {
+	rb, ok := x.Index.(search.Rebuildable)
+	if !ok {
+		return "", 0, fmt.Errorf("catch up: a %T keeps no meta", x.Index)
+	}
+	m, err := rb.Meta(ctx)
+	if err != nil {
+		return "", 0, err
+	}
+	catalog, err := x.DB.CatalogID(ctx)
+	if err != nil {
+		return "", 0, err
+	}
+	oldest, err := x.DB.Outbox.OldestPublished(ctx)
+	if err != nil {
+		return "", 0, err
+	}
+	have, err := x.Index.Count(ctx)
+	if err != nil {
+		return "", 0, err
+	}
+	want, err := x.DB.Books.Count(ctx, bookstore.BookFilter{})
+	if err != nil {
+		return "", 0, err
+	}
+	switch {
+	case m.CatalogID == uuid.Nil:
+		reason = "the index records no catalog"
+	case m.CatalogID != catalog:
+		reason = fmt.Sprintf("the index reflects catalog %s, the database is catalog %s", m.CatalogID, catalog)
+	case !oldest.IsZero() && oldest.After(m.Position.Add(replayMargin)):
+		// Published events after the position that this index did not record: another
+		// process handled them, and those before the oldest kept may be pruned.
+		reason = fmt.Sprintf("events after the index's position %s may have been pruned", m.Position.UTC().Format(time.RFC3339))
+	case int64(have) != want:
+		reason = fmt.Sprintf("the index holds %d documents, the catalog %d books", have, want)
+	}
+	if reason == "" {
+		return "", 0, x.replay(ctx, m.Position)
+	}
+	n, err = x.Rebuild(ctx, nil)
+	return reason, n, err
 }
 
 func (x *SearchIndexer) documents(ctx context.Context, ids []uuid.UUID, tree categoryIndex) ([]search.Document, error) {
+	// Read before the book: the documents reflect at least every commit before it.
+	now, err := x.DB.Now(ctx)
+	if err != nil {
+		return nil, err
+	}
 	books, err := x.DB.Books.ByIDs(ctx, ids)
 	if err != nil {
 		return nil, err
@@ -121,7 +269,7 @@ func (x *SearchIndexer) documents(ctx context.Context, ids []uuid.UUID, tree cat
 		d := search.Document{
 			ID: b.ID, ISBN: b.ISBN, Title: b.Title, Description: b.Description,
 			PriceCents: b.PriceCents, Rating: b.Rating, RatingCount: b.RatingCount, SalesCount: b.SalesCount,
-			InStock: stock[b.ID] > 0, Language: strings.ToLower(b.Language),
+			InStock: stock[b.ID] > 0, Language: strings.ToLower(b.Language), Version: now.UnixMicro(),
 		}
 		if b.PublishedAt != nil {
 			d.PublishedAt = b.PublishedAt.Time

@@ -1532,6 +1532,14 @@ type Query {
   Full-text search over titles, authors, descriptions and ISBNs, with typo tolerance and
   prefix matching on the last word (search-as-you-type). An empty query with filters is a
   filtered browse. ` + "`" + `query` + "`" + ` is at most 256 characters; ` + "`" + `first` + "`" + ` at most 100.
+
+  Paging: only the first 10,000 results of a search can be paged through; ` + "`" + `totalCount` + "`" + `
+  counts those (all matches, up to 10,000) and ` + "`" + `hasNextPage` + "`" + ` is false on the last of
+  them: refine the query to reach others. A cursor is valid only for the search that
+  returned it (same query, filter and sort); another search refuses it with
+  BAD_USER_INPUT on ` + "`" + `after` + "`" + `. Pages are positions in the result list, a snapshot only
+  while the index is unchanged: a book changed between two pages (a new price under a
+  price sort, a new book) can move across the page boundary and be skipped or seen twice.
   """
   search(query: String!, filter: SearchFilter, sort: SearchSort = RELEVANCE, first: Int = 20, after: String): SearchResult!
 
@@ -1643,7 +1651,7 @@ enum SearchSort {
 }
 
 type SearchResult {
-  "Matching books across all pages."
+  "Matching books that can be paged through: all of them, up to 10,000 (see Query.search)."
   totalCount: Int!
   edges: [SearchEdge!]!
   pageInfo: PageInfo!

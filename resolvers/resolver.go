@@ -5,6 +5,8 @@ package resolvers
 
 import (
 	"log/slog"
+	"sync"
+	"sync/atomic"
 
 	"github.com/shopfront/bookstore/identity"
 	"github.com/shopfront/bookstore/loaders"
@@ -20,4 +22,11 @@ type Resolver struct {
 	Identity *identity.Service
 	// Index answers search and suggest.
 	Index search.Index
+
+	searchGhosts atomic.Int64
+	ghostQueued  sync.Map // book id -> time.Time its deletion was last queued
 }
+
+// SearchGhosts returns how many search hits named a book missing from the database (the
+// index's drift; each is queued for deletion from the index).
+func (r *Resolver) SearchGhosts() int64 { return r.searchGhosts.Load() }

@@ -2,10 +2,14 @@ package resolvers
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -15,6 +19,7 @@ import (
 	"github.com/shopfront/bookstore/graph/model"
 	"github.com/shopfront/bookstore/loaders"
 	"github.com/shopfront/bookstore/search"
+	"github.com/shopfront/bookstore/store"
 )
 
 // Search limits. Deep offsets are refused rather than served slowly: shoppers refine a
@@ -28,12 +33,29 @@ const (
 
 var languageRE = regexp.MustCompile(`^[a-zA-Z]{2,3}(-[a-zA-Z0-9]{1,8})*$`)
 
-// search cursors are opaque offsets: "s:<offset of the next result>".
-func searchCursor(offset int) string {
-	return base64.RawURLEncoding.EncodeToString([]byte("s:" + strconv.Itoa(offset)))
+// A search cursor is "s2:<offset of the next result>:<query fingerprint>", base64: the
+// fingerprint (of the text, filter and sort) makes a cursor of another search fail
+// loudly instead of paging through the wrong results. Offsets rather than keysets
+// because relevance order has no key a cursor could carry; the schema says pages are a
+// snapshot only while the index is unchanged.
+func searchCursor(offset int, fp string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte("s2:" + strconv.Itoa(offset) + ":" + fp))
 }
 
-func parseSearchCursor(after *string) (int, error) {
+// searchFingerprint names a search's results (not its page): the normalised query text,
+// filter and sort.
+func searchFingerprint(q search.Query) string {
+	q, _ = q.Normalized()
+	key, _ := json.Marshal(struct {
+		T string
+		F search.Filter
+		S search.Sort
+	}{q.Text, q.Filter, q.Sort})
+	sum := sha256.Sum256(key)
+	return hex.EncodeToString(sum[:8])
+}
+
+func parseSearchCursor(after *string, fp string) (int, error) {
 	s, err := cursorArg(after)
 	if err != nil || s == "" {
 		return 0, err
@@ -43,15 +65,35 @@ func parseSearchCursor(after *string) (int, error) {
 	if err != nil {
 		return 0, bad
 	}
-	n, err := strconv.Atoi(strings.TrimPrefix(string(raw), "s:"))
-	if err != nil || !strings.HasPrefix(string(raw), "s:") || n < 0 {
+	parts := strings.Split(string(raw), ":")
+	if len(parts) != 3 || parts[0] != "s2" {
 		return 0, bad
+	}
+	n, err := strconv.Atoi(parts[1])
+	if err != nil || n < 0 {
+		return 0, bad
+	}
+	if parts[2] != fp {
+		return 0, bookstore.InvalidField("after", "the cursor belongs to another search (query, filter or sort); start again without after")
 	}
 	if n > maxSearchOffset {
 		return 0, bookstore.InvalidField("after", "results beyond the first %d are not served; refine the query", maxSearchOffset)
 	}
 	return n, nil
 }
+
+// searchWindow applies the paging cap: of total matches only the first maxSearchOffset
+// can be paged through, so totalCount says how many can be reached, a page never
+// reaches past them and hasNextPage is false on the last reachable page.
+func searchWindow(offset, first, total int) (limit, reachable int, hasNext bool) {
+	reachable = min(total, maxSearchOffset)
+	limit = max(min(first, reachable-offset), 0)
+	return limit, reachable, offset+limit < reachable
+}
+
+// maxGhostRounds bounds how often one search is run again without hits whose book is
+// gone: each round excludes every ghost found so far.
+const maxGhostRounds = 3
 
 var errNoSearch = bookstore.Errorf(bookstore.CodeUnavailable, "search is not available")
 
@@ -66,46 +108,33 @@ func (r *queryResolver) search(ctx context.Context, text string, in *model.Searc
 	if err != nil {
 		return nil, err
 	}
-	offset, err := parseSearchCursor(after)
-	if err != nil {
-		return nil, err
-	}
 	f, err := searchFilter(in)
 	if err != nil {
 		return nil, err
 	}
-	q := search.Query{Text: text, Filter: f, Sort: searchSort(sort), Limit: n, Offset: offset,
-		SkipFacets: !fieldRequested(ctx, "facets")}
-	if n == 0 {
-		q.Limit = 1 // engines treat 0 as "default"; the hits are dropped below
-	}
-	res, err := r.Index.Search(ctx, q)
+	q := search.Query{Text: text, Filter: f, Sort: searchSort(sort), SkipFacets: !fieldRequested(ctx, "facets")}
+	fp := searchFingerprint(q)
+	offset, err := parseSearchCursor(after, fp)
 	if err != nil {
 		return nil, err
 	}
-	if n == 0 {
-		res.Hits = nil
+	res, books, err := r.searchBooks(ctx, q, offset, n)
+	if err != nil {
+		return nil, err
 	}
-	out := &model.SearchResult{TotalCount: res.Total, Edges: []*model.SearchEdge{}}
-	ids := make([]uuid.UUID, len(res.Hits))
-	for i, h := range res.Hits {
-		ids[i] = h.ID
-	}
-	books, errs := loaders.For(ctx).Book.LoadMany(ctx, ids)()
-	for i, h := range res.Hits {
-		if i < len(errs) && errs[i] != nil {
-			return nil, errs[i]
-		}
+	limit, reachable, hasNext := searchWindow(offset, n, res.Total)
+	out := &model.SearchResult{TotalCount: reachable, Edges: []*model.SearchEdge{}}
+	for i, h := range res.Hits[:min(len(res.Hits), limit)] {
 		if books[i] == nil {
-			continue // deleted since it was indexed; its event removes it from the index
+			continue // still missing after maxGhostRounds: dropped, and queued for deletion
 		}
-		e := &model.SearchEdge{Cursor: searchCursor(offset + i + 1), Node: books[i], Highlights: []*model.Highlight{}}
+		e := &model.SearchEdge{Cursor: searchCursor(offset+i+1, fp), Node: books[i], Highlights: []*model.Highlight{}}
 		for _, hl := range h.Highlights {
 			e.Highlights = append(e.Highlights, &model.Highlight{Field: hl.Field, Snippet: hl.Snippet})
 		}
 		out.Edges = append(out.Edges, e)
 	}
-	pi := &bookstore.PageInfo{HasPreviousPage: offset > 0, HasNextPage: offset+len(res.Hits) < res.Total && offset+len(res.Hits) < maxSearchOffset}
+	pi := &bookstore.PageInfo{HasPreviousPage: offset > 0, HasNextPage: hasNext}
 	if len(out.Edges) > 0 {
 		start, end := out.Edges[0].Cursor, out.Edges[len(out.Edges)-1].Cursor
 		pi.StartCursor, pi.EndCursor = &start, &end
@@ -116,6 +145,108 @@ func (r *queryResolver) search(ctx context.Context, text string, in *model.Searc
 	}
 	return out, nil
 }
+
+// searchBooks runs q for the page at offset and loads its books. A hit whose book is
+// gone from the database (deleted behind the index's back, or its event not yet
+// handled) is a drift of the index: it is logged, counted, queued for deletion from
+// the index (an outbox event makes the relay re-read the book and delete its
+// document), and the search runs again excluding it, so that totals, facets and pages
+// agree with the books that can be shown.
+func (r *queryResolver) searchBooks(ctx context.Context, q search.Query, offset, n int) (search.Result, []*bookstore.Book, error) {
+	limit, _, _ := searchWindow(offset, n, maxSearchOffset)
+	q.Offset, q.Limit = offset, limit
+	if limit == 0 {
+		q.Limit = 1 // engines treat 0 as "default"; the hits are dropped by the caller
+	}
+	// Ghosts met by earlier searches stay excluded from every page until the relay has
+	// deleted them, so that later pages count as the first did.
+	q.Exclude = r.knownGhosts()
+	for round := 1; ; round++ {
+		res, err := r.Index.Search(ctx, q)
+		if err != nil {
+			return res, nil, err
+		}
+		if limit == 0 {
+			res.Hits = nil
+		}
+		ids := make([]uuid.UUID, len(res.Hits))
+		for i, h := range res.Hits {
+			ids[i] = h.ID
+		}
+		books, errs := loaders.For(ctx).Book.LoadMany(ctx, ids)()
+		var ghosts []uuid.UUID
+		for i := range res.Hits {
+			if i < len(errs) && errs[i] != nil {
+				return res, nil, errs[i]
+			}
+			if books[i] == nil {
+				ghosts = append(ghosts, ids[i])
+			}
+		}
+		if len(ghosts) == 0 {
+			return res, books, nil
+		}
+		r.noteGhosts(ctx, ghosts)
+		if round == maxGhostRounds || len(q.Exclude)+len(ghosts) > search.MaxExclude {
+			return res, books, nil
+		}
+		q.Exclude = append(q.Exclude, ghosts...)
+	}
+}
+
+// knownGhosts returns the ghosts queued for deletion within ghostRequeue (at most
+// search.MaxExclude).
+func (r *queryResolver) knownGhosts() []uuid.UUID {
+	var ids []uuid.UUID
+	now := time.Now()
+	r.ghostQueued.Range(func(k, t any) bool {
+		if now.Sub(t.(time.Time)) < ghostRequeue {
+			ids = append(ids, k.(uuid.UUID))
+		}
+		return len(ids) < search.MaxExclude
+	})
+	return ids
+}
+
+func (r *queryResolver) noteGhosts(ctx context.Context, ids []uuid.UUID) {
+	r.searchGhosts.Add(int64(len(ids)))
+	if r.Log != nil {
+		r.Log.WarnContext(ctx, "search index drift: hits whose book is gone", "count", len(ids), "ids", ids)
+	}
+	if r.DB == nil {
+		return
+	}
+	// One event per ghost until the relay has had time to handle it, however many
+	// searches meet it meanwhile.
+	now := time.Now()
+	r.ghostQueued.Range(func(k, t any) bool {
+		if now.Sub(t.(time.Time)) >= ghostRequeue {
+			r.ghostQueued.Delete(k)
+		}
+		return true
+	})
+	var queue []uuid.UUID
+	for _, id := range ids {
+		if t, ok := r.ghostQueued.Load(id); ok && now.Sub(t.(time.Time)) < ghostRequeue {
+			continue
+		}
+		r.ghostQueued.Store(id, now)
+		queue = append(queue, id)
+	}
+	// The search answers either way; a failed enqueue is retried by the next search
+	// that meets the ghost.
+	if err := r.DB.Outbox.Notify(context.WithoutCancel(ctx), store.TopicBookChanged, queue); err != nil {
+		for _, id := range queue {
+			r.ghostQueued.Delete(id)
+		}
+		if r.Log != nil {
+			r.Log.ErrorContext(ctx, "queue ghost search documents for deletion", "err", err)
+		}
+	}
+}
+
+// ghostRequeue is how long a queued ghost is not queued again.
+const ghostRequeue = 30 * time.Second
 
 // fieldRequested reports whether the current field's selection includes name.
 func fieldRequested(ctx context.Context, name string) bool {

@@ -63,6 +63,12 @@ type Document struct {
 	PublishedAt   time.Time // the zero time when unknown
 	InStock       bool
 	Language      string // BCP 47, lower case ("en")
+	// Version orders the states of one book: an Upsert never replaces a document with
+	// one of a lower Version, so a writer that read the book earlier cannot bring an
+	// older state back over a newer one. The indexer uses the database clock (Unix
+	// microseconds) taken before it read the book; 0 means unversioned and always
+	// replaces.
+	Version int64
 }
 
 // Query is one search. The zero Query browses the whole catalog, most relevant first.
@@ -74,6 +80,11 @@ type Query struct {
 	Limit int
 	// Offset skips that many results (negative means 0). Resolvers encode cursors from it.
 	Offset int
+	// Exclude lists books the search must treat as absent: they are neither returned
+	// nor counted in Total or in any facet. The resolvers exclude the hits whose book
+	// is gone from the database until the index has caught up (at most MaxExclude;
+	// more are ignored).
+	Exclude []uuid.UUID
 	// SkipFacets leaves Result.Facets empty, which is cheaper (Meilisearch needs extra
 	// queries for disjunctive facets). Set it when the client did not ask for facets.
 	SkipFacets bool
@@ -85,6 +96,9 @@ const (
 	MaxLimit     = 1000
 	MaxOffset    = 1 << 30
 )
+
+// MaxExclude bounds Query.Exclude.
+const MaxExclude = 1000
 
 // MaxQueryLen is the longest text the resolvers should accept, in characters (runes, as
 // the schema says). Engines truncate longer text (Truncate) rather than fail.
@@ -269,6 +283,40 @@ type Index interface {
 	Close() error
 }
 
+// Meta is what an index records of the catalog it reflects, so that a server started on
+// another database (or on a restored backup) notices that its index is not that
+// catalog's.
+type Meta struct {
+	// CatalogID is the database's catalog id (store.DB.CatalogID).
+	CatalogID uuid.UUID
+	// Position is the outbox position applied: the creation time (database clock) of
+	// the newest event handled, or the time a rebuild started reading the catalog.
+	Position time.Time
+}
+
+// Writer is the write side of an index.
+type Writer interface {
+	Upsert(ctx context.Context, docs []Document) error
+	Delete(ctx context.Context, ids []uuid.UUID) error
+}
+
+// Rebuildable is an index that knows which catalog it reflects and can be rebuilt
+// without ever serving a half-built index. Both engines' production types implement it.
+type Rebuildable interface {
+	Index
+	// Meta returns the recorded meta (the zero Meta for an index that has none).
+	Meta(ctx context.Context) (Meta, error)
+	// SetMeta records m.
+	SetMeta(ctx context.Context, m Meta) error
+	// Rebuild builds a fresh, empty index, lets fill write the whole catalog into it,
+	// records m in it and then replaces the live index with it in one step. Searches
+	// are answered by the old index until the swap, and by the new one after; documents
+	// the fill did not write are gone. When fill (or the build) fails the live index is
+	// left as it was. Writes to the live index while fill runs are not carried over: the
+	// caller replays what changed since it began reading (see Meta.Position).
+	Rebuild(ctx context.Context, m Meta, fill func(w Writer) error) error
+}
+
 // Errors engines return (wrapped).
 var (
 	ErrInvalidDocument = errors.New("search: invalid document")
@@ -293,11 +341,9 @@ func (q Query) Normalized() (Query, error) {
 	f := &q.Filter
 	f.Categories = canonStrings(f.Categories)
 	f.Language = strings.ToLower(strings.TrimSpace(f.Language))
-	if len(f.AuthorIDs) > 0 {
-		ids := slices.Clone(f.AuthorIDs)
-		slices.SortFunc(ids, func(a, b uuid.UUID) int { return strings.Compare(string(a[:]), string(b[:])) })
-		f.AuthorIDs = slices.Compact(ids)
-	}
+	f.AuthorIDs = canonIDs(f.AuthorIDs)
+	q.Exclude = canonIDs(q.Exclude)
+	q.Exclude = q.Exclude[:min(len(q.Exclude), MaxExclude)]
 	if f.MinRating != nil && (math.IsNaN(*f.MinRating) || math.IsInf(*f.MinRating, 0)) {
 		return q, errors.Join(ErrInvalidQuery, errors.New("minimum rating is not a number"))
 	}
@@ -308,6 +354,15 @@ func (q Query) Normalized() (Query, error) {
 func (f Filter) Empty() bool {
 	return len(f.Categories) == 0 && len(f.AuthorIDs) == 0 && f.MinPriceCents == nil &&
 		f.MaxPriceCents == nil && f.MinRating == nil && f.InStock == nil && f.Language == ""
+}
+
+func canonIDs(in []uuid.UUID) []uuid.UUID {
+	if len(in) == 0 {
+		return nil
+	}
+	ids := slices.Clone(in)
+	slices.SortFunc(ids, func(a, b uuid.UUID) int { return strings.Compare(string(a[:]), string(b[:])) })
+	return slices.Compact(ids)
 }
 
 func canonStrings(in []string) []string {

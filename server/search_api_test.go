@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"encoding/base64"
 	"strings"
 	"testing"
 	"time"
@@ -344,5 +345,101 @@ func TestSearchSeesCatalogChangesThroughTheOutbox(t *testing.T) {
 			t.Fatalf("after 5s search still shows %d books <= %d cents", p.Search.TotalCount, cheap)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestSearchFiltersGhostsInsideTheEngine: books deleted by SQL behind the server's back
+// (no events) are not silently dropped from pages: the search runs again without them,
+// so totalCount, edges, facets and pages agree; each ghost is queued once for deletion
+// from the index, and the relay removes it.
+func TestSearchFiltersGhostsInsideTheEngine(t *testing.T) {
+	a := newAPI(t, 30)
+	ctx := context.Background()
+	first := a.search("", map[string]any{"first": 10, "s": "PRICE_ASC"})
+	var ghosts []string
+	for _, e := range first.Search.Edges[:3] {
+		ghosts = append(ghosts, e.Node.ID)
+	}
+	var raw []string
+	for _, g := range ghosts {
+		b, err := base64.RawURLEncoding.DecodeString(g)
+		if err != nil || !strings.HasPrefix(string(b), "Book:") {
+			t.Fatalf("book id %q: %v", g, err)
+		}
+		raw = append(raw, strings.TrimPrefix(string(b), "Book:"))
+	}
+	if _, err := a.db.Pool.Exec(ctx, `DELETE FROM books WHERE id = ANY($1::UUID[])`, raw); err != nil {
+		t.Fatal(err)
+	}
+
+	seen := map[string]bool{}
+	vars := map[string]any{"first": 10, "s": "PRICE_ASC"}
+	for pages := 0; ; pages++ {
+		p := a.search("", vars)
+		if p.Search.TotalCount != 27 {
+			t.Fatalf("page %d: totalCount %d, want 27", pages+1, p.Search.TotalCount)
+		}
+		if len(p.Search.Edges) == 0 {
+			t.Fatalf("page %d is empty", pages+1)
+		}
+		sum := 0
+		for _, r := range p.Search.Facets.PriceRanges {
+			sum += r.Count
+		}
+		if sum != 27 {
+			t.Fatalf("price facets count %d books, want 27", sum)
+		}
+		for _, e := range p.Search.Edges {
+			seen[e.Node.ID] = true
+		}
+		if !p.Search.PageInfo.HasNextPage {
+			break
+		}
+		vars["after"] = p.Search.PageInfo.EndCursor
+	}
+	if len(seen) != 27 {
+		t.Fatalf("paged through %d books, want 27", len(seen))
+	}
+	for _, g := range ghosts {
+		if seen[g] {
+			t.Errorf("deleted book %s served", g)
+		}
+	}
+	// Queued once each, however many searches met them.
+	var queued int
+	if err := a.db.Pool.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE aggregate_id = ANY($1::UUID[]) AND published_at IS NULL`, raw).Scan(&queued); err != nil {
+		t.Fatal(err)
+	}
+	if queued != len(raw) {
+		t.Errorf("%d deletion events queued, want %d", queued, len(raw))
+	}
+	relay := &events.Relay{Outbox: a.db.Outbox, Handlers: []events.Handler{&events.SearchIndexer{DB: a.db, Index: a.index}}}
+	if err := relay.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := a.index.Count(ctx); n != 27 {
+		t.Errorf("index holds %d documents after the relay ran, want 27", n)
+	}
+}
+
+// TestSearchCursorIsBoundToItsSearch: a cursor from one query or sort is refused by
+// another with BAD_USER_INPUT on `after`, and accepted by its own.
+func TestSearchCursorIsBoundToItsSearch(t *testing.T) {
+	a := newAPI(t, 30)
+	p := a.search("", map[string]any{"first": 5, "s": "PRICE_ASC"})
+	cursor := p.Search.PageInfo.EndCursor
+	for name, vars := range map[string]map[string]any{
+		"other sort":   {"q": "", "s": "PRICE_DESC", "after": cursor},
+		"other query":  {"q": "a", "s": "PRICE_ASC", "after": cursor},
+		"other filter": {"q": "", "s": "PRICE_ASC", "f": map[string]any{"inStock": true}, "after": cursor},
+	} {
+		r := a.do(searchQuery, vars)
+		if code(r) != "BAD_USER_INPUT" || r.Errors[0].Extensions["field"] != "after" {
+			t.Errorf("%s: %+v", name, r.Errors)
+		}
+	}
+	next := a.search("", map[string]any{"first": 5, "s": "PRICE_ASC", "after": cursor})
+	if len(next.Search.Edges) != 5 || next.Search.Edges[0].Node.ID == p.Search.Edges[0].Node.ID {
+		t.Errorf("own cursor: %d edges", len(next.Search.Edges))
 	}
 }

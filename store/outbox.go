@@ -56,6 +56,18 @@ func enqueuePayload(ctx context.Context, tx pgx.Tx, topic string, id uuid.UUID, 
 	return nil
 }
 
+// Notify writes one event per aggregate id on its own, outside any catalog change: for
+// a consumer that must look again (a search hit whose book is gone).
+func (o *Outbox) Notify(ctx context.Context, topic string, ids []uuid.UUID) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	if _, err := o.db.Pool.Exec(ctx, `INSERT INTO outbox (topic, aggregate_id) SELECT $1, unnest($2::UUID[])`, topic, ids); err != nil {
+		return fmt.Errorf("enqueue %s events: %w", topic, err)
+	}
+	return nil
+}
+
 // Pending returns up to limit unpublished events, oldest first.
 func (o *Outbox) Pending(ctx context.Context, limit int) ([]Event, error) {
 	rows, err := o.db.Pool.Query(ctx, `
@@ -147,4 +159,32 @@ func (o *Outbox) PendingCount(ctx context.Context) (int64, error) {
 	var n int64
 	err := o.db.Pool.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE published_at IS NULL AND parked_at IS NULL`).Scan(&n)
 	return n, err
+}
+
+// OldestPublished returns the creation time of the oldest published event still in the
+// table (the zero time when there is none): published events before it may have been
+// pruned.
+func (o *Outbox) OldestPublished(ctx context.Context) (time.Time, error) {
+	var t *time.Time
+	if err := o.db.Pool.QueryRow(ctx, `SELECT min(created_at) FROM outbox WHERE published_at IS NOT NULL`).Scan(&t); err != nil {
+		return time.Time{}, fmt.Errorf("read the oldest published event: %w", err)
+	}
+	if t == nil {
+		return time.Time{}, nil
+	}
+	return *t, nil
+}
+
+// AggregatesSince returns the distinct aggregate ids of topic's events created at or
+// after since, published or not.
+func (o *Outbox) AggregatesSince(ctx context.Context, topic string, since time.Time) ([]uuid.UUID, error) {
+	rows, err := o.db.Pool.Query(ctx, `SELECT DISTINCT aggregate_id FROM outbox WHERE topic = $1 AND created_at >= $2`, topic, since)
+	if err != nil {
+		return nil, fmt.Errorf("read outbox since %s: %w", since, err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	if err != nil {
+		return nil, fmt.Errorf("read outbox since %s: %w", since, err)
+	}
+	return ids, nil
 }

@@ -244,6 +244,29 @@ func TestServeWithMeilisearch(t *testing.T) {
 	if err := run(context.Background(), []string{"reindex"}, env(vars), &out, &out); err != nil || !strings.Contains(out.String(), "reindexed 40 books") {
 		t.Fatalf("reindex: %v\n%s", err, out.String())
 	}
+	// Books deleted by SQL behind the server's back: `reindex` swaps in an index of
+	// exactly the database's books, which the running server serves at once.
+	if n := scalar(t, url, `WITH d AS (DELETE FROM books WHERE id IN (SELECT id FROM books ORDER BY id LIMIT 3) RETURNING 1) SELECT count(*) FROM d`); n != 3 {
+		t.Fatalf("deleted %d books", n)
+	}
+	swaps := fake.Calls("POST /swap-indexes")
+	out.Reset()
+	if err := run(context.Background(), []string{"reindex"}, env(vars), &out, &out); err != nil || !strings.Contains(out.String(), "reindexed 37 books") {
+		t.Fatalf("reindex after deletes: %v\n%s", err, out.String())
+	}
+	if fake.Calls("POST /swap-indexes") != swaps+1 {
+		t.Errorf("reindex did not swap a fresh index in")
+	}
+	resp, err := http.Post("http://"+addr+"/graphql", "application/json",
+		strings.NewReader(`{"query":"{ search(query: \"\", first: 100) { totalCount edges { node { title } } } }"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), `"totalCount":37`) || strings.Count(string(body), `"title"`) != 37 {
+		t.Errorf("search after reindex: %s", body)
+	}
 }
 
 // freeAddr returns a loopback address with a port that was free a moment ago.

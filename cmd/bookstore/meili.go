@@ -11,7 +11,7 @@ import (
 
 // openMeili connects to Meilisearch and applies the index settings (waiting for them, so
 // the first search sees them).
-func openMeili(cfg searchConfig) (search.Index, func(), error) {
+func openMeili(cfg searchConfig) (search.Rebuildable, func(), error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	ix, err := meili.Open(ctx, meili.Config{URL: cfg.meiliURL, Key: cfg.meiliKey})

@@ -9,7 +9,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/shopfront/bookstore"
 	"github.com/shopfront/bookstore/events"
 	"github.com/shopfront/bookstore/search"
 	"github.com/shopfront/bookstore/search/embedded"
@@ -32,7 +31,7 @@ func (c *searchConfig) register(fs *flag.FlagSet, getenv func(string) string) {
 
 // openSearch opens the configured engine and returns it with a function that closes it
 // (and removes a temporary index).
-func openSearch(cfg searchConfig) (search.Index, func(), error) {
+func openSearch(cfg searchConfig) (search.Rebuildable, func(), error) {
 	if cfg.meiliURL != "" {
 		return openMeili(cfg)
 	}
@@ -44,7 +43,7 @@ func openSearch(cfg searchConfig) (search.Index, func(), error) {
 		}
 		dir, cleanup = tmp, func() { os.RemoveAll(tmp) }
 	}
-	ix, err := embedded.Open(dir)
+	ix, err := embedded.OpenLive(dir)
 	if err != nil {
 		cleanup()
 		return nil, nil, fmt.Errorf("open search index in %s: %w", dir, err)
@@ -52,27 +51,19 @@ func openSearch(cfg searchConfig) (search.Index, func(), error) {
 	return ix, func() { ix.Close(); cleanup() }, nil
 }
 
-// catchUp rebuilds the index from the database when it does not hold as many books as
-// the catalog (a new or lost index); changes after that arrive through the outbox.
-func catchUp(ctx context.Context, db *store.DB, ix search.Index, log *slog.Logger) error {
-	have, err := ix.Count(ctx)
-	if err != nil {
-		return err
-	}
-	want, err := db.Books.Count(ctx, bookstore.BookFilter{})
-	if err != nil {
-		return err
-	}
-	if int64(have) == want {
-		return nil
-	}
-	log.Info("rebuilding search index", "indexed", have, "books", want)
+// catchUp makes the index reflect the database before the server starts (see
+// events.SearchIndexer.CatchUp): rebuilt into a fresh index when it was built from
+// another catalog, missed pruned events or holds another number of books; changes
+// after that arrive through the outbox.
+func catchUp(ctx context.Context, db *store.DB, ix search.Rebuildable, log *slog.Logger) error {
 	start := time.Now()
-	n, err := (&events.SearchIndexer{DB: db, Index: ix}).Rebuild(ctx, nil)
+	reason, n, err := (&events.SearchIndexer{DB: db, Index: ix}).CatchUp(ctx)
 	if err != nil {
-		return fmt.Errorf("rebuild search index: %w", err)
+		return fmt.Errorf("catch up the search index: %w", err)
 	}
-	log.Info("search index rebuilt", "books", n, "duration", time.Since(start).String())
+	if reason != "" {
+		log.Info("search index rebuilt", "reason", reason, "books", n, "duration", time.Since(start).String())
+	}
 	return nil
 }
 

@@ -162,7 +162,7 @@ type SearchFilter struct {
 }
 
 type SearchResult struct {
-	// Matching books across all pages.
+	// Matching books that can be paged through: all of them, up to 10,000 (see Query.search).
 	TotalCount int                 `json:"totalCount"`
 	Edges      []*SearchEdge       `json:"edges"`
 	PageInfo   *bookstore.PageInfo `json:"pageInfo"`

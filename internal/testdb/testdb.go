@@ -150,6 +150,9 @@ func (b Backend) OpenWith(t testing.TB, opts store.Options) *store.DB {
 		if _, err := db.Migrate(ctx); err != nil {
 			t.Fatalf("migrate: %v", err)
 		}
+	} else if _, err := db.NewCatalogID(ctx); err != nil {
+		// A copy of the template is its own catalog, as a database migrated anew is.
+		t.Fatalf("new catalog id: %v", err)
 	}
 	t.Cleanup(func() {
 		db.Close()

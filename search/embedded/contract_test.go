@@ -9,7 +9,7 @@ import (
 
 func TestContract(t *testing.T) {
 	searchtest.Run(t, func(t *testing.T) search.Index {
-		ix, err := Open(t.TempDir())
+		ix, err := OpenLive(t.TempDir()) // what the server runs: generations swapped by Rebuild
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -61,7 +61,10 @@ import (
 // Open discards an index written with another version.
 const schemaVersion = "bookstore-search/1/" + analyzerName
 
-var schemaKey = []byte("bookstore_schema")
+var (
+	schemaKey = []byte("bookstore_schema")
+	metaKey   = []byte("bookstore_meta")
+)
 
 // The text fields, in the order of docInfo.lens and of field masks.
 const (
@@ -255,6 +258,7 @@ type storedDoc struct {
 	PublishedAt   int64       `json:"published,omitempty"` // Unix seconds; absent when unknown
 	InStock       bool        `json:"in_stock,omitempty"`
 	Language      string      `json:"lang,omitempty"`
+	Version       int64       `json:"v,omitempty"`
 }
 
 // load rebuilds the in-memory state from the stored documents, reading each segment's
@@ -309,6 +313,7 @@ func (ix *Index) Upsert(ctx context.Context, docs []search.Document) error {
 	}
 	ix.wmu.Lock()
 	defer ix.wmu.Unlock()
+	docs = ix.newest(docs)
 	for start := 0; start < len(docs); start += writeBatchSize {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -350,6 +355,77 @@ func (ix *Index) Upsert(ctx context.Context, docs []search.Document) error {
 		ix.wrote(len(chunk))
 	}
 	return nil
+}
+
+// newest drops the documents that an Upsert must not write: those older (by Version)
+// than the indexed state of their book, or than another document of the same book in
+// docs (of equal versions the last wins). Callers hold wmu.
+func (ix *Index) newest(docs []search.Document) []search.Document {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	best := make(map[uuid.UUID]int, len(docs))
+	for i := range docs {
+		d := &docs[i]
+		if j, ok := best[d.ID]; ok && older(d.Version, docs[j].Version) {
+			continue
+		}
+		if ord, ok := ix.st.byID[d.ID]; ok && older(d.Version, ix.st.docs[ord].version) {
+			continue
+		}
+		best[d.ID] = i
+	}
+	if len(best) == len(docs) {
+		return docs
+	}
+	out := make([]search.Document, 0, len(best))
+	for i := range docs {
+		if j, ok := best[docs[i].ID]; ok && j == i {
+			out = append(out, docs[i])
+		}
+	}
+	return out
+}
+
+// older reports whether a document of version v must not replace one of version than:
+// an unversioned document (0) always replaces.
+func older(v, than int64) bool { return v != 0 && v < than }
+
+// Meta implements search.Rebuildable.
+func (ix *Index) Meta(ctx context.Context) (search.Meta, error) {
+	if ix.closed.Load() {
+		return search.Meta{}, search.ErrClosed
+	}
+	v, err := ix.bleve.GetInternal(metaKey)
+	if err != nil || len(v) == 0 {
+		return search.Meta{}, err
+	}
+	var m storedMeta
+	if err := json.Unmarshal(v, &m); err != nil {
+		return search.Meta{}, fmt.Errorf("embedded search: read meta: %w", err)
+	}
+	return search.Meta{CatalogID: m.CatalogID, Position: m.Position}, nil
+}
+
+// SetMeta implements search.Rebuildable.
+func (ix *Index) SetMeta(ctx context.Context, m search.Meta) error {
+	ix.wmu.Lock()
+	defer ix.wmu.Unlock()
+	if ix.closed.Load() {
+		return search.ErrClosed
+	}
+	v, err := json.Marshal(storedMeta{CatalogID: m.CatalogID, Position: m.Position})
+	if err != nil {
+		return err
+	}
+	if err := ix.bleve.SetInternal(metaKey, v); err != nil {
+		return fmt.Errorf("embedded search: write meta: %w", err)
+	}
+	return nil
+}
+
+type storedMeta struct {
+	CatalogID uuid.UUID `json:"catalog_id"`
+	Position  time.Time `json:"position"`
 }
 
 // Delete implements search.Index.
@@ -505,7 +581,7 @@ func toStored(d *search.Document) storedDoc {
 		ID: d.ID, ISBN: d.ISBN, Title: d.Title, Authors: d.Authors, AuthorIDs: d.AuthorIDs,
 		Categories: d.Categories, CategoryNames: d.CategoryNames, PriceCents: d.PriceCents,
 		Rating: d.Rating, RatingCount: d.RatingCount, SalesCount: d.SalesCount,
-		InStock: d.InStock, Language: d.Language,
+		InStock: d.InStock, Language: d.Language, Version: d.Version,
 	}
 	if !d.PublishedAt.IsZero() {
 		sd.PublishedAt = d.PublishedAt.Unix()
@@ -544,6 +620,7 @@ type docInfo struct {
 	ratingCount int64
 	sales       int64
 	published   int64 // Unix seconds or noDate
+	version     int64 // search.Document.Version
 }
 
 // termInfo counts the live documents having a term.
@@ -628,6 +705,7 @@ func (st *state) apply(sd *storedDoc, description string) {
 		id: sd.ID, live: true, inStock: sd.InStock, title: sd.Title, isbn: sd.ISBN,
 		lang: sd.Language, authors: sd.Authors, price: sd.PriceCents, rating: sd.Rating,
 		ratingCount: sd.RatingCount, sales: sd.SalesCount, published: sd.PublishedAt,
+		version: sd.Version,
 	}
 	if d.published == 0 {
 		d.published = noDate

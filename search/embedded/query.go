@@ -65,6 +65,15 @@ func (ix *Index) search(ctx context.Context, st *state, q *search.Query) (search
 	} else {
 		base = st.live
 	}
+	if len(q.Exclude) > 0 {
+		ex := roaring.New()
+		for _, id := range q.Exclude {
+			if ord, ok := st.byID[id]; ok {
+				ex.Add(ord)
+			}
+		}
+		base = roaring.AndNot(base, ex)
+	}
 
 	f := st.filters(ix.sortOrders(st), &q.Filter, base)
 	full := f.without(-1)
@@ -826,6 +835,10 @@ func queryKey(q *search.Query) string {
 	b.WriteString(strconv.Itoa(q.Offset))
 	b.WriteByte(0)
 	b.WriteString(strconv.FormatBool(q.SkipFacets))
+	b.WriteByte(0)
+	for _, id := range q.Exclude {
+		b.Write(id[:])
+	}
 	return b.String()
 }
 

@@ -4,6 +4,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/google/uuid"
+
 	"github.com/shopfront/bookstore/search"
 )
 
@@ -103,6 +105,18 @@ func joinFilter(groups [numGroups]string, skip int, extra ...string) string {
 		}
 	}
 	return strings.Join(parts, " AND ")
+}
+
+// excludeFilter is the filter leaving out the books of search.Query.Exclude.
+func excludeFilter(ids []uuid.UUID) string {
+	if len(ids) == 0 {
+		return ""
+	}
+	q := make([]string, len(ids))
+	for i, id := range ids {
+		q[i] = quote(id.String())
+	}
+	return "id NOT IN [" + strings.Join(q, ", ") + "]"
 }
 
 // facetAttributes are the attributes whose distribution gives each group's facet.

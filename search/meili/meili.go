@@ -79,7 +79,7 @@ type Index struct {
 	cfg    Config
 }
 
-var _ search.Index = (*Index)(nil)
+var _ search.Rebuildable = (*Index)(nil)
 
 // Highlight tags asked of Meilisearch: private-use characters, removed from documents
 // on the way in, replaced by search.MarkStart/MarkEnd after HTML escaping on the way out.
@@ -117,29 +117,139 @@ func Open(ctx context.Context, cfg Config) (*Index, error) {
 	}
 	client := meilisearch.New(cfg.URL, opts...)
 	ix := &Index{client: client, index: client.Index(cfg.Index), uid: cfg.Index, cfg: cfg}
-
-	pk := "id"
-	ti, err := client.CreateIndexWithContext(ctx, &meilisearch.IndexConfig{Uid: cfg.Index, PrimaryKey: pk})
-	if err != nil {
-		return nil, fmt.Errorf("meilisearch: create index %s: %w", cfg.Index, err)
-	}
-	if err := ix.wait(ctx, ti); err != nil && !isCode(err, "index_already_exists") {
-		return nil, fmt.Errorf("meilisearch: create index %s: %w", cfg.Index, err)
-	}
-	ti, err = ix.index.UpdateSettingsWithContext(ctx, settings(cfg))
-	if err != nil {
-		return nil, fmt.Errorf("meilisearch: settings: %w", err)
-	}
-	if err := ix.wait(ctx, ti); err != nil {
-		return nil, fmt.Errorf("meilisearch: settings: %w", err)
+	if err := ix.create(ctx, cfg.Index, settings(cfg)); err != nil {
+		return nil, err
 	}
 	return ix, nil
+}
+
+// create creates the index uid (primary key "id") unless it exists, and applies st
+// when not nil.
+func (ix *Index) create(ctx context.Context, uid string, st *meilisearch.Settings) error {
+	ti, err := ix.client.CreateIndexWithContext(ctx, &meilisearch.IndexConfig{Uid: uid, PrimaryKey: "id"})
+	if err != nil {
+		return fmt.Errorf("meilisearch: create index %s: %w", uid, err)
+	}
+	if err := ix.wait(ctx, ti); err != nil && !isCode(err, "index_already_exists") {
+		return fmt.Errorf("meilisearch: create index %s: %w", uid, err)
+	}
+	if st == nil {
+		return nil
+	}
+	ti, err = ix.client.Index(uid).UpdateSettingsWithContext(ctx, st)
+	if err != nil {
+		return fmt.Errorf("meilisearch: settings: %w", err)
+	}
+	if err := ix.wait(ctx, ti); err != nil {
+		return fmt.Errorf("meilisearch: settings: %w", err)
+	}
+	return nil
+}
+
+// The index's meta (search.Meta) lives in a companion index, <uid>_meta, holding one
+// document: Meilisearch has no place for an index's own metadata, and a companion index
+// can be swapped together with its index in one /swap-indexes task.
+const metaDocID = "catalog"
+
+type metaDoc struct {
+	ID        string    `json:"id"`
+	CatalogID string    `json:"catalog_id"`
+	Position  time.Time `json:"position"`
+}
+
+func (ix *Index) metaUID() string { return ix.uid + "_meta" }
+
+// Meta implements search.Rebuildable.
+func (ix *Index) Meta(ctx context.Context) (search.Meta, error) {
+	var d metaDoc
+	err := ix.client.Index(ix.metaUID()).GetDocumentWithContext(ctx, metaDocID, nil, &d)
+	var me *meilisearch.Error
+	if errors.As(err, &me) && (me.MeilisearchApiError.Code == "index_not_found" || me.MeilisearchApiError.Code == "document_not_found") {
+		return search.Meta{}, nil
+	}
+	if err != nil {
+		return search.Meta{}, fmt.Errorf("meilisearch: read meta: %w", err)
+	}
+	id, err := uuid.Parse(d.CatalogID)
+	if err != nil {
+		return search.Meta{}, nil // not ours: as good as none
+	}
+	return search.Meta{CatalogID: id, Position: d.Position}, nil
+}
+
+// SetMeta implements search.Rebuildable.
+func (ix *Index) SetMeta(ctx context.Context, m search.Meta) error {
+	return ix.writeMeta(ctx, ix.metaUID(), m)
+}
+
+func (ix *Index) writeMeta(ctx context.Context, uid string, m search.Meta) error {
+	if err := ix.create(ctx, uid, nil); err != nil {
+		return err
+	}
+	pk := "id"
+	d := metaDoc{ID: metaDocID, CatalogID: m.CatalogID.String(), Position: m.Position.UTC()}
+	ti, err := ix.client.Index(uid).AddDocumentsWithContext(ctx, []metaDoc{d}, &meilisearch.DocumentOptions{PrimaryKey: &pk})
+	if err != nil {
+		return fmt.Errorf("meilisearch: write meta: %w", err)
+	}
+	if err := ix.wait(ctx, ti); err != nil {
+		return fmt.Errorf("meilisearch: write meta: %w", err)
+	}
+	return nil
+}
+
+// Rebuild implements search.Rebuildable: fill writes into a new index (with the same
+// settings), and one /swap-indexes task exchanges it and its meta with the live ones,
+// atomically for every server reading the index; the old ones are then deleted.
+func (ix *Index) Rebuild(ctx context.Context, m search.Meta, fill func(w search.Writer) error) error {
+	suffix := "_rebuild_" + strings.ReplaceAll(uuid.NewString(), "-", "")
+	fresh := &Index{client: ix.client, index: ix.client.Index(ix.uid + suffix), uid: ix.uid + suffix, cfg: ix.cfg}
+	freshMeta := ix.metaUID() + suffix
+	drop := func() {
+		// Best effort, also when ctx is done: leftovers only cost space.
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		for _, uid := range []string{fresh.uid, freshMeta} {
+			if ti, err := ix.client.DeleteIndexWithContext(dctx, uid); err == nil {
+				ix.wait(dctx, ti)
+			}
+		}
+	}
+	if err := ix.create(ctx, fresh.uid, settings(ix.cfg)); err != nil {
+		drop()
+		return err
+	}
+	if err := fill(fresh); err != nil {
+		drop()
+		return err
+	}
+	if err := ix.writeMeta(ctx, freshMeta, m); err != nil {
+		drop()
+		return err
+	}
+	// Both sides of a swap must exist.
+	if err := ix.create(ctx, ix.metaUID(), nil); err != nil {
+		drop()
+		return err
+	}
+	ti, err := ix.client.SwapIndexesWithContext(ctx, []*meilisearch.SwapIndexesParams{
+		{Indexes: []string{ix.uid, fresh.uid}}, {Indexes: []string{ix.metaUID(), freshMeta}},
+	})
+	if err == nil {
+		err = ix.wait(ctx, ti)
+	}
+	if err != nil {
+		drop()
+		return fmt.Errorf("meilisearch: swap in the rebuilt index: %w", err)
+	}
+	drop() // now the old index and meta
+	return nil
 }
 
 func settings(cfg Config) *meilisearch.Settings {
 	return &meilisearch.Settings{
 		SearchableAttributes: []string{"title", "authors", "isbn", "description"},
-		FilterableAttributes: []string{"categories", "author_ids", "price_cents", "price_bucket", "rating",
+		FilterableAttributes: []string{"id", "categories", "author_ids", "price_cents", "price_bucket", "rating",
 			"rating_floor", "in_stock", "language", "isbn", "author_keys", "category_keys"},
 		SortableAttributes: []string{"price_cents", "rating", "rating_count", "sales_count", "published_at", "id"},
 		RankingRules:       []string{"sort", "words", "typo", "proximity", "attribute", "exactness", "sales_count:desc"},
@@ -208,6 +318,7 @@ type meiliDoc struct {
 	PublishedAt   *int64   `json:"published_at,omitempty"` // Unix seconds; absent when unknown
 	InStock       bool     `json:"in_stock"`
 	Language      string   `json:"language"`
+	Version       int64    `json:"version"`
 }
 
 // clean makes s valid UTF-8 without the highlight tag characters.
@@ -224,8 +335,8 @@ func toMeili(d *search.Document) meiliDoc {
 		ID: d.ID.String(), Title: clean(d.Title), Description: clean(d.Description),
 		PriceCents: d.PriceCents, PriceBucket: search.PriceBucketOf(d.PriceCents),
 		Rating: d.Rating, RatingCount: d.RatingCount, SalesCount: d.SalesCount, InStock: d.InStock,
-		Language: strings.ToLower(clean(d.Language)),
-		Authors:  []string{}, AuthorIDs: []string{}, AuthorKeys: []string{},
+		Language: strings.ToLower(clean(d.Language)), Version: d.Version,
+		Authors: []string{}, AuthorIDs: []string{}, AuthorKeys: []string{},
 		Categories: []string{}, CategoryNames: []string{}, CategoryKeys: []string{},
 	}
 	for i := 0; i < len(d.ISBN); i++ {
@@ -295,16 +406,30 @@ func (ix *Index) Upsert(ctx context.Context, docs []search.Document) error {
 	var tasks []*meilisearch.TaskInfo
 	for start := 0; start < len(docs); start += ix.cfg.BatchSize {
 		chunk := docs[start:min(start+ix.cfg.BatchSize, len(docs))]
+		indexed, err := ix.versions(ctx, chunk)
+		if err != nil {
+			return err
+		}
 		batch := make([]meiliDoc, 0, len(chunk))
-		// The last version of a document in a batch wins, as in the embedded engine.
+		// Of the documents of a book, the newest wins (the last of equal versions), as
+		// in the embedded engine; one older than the indexed one is not sent.
 		pos := map[uuid.UUID]int{}
 		for i := range chunk {
-			if k, ok := pos[chunk[i].ID]; ok {
-				batch[k] = toMeili(&chunk[i])
+			d := &chunk[i]
+			if older(d.Version, indexed[d.ID.String()]) {
 				continue
 			}
-			pos[chunk[i].ID] = len(batch)
-			batch = append(batch, toMeili(&chunk[i]))
+			if k, ok := pos[d.ID]; ok {
+				if !older(d.Version, batch[k].Version) {
+					batch[k] = toMeili(d)
+				}
+				continue
+			}
+			pos[d.ID] = len(batch)
+			batch = append(batch, toMeili(d))
+		}
+		if len(batch) == 0 {
+			continue
 		}
 		ti, err := ix.index.AddDocumentsWithContext(ctx, batch, &meilisearch.DocumentOptions{PrimaryKey: &pk})
 		if err != nil {
@@ -318,6 +443,46 @@ func (ix *Index) Upsert(ctx context.Context, docs []search.Document) error {
 		}
 	}
 	return nil
+}
+
+// older reports whether a document of version v must not replace one of version than:
+// an unversioned document (0) always replaces.
+func older(v, than int64) bool { return v != 0 && v < than }
+
+// versions returns the indexed versions of the versioned documents of docs (by id). The
+// check is not atomic with the write that follows (Meilisearch has no conditional
+// writes): it stops a rebuild or a replay that read a book before a newer state was
+// indexed, while two writers racing within one round trip remain possible until the
+// book's next event.
+func (ix *Index) versions(ctx context.Context, docs []search.Document) (map[string]int64, error) {
+	var ids []string
+	for i := range docs {
+		if docs[i].Version != 0 {
+			ids = append(ids, quote(docs[i].ID.String()))
+		}
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	var res meilisearch.DocumentsResult
+	err := ix.index.GetDocumentsWithContext(ctx, &meilisearch.DocumentsQuery{
+		Filter: "id IN [" + strings.Join(ids, ", ") + "]", Fields: []string{"id", "version"}, Limit: int64(len(ids)),
+	}, &res)
+	if err != nil {
+		return nil, fmt.Errorf("meilisearch: read indexed versions: %w", err)
+	}
+	out := make(map[string]int64, len(res.Results))
+	for _, h := range res.Results {
+		var d struct {
+			ID      string `json:"id"`
+			Version int64  `json:"version"`
+		}
+		if err := h.DecodeInto(&d); err != nil {
+			return nil, fmt.Errorf("meilisearch: read indexed versions: %w", err)
+		}
+		out[d.ID] = d.Version
+	}
+	return out, nil
 }
 
 // Delete implements search.Index.
@@ -358,13 +523,23 @@ func (ix *Index) Count(ctx context.Context) (int, error) {
 // Close implements search.Index; the HTTP client needs no closing.
 func (ix *Index) Close() error { return nil }
 
-// DeleteIndex removes the whole index from the server (for tests and resets).
+// DeleteIndex removes the whole index and its meta from the server (for tests and
+// resets).
 func (ix *Index) DeleteIndex(ctx context.Context) error {
 	ti, err := ix.client.DeleteIndexWithContext(ctx, ix.uid)
 	if err != nil {
 		return err
 	}
-	return ix.wait(ctx, ti)
+	if err := ix.wait(ctx, ti); err != nil {
+		return err
+	}
+	if ti, err = ix.client.DeleteIndexWithContext(ctx, ix.metaUID()); err != nil {
+		return err
+	}
+	if err := ix.wait(ctx, ti); err != nil && !isCode(err, "index_not_found") {
+		return err
+	}
+	return nil
 }
 
 // sortOf returns the sort parameter of a query; every order ends with best sellers
@@ -416,6 +591,7 @@ func (ix *Index) Search(ctx context.Context, q search.Query) (search.Result, err
 		text = ""
 	}
 	groups := filterGroups(&q.Filter)
+	exclude := excludeFilter(q.Exclude)
 	if q.Offset >= ix.cfg.MaxTotalHits {
 		q.Offset, q.Limit = ix.cfg.MaxTotalHits, 0
 	}
@@ -423,7 +599,7 @@ func (ix *Index) Search(ctx context.Context, q search.Query) (search.Result, err
 	main := &meilisearch.SearchRequest{
 		IndexUID:             ix.uid,
 		Query:                text,
-		Filter:               joinFilter(groups, -1, isbnFilter),
+		Filter:               joinFilter(groups, -1, isbnFilter, exclude),
 		Sort:                 sortOf(q.Sort, text == ""),
 		Page:                 int64(page),
 		HitsPerPage:          ptr(int64(size)),
@@ -453,7 +629,7 @@ func (ix *Index) Search(ctx context.Context, q search.Query) (search.Result, err
 			}
 			source[g] = len(queries)
 			queries = append(queries, &meilisearch.SearchRequest{
-				IndexUID: ix.uid, Query: text, Filter: joinFilter(groups, g, isbnFilter),
+				IndexUID: ix.uid, Query: text, Filter: joinFilter(groups, g, isbnFilter, exclude),
 				HitsPerPage: ptr(int64(0)), MatchingStrategy: meilisearch.All,
 				Facets: facetAttributes[g],
 			})

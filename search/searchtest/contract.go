@@ -51,6 +51,7 @@ func Run(t *testing.T, open func(t *testing.T) search.Index) {
 		t.Parallel()
 		testEmpty(t, open(t))
 	})
+	runIndexState(t, open)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

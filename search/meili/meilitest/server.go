@@ -20,6 +20,12 @@
 //     attributesToRetrieve, highlighting and cropping in _formatted, and the ranking
 //     rules words, typo, attribute, sort, exactness and custom attribute:asc|desc
 //     (proximity is ignored);
+//   - /swap-indexes: pairs of existing indexes exchange their documents and settings in
+//     one task, all pairs or none (a missing index fails the task, an index named twice
+//     or a pair of other than two indexes is refused at once); with "rename" the first
+//     index takes the second's name, which must be free;
+//   - GET /indexes/:uid/documents/:id (with fields) and POST /indexes/:uid/documents/fetch
+//     (offset, limit, fields, filter on filterable attributes, ids);
 //   - /multi-search (without federation), and /indexes/:uid/facet-search, which like
 //     Meilisearch's matches the normalised facet query against the beginning of whole
 //     facet values (typos allowed by length).
@@ -206,6 +212,11 @@ func methodNotAllowed() *apiError {
 
 func (s *Server) route(method string, parts []string, r *http.Request, body []byte) (int, any, *apiError) {
 	switch {
+	case len(parts) == 1 && parts[0] == "swap-indexes":
+		if method != http.MethodPost {
+			return 0, nil, methodNotAllowed()
+		}
+		return s.swapIndexes(body)
 	case len(parts) == 1 && parts[0] == "multi-search":
 		if method != http.MethodPost {
 			return 0, nil, methodNotAllowed()
@@ -273,6 +284,28 @@ func (s *Server) routeIndex(method, uid string, rest []string, r *http.Request, 
 	}
 	ix := s.indexes[uid]
 	missing := errorf(http.StatusNotFound, "index_not_found", "Index `%s` not found.", uid)
+	if len(rest) == 2 && rest[0] == "documents" && rest[1] != "delete-batch" && rest[1] != "fetch" && rest[1] != "delete" {
+		if method != http.MethodGet {
+			return 0, nil, methodNotAllowed()
+		}
+		if ix == nil {
+			return 0, nil, missing
+		}
+		d, ok := ix.docs[rest[1]]
+		if !ok {
+			return 0, nil, errorf(http.StatusNotFound, "document_not_found", "Document `%s` not found.", rest[1])
+		}
+		if f := r.URL.Query().Get("fields"); f != "" && f != "*" {
+			out := map[string]any{}
+			for _, k := range strings.Split(f, ",") {
+				if v, ok := d[strings.TrimSpace(k)]; ok {
+					out[strings.TrimSpace(k)] = v
+				}
+			}
+			return http.StatusOK, out, nil
+		}
+		return http.StatusOK, d, nil
+	}
 	switch strings.Join(rest, "/") {
 	case "":
 		switch method {
@@ -348,6 +381,65 @@ func (s *Server) routeIndex(method, uid string, rest []string, r *http.Request, 
 			ix.updatedAt = time.Now().UTC()
 			return nil
 		})
+	case "documents/fetch":
+		if method != http.MethodPost {
+			return 0, nil, methodNotAllowed()
+		}
+		if ix == nil {
+			return 0, nil, missing
+		}
+		var req struct {
+			Offset          int      `json:"offset"`
+			Limit           *int     `json:"limit"`
+			Fields          []string `json:"fields"`
+			Filter          any      `json:"filter"`
+			RetrieveVectors bool     `json:"retrieveVectors"`
+			IDs             []any    `json:"ids"`
+			Sort            []string `json:"sort"`
+		}
+		if e := decodeStrict(body, &req, "bad_request"); e != nil {
+			return 0, nil, e
+		}
+		if len(req.Sort) > 0 {
+			return 0, nil, errorf(http.StatusNotImplemented, "not_implemented", "the fake does not sort fetched documents")
+		}
+		flt, err := parseFilter(req.Filter, ix.filterable())
+		if err != nil {
+			return 0, nil, errorf(http.StatusBadRequest, "invalid_document_filter", "%s", err.Error())
+		}
+		limit := 20
+		if req.Limit != nil {
+			limit = max(*req.Limit, 0)
+		}
+		want := map[string]bool{}
+		for _, v := range req.IDs {
+			want[fmt.Sprint(v)] = true
+		}
+		ids := sortedKeys(ix.docs)
+		sort.SliceStable(ids, func(a, b int) bool { return ix.order[ids[a]] < ix.order[ids[b]] })
+		var matched []map[string]any
+		for _, id := range ids {
+			d := ix.docs[id]
+			if (len(req.IDs) > 0 && !want[id]) || (flt != nil && !flt.eval(d)) {
+				continue
+			}
+			matched = append(matched, d)
+		}
+		results := []map[string]any{}
+		for i := req.Offset; i < len(matched) && len(results) < limit; i++ {
+			d := matched[i]
+			if len(req.Fields) > 0 && !slices.Contains(req.Fields, "*") {
+				p := map[string]any{}
+				for _, f := range req.Fields {
+					if v, ok := d[f]; ok {
+						p[f] = v
+					}
+				}
+				d = p
+			}
+			results = append(results, d)
+		}
+		return http.StatusOK, map[string]any{"results": results, "offset": req.Offset, "limit": limit, "total": len(matched)}, nil
 	case "documents/delete-batch":
 		if method != http.MethodPost {
 			return 0, nil, methodNotAllowed()
@@ -417,6 +509,76 @@ func (s *Server) routeIndex(method, uid string, rest []string, r *http.Request, 
 	return 0, nil, notFound(append([]string{"indexes", uid}, rest...))
 }
 
+// swapIndexes is POST /swap-indexes: the shape is checked at once, the existence of the
+// indexes when the task runs, and the task swaps every pair or none.
+func (s *Server) swapIndexes(body []byte) (int, any, *apiError) {
+	var raw []json.RawMessage
+	if err := json.Unmarshal(body, &raw); err != nil {
+		return 0, nil, errorf(http.StatusBadRequest, "bad_request", "The json payload provided is malformed. `%v`.", err)
+	}
+	type swap struct {
+		Indexes []string `json:"indexes"`
+		Rename  bool     `json:"rename"`
+	}
+	swaps := make([]swap, len(raw))
+	seen := map[string]bool{}
+	for i, r := range raw {
+		var req struct {
+			Indexes *[]string `json:"indexes"`
+			Rename  *bool     `json:"rename"`
+		}
+		if e := decodeStrict(r, &req, "invalid_swap_indexes"); e != nil {
+			return 0, nil, e
+		}
+		if req.Indexes == nil {
+			return 0, nil, errorf(http.StatusBadRequest, "missing_swap_indexes", "Missing field `indexes` at `[%d]`", i)
+		}
+		if len(*req.Indexes) != 2 {
+			return 0, nil, errorf(http.StatusBadRequest, "invalid_swap_indexes", "Invalid value at `[%d].indexes`: two indexes must be given for each swap. The list `%v` contains %d indexes.", i, *req.Indexes, len(*req.Indexes))
+		}
+		for _, uid := range *req.Indexes {
+			if !indexUIDRE.MatchString(uid) {
+				return 0, nil, errorf(http.StatusBadRequest, "invalid_index_uid", "`%s` is not a valid index uid.", uid)
+			}
+			if seen[uid] {
+				return 0, nil, errorf(http.StatusBadRequest, "invalid_swap_duplicate_index_found", "Indexes must be declared only once during a swap. `%s` was specified several times.", uid)
+			}
+			seen[uid] = true
+		}
+		swaps[i] = swap{Indexes: *req.Indexes, Rename: req.Rename != nil && *req.Rename}
+	}
+	details := make([]any, len(swaps))
+	for i, sw := range swaps {
+		details[i] = map[string]any{"indexes": sw.Indexes, "rename": sw.Rename}
+	}
+	return s.enqueue("", "indexSwap", map[string]any{"swaps": details}, func() *apiError {
+		for _, sw := range swaps {
+			a, b := sw.Indexes[0], sw.Indexes[1]
+			if s.indexes[a] == nil {
+				return errorf(http.StatusNotFound, "index_not_found", "Index `%s` not found.", a)
+			}
+			if sw.Rename && s.indexes[b] != nil {
+				return errorf(http.StatusConflict, "index_already_exists", "Index `%s` already exists.", b)
+			}
+			if !sw.Rename && s.indexes[b] == nil {
+				return errorf(http.StatusNotFound, "index_not_found", "Index `%s` not found.", b)
+			}
+		}
+		for _, sw := range swaps {
+			a, b := sw.Indexes[0], sw.Indexes[1]
+			if sw.Rename {
+				s.indexes[b] = s.indexes[a]
+				delete(s.indexes, a)
+			} else {
+				s.indexes[a], s.indexes[b] = s.indexes[b], s.indexes[a]
+				s.indexes[a].uid = a
+			}
+			s.indexes[b].uid = b
+		}
+		return nil
+	})
+}
+
 func (s *Server) indexOrCreate(uid string) *index {
 	ix := s.indexes[uid]
 	if ix == nil {
@@ -484,8 +646,12 @@ type task struct {
 }
 
 func (t *task) view() map[string]any {
+	var uid any // null for tasks of no one index (swaps)
+	if t.IndexUID != "" {
+		uid = t.IndexUID
+	}
 	v := map[string]any{
-		"uid": t.UID, "batchUid": t.UID, "indexUid": t.IndexUID, "status": t.Status, "type": t.Type,
+		"uid": t.UID, "batchUid": t.UID, "indexUid": uid, "status": t.Status, "type": t.Type,
 		"canceledBy": nil, "details": t.Details, "error": t.Error, "duration": nil,
 		"enqueuedAt": t.EnqueuedAt.Format(time.RFC3339Nano), "startedAt": nil, "finishedAt": nil,
 	}
@@ -503,8 +669,12 @@ func (s *Server) enqueue(uid, typ string, details map[string]any, run func() *ap
 	t := &task{UID: int64(len(s.tasks)), IndexUID: uid, Status: "enqueued", Type: typ, Details: details,
 		EnqueuedAt: time.Now().UTC(), run: run}
 	s.tasks = append(s.tasks, t)
+	var iu any
+	if uid != "" {
+		iu = uid
+	}
 	return http.StatusAccepted, map[string]any{
-		"taskUid": t.UID, "indexUid": uid, "status": t.Status, "type": typ,
+		"taskUid": t.UID, "indexUid": iu, "status": t.Status, "type": typ,
 		"enqueuedAt": t.EnqueuedAt.Format(time.RFC3339Nano),
 	}, nil
 }

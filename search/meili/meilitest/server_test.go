@@ -208,3 +208,86 @@ func TestNegativeSearch(t *testing.T) {
 		}
 	}
 }
+
+// TestSwapIndexes: /swap-indexes as documented — the request's shape is refused at once,
+// missing indexes fail the task and swap nothing (all pairs or none), and a swap
+// exchanges documents and settings under the same names; rename moves an index to a
+// free name.
+func TestSwapIndexes(t *testing.T) {
+	s := NewServer("k")
+	defer s.Close()
+	run := func(method, path string, body any) map[string]any {
+		t.Helper()
+		code, out := do(t, s, method, path, "k", body)
+		if code != 202 {
+			t.Fatalf("%s %s: %d %v", method, path, code, out)
+		}
+		_, task := do(t, s, "GET", "/tasks/"+itoa(int(out["taskUid"].(float64))), "k", nil)
+		return task
+	}
+	for _, uid := range []string{"a", "b", "c"} {
+		run("POST", "/indexes", map[string]any{"uid": uid, "primaryKey": "id"})
+		run("POST", "/indexes/"+uid+"/documents", []any{map[string]any{"id": "doc", "from": uid}})
+	}
+	run("PATCH", "/indexes/b/settings", map[string]any{"filterableAttributes": []string{"from"}})
+	from := func(uid string) any {
+		t.Helper()
+		code, d := do(t, s, "GET", "/indexes/"+uid+"/documents/doc", "k", nil)
+		if code != 200 {
+			t.Fatalf("get %s/doc: %d %v", uid, code, d)
+		}
+		return d["from"]
+	}
+
+	for _, tc := range []struct {
+		name string
+		body any
+		code string
+	}{
+		{"one index", []any{map[string]any{"indexes": []string{"a"}}}, "invalid_swap_indexes"},
+		{"three indexes", []any{map[string]any{"indexes": []string{"a", "b", "c"}}}, "invalid_swap_indexes"},
+		{"an index twice", []any{map[string]any{"indexes": []string{"a", "b"}}, map[string]any{"indexes": []string{"b", "c"}}}, "invalid_swap_duplicate_index_found"},
+		{"unknown field", []any{map[string]any{"indexes": []string{"a", "b"}, "atomic": true}}, "invalid_swap_indexes"},
+		{"no indexes", []any{map[string]any{}}, "missing_swap_indexes"},
+	} {
+		if code, out := do(t, s, "POST", "/swap-indexes", "k", tc.body); code != 400 || out["code"] != tc.code {
+			t.Errorf("%s: %d %v, want 400 %s", tc.name, code, out, tc.code)
+		}
+	}
+
+	// A missing index fails the whole task: the valid pair is not swapped either.
+	task := run("POST", "/swap-indexes", []any{map[string]any{"indexes": []string{"a", "b"}}, map[string]any{"indexes": []string{"c", "nope"}}})
+	if task["status"] != "failed" || task["error"].(map[string]any)["code"] != "index_not_found" || task["type"] != "indexSwap" || task["indexUid"] != nil {
+		t.Errorf("swap with a missing index: %v", task)
+	}
+	if from("a") != "a" || from("b") != "b" {
+		t.Errorf("a failed swap swapped: a has %v, b has %v", from("a"), from("b"))
+	}
+
+	task = run("POST", "/swap-indexes", []any{map[string]any{"indexes": []string{"a", "b"}, "rename": false}})
+	if task["status"] != "succeeded" {
+		t.Fatalf("swap: %v", task)
+	}
+	if from("a") != "b" || from("b") != "a" {
+		t.Errorf("after the swap a has %v, b has %v", from("a"), from("b"))
+	}
+	if code, st := do(t, s, "GET", "/indexes/a/settings", "k", nil); code != 200 || len(st["filterableAttributes"].([]any)) != 1 {
+		t.Errorf("settings did not move with the documents: %v", st)
+	}
+	if code, ix := do(t, s, "GET", "/indexes/a", "k", nil); code != 200 || ix["uid"] != "a" {
+		t.Errorf("swapped index a answers as %v", ix)
+	}
+
+	if task := run("POST", "/swap-indexes", []any{map[string]any{"indexes": []string{"c", "a"}, "rename": true}}); task["status"] != "failed" || task["error"].(map[string]any)["code"] != "index_already_exists" {
+		t.Errorf("rename onto an existing index: %v", task)
+	}
+	if task := run("POST", "/swap-indexes", []any{map[string]any{"indexes": []string{"c", "d"}, "rename": true}}); task["status"] != "succeeded" {
+		t.Fatalf("rename: %v", task)
+	}
+	if from("d") != "c" {
+		t.Errorf("renamed index d has %v", from("d"))
+	}
+	if code, _ := do(t, s, "GET", "/indexes/c", "k", nil); code != 404 {
+		t.Errorf("index c still exists after its rename: %d", code)
+	}
+}
