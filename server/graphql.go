@@ -158,7 +158,9 @@ func NewGraphQL(es graphql.ExecutableSchema, opts GraphQLOptions) *handler.Serve
 // one only on an unknown hash, and clients (and our error contract) tell refusals apart
 // by extensions.code. A malformed extension, an unsupported version and a hash that
 // does not match the query are the client's mistakes: BAD_REQUEST.
-type apq struct{ extension.AutomaticPersistedQuery }
+type apq struct {
+	extension.AutomaticPersistedQuery
+}
 
 func (a apq) MutateOperationParameters(ctx context.Context, raw *graphql.RawParams) *gqlerror.Error {
 	err := a.AutomaticPersistedQuery.MutateOperationParameters(ctx, raw)
