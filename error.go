@@ -31,6 +31,11 @@ const (
 	CodePaymentDeclined   = "PAYMENT_DECLINED"
 	CodeInsufficientFunds = "INSUFFICIENT_FUNDS"
 	CodePaymentError      = "PAYMENT_ERROR"
+
+	// CodeCredentialFieldLimit: an operation asks for more than one password check or
+	// token exchange (login, register, refreshToken, changePassword): each costs a slow
+	// hash or a database transaction, so one request may not multiply them with aliases.
+	CodeCredentialFieldLimit = "CREDENTIAL_FIELD_LIMIT_EXCEEDED"
 )
 
 // Error is an error whose Code and Message may be shown to API clients. Anything that is

@@ -71,6 +71,8 @@ func Require(ctx context.Context) (Identity, error) {
 	switch err := AuthError(ctx); {
 	case errors.Is(err, ErrTokenExpired):
 		return Identity{}, bookstore.Errorf(bookstore.CodeUnauthenticated, "access token expired")
+	case errors.Is(err, ErrSessionRevoked):
+		return Identity{}, bookstore.Errorf(bookstore.CodeUnauthenticated, "session ended; sign in again")
 	case err != nil:
 		return Identity{}, bookstore.Errorf(bookstore.CodeUnauthenticated, "invalid access token")
 	}
@@ -96,6 +98,15 @@ type Verifier interface {
 	Verify(token string) (Identity, error)
 }
 
+// ErrSessionRevoked means a valid access token belongs to a session that was ended
+// (logout, refresh-token reuse, password or role change) before the token expired.
+var ErrSessionRevoked = errors.New("session revoked")
+
+// SessionChecker says whether the session of a verified access token was revoked.
+type SessionChecker interface {
+	Revoked(ctx context.Context, id Identity) (bool, error)
+}
+
 // Middleware authenticates requests that carry "Authorization: Bearer <access token>".
 //
 // A request without the header goes on anonymously. A request whose token is malformed,
@@ -104,7 +115,12 @@ type Verifier interface {
 // answer, and those that do fail with extensions.code UNAUTHENTICATED and the message
 // "access token expired" or "invalid access token" (see Require). GraphQL clients expect
 // HTTP 200 with errors, and an expired token is their cue to call refreshToken and retry.
-func Middleware(v Verifier) func(http.Handler) http.Handler {
+//
+// With a SessionChecker, a token whose session was revoked is refused the same way
+// (ErrSessionRevoked), on every request: a logout or a demotion takes effect at once,
+// not when the token expires. A checker that fails refuses the token too (fail closed):
+// the request goes on anonymously.
+func Middleware(v Verifier, checks ...SessionChecker) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			header := r.Header.Values("Authorization")
@@ -117,6 +133,9 @@ func Middleware(v Verifier) func(http.Handler) http.Handler {
 			if err == nil {
 				var id Identity
 				if id, err = v.Verify(token); err == nil {
+					err = checkSession(ctx, id, checks)
+				}
+				if err == nil {
 					ctx = WithIdentity(ctx, id)
 				}
 			}
@@ -126,6 +145,19 @@ func Middleware(v Verifier) func(http.Handler) http.Handler {
 			next.ServeHTTP(w, r.WithContext(ctx))
 		})
 	}
+}
+
+func checkSession(ctx context.Context, id Identity, checks []SessionChecker) error {
+	for _, c := range checks {
+		revoked, err := c.Revoked(ctx, id)
+		if err != nil {
+			return fmt.Errorf("%w: cannot check the session: %v", ErrTokenInvalid, err)
+		}
+		if revoked {
+			return ErrSessionRevoked
+		}
+	}
+	return nil
 }
 
 // bearer extracts the token of a single "Bearer" Authorization header (the scheme is

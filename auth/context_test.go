@@ -92,3 +92,38 @@ func TestRequireRole(t *testing.T) {
 		t.Fatalf("admin: %+v, %v", id, err)
 	}
 }
+
+type checker func(auth.Identity) (bool, error)
+
+func (c checker) Revoked(_ context.Context, id auth.Identity) (bool, error) { return c(id) }
+
+// TestMiddlewareRefusesRevokedSessions: a valid token of an ended session, or one whose
+// session cannot be checked, does not authenticate.
+func TestMiddlewareRefusesRevokedSessions(t *testing.T) {
+	tokens := auth.NewTokens(newKeyring(t, newKey(t, "k1")), auth.TokenConfig{})
+	token, _, _ := tokens.Issue(alice)
+	for name, tc := range map[string]struct {
+		check   checker
+		ok      bool
+		message string
+	}{
+		"live":      {func(auth.Identity) (bool, error) { return false, nil }, true, ""},
+		"revoked":   {func(auth.Identity) (bool, error) { return true, nil }, false, "session ended; sign in again"},
+		"unchecked": {func(auth.Identity) (bool, error) { return false, errors.New("down") }, false, "invalid access token"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var ok bool
+			var reqErr error
+			h := auth.Middleware(tokens, tc.check)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_, ok = auth.FromContext(r.Context())
+				_, reqErr = auth.Require(r.Context())
+			}))
+			req := httptest.NewRequest(http.MethodPost, "/graphql", nil)
+			req.Header.Set("Authorization", "Bearer "+token)
+			h.ServeHTTP(httptest.NewRecorder(), req)
+			if ok != tc.ok || (!ok && bookstore.ErrorMessage(reqErr) != tc.message) {
+				t.Fatalf("authenticated %v (%v), want %v %q", ok, reqErr, tc.ok, tc.message)
+			}
+		})
+	}
+}

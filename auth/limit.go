@@ -108,6 +108,30 @@ func (l *LocalLimiter) Allow(_ context.Context, key string) (bool, time.Duration
 	return true, 0, nil
 }
 
+// Refund gives back one event of key (a login that succeeded: only failures count).
+// A bucket never holds more than Burst.
+func (l *LocalLimiter) Refund(_ context.Context, key string) error {
+	if b, ok := l.buckets.Get(key); ok {
+		// A negative reservation adds a token; the next event caps the bucket at Burst.
+		b.ReserveN(l.now(), -1)
+	}
+	return nil
+}
+
+// Refunder is a Limiter that can give an event back.
+type Refunder interface {
+	Refund(ctx context.Context, key string) error
+}
+
+// Refund gives back one event of key to l when l can (LocalLimiter, RedisLimiter and
+// WithFallback's limiter can); it is a no-op for other limiters.
+func Refund(ctx context.Context, l Limiter, key string) error {
+	if r, ok := l.(Refunder); ok {
+		return r.Refund(ctx, key)
+	}
+	return nil
+}
+
 // RedisLimiter is a Limiter shared by every instance through Redis (GCRA in a Lua script,
 // github.com/go-redis/redis_rate). Each key is one Redis key "rate:<prefix>:<key>" that
 // expires when its bucket is full again. Works with a single Redis and Redis Cluster.
@@ -145,6 +169,15 @@ func (l *RedisLimiter) Allow(ctx context.Context, key string) (bool, time.Durati
 	return false, max(res.RetryAfter, time.Millisecond), nil
 }
 
+// Refund implements Refunder: GCRA with a negative cost moves the bucket's theoretical
+// arrival time back by one emission interval (never below now, so never above Burst).
+func (l *RedisLimiter) Refund(ctx context.Context, key string) error {
+	if _, err := l.rl.AllowN(ctx, l.prefix+key, l.limit, -1); err != nil {
+		return fmt.Errorf("redis rate limit refund: %w", err)
+	}
+	return nil
+}
+
 // Reset forgets key's history (an administrator lifting a throttle).
 func (l *RedisLimiter) Reset(ctx context.Context, key string) error {
 	return l.rl.Reset(ctx, l.prefix+key)
@@ -172,6 +205,12 @@ func (f fallbackLimiter) Allow(ctx context.Context, key string) (bool, time.Dura
 		f.onError(err)
 	}
 	return f.fallback.Allow(ctx, key)
+}
+
+// Refund refunds both limiters: the event was counted by whichever answered.
+func (f fallbackLimiter) Refund(ctx context.Context, key string) error {
+	_ = Refund(ctx, f.fallback, key)
+	return Refund(ctx, f.primary, key)
 }
 
 // CodeRateLimited is the error code of ThrottledError (extensions.code in GraphQL).

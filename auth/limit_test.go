@@ -224,3 +224,42 @@ func TestRedisLimiterDownFallsBack(t *testing.T) {
 		t.Fatalf("fallback: %v, %v", ok, err)
 	}
 }
+
+// A refund gives one event back, never more than the burst: only failures count.
+func TestRefund(t *testing.T) {
+	ctx := context.Background()
+	local, err := auth.NewLocalLimiter(auth.Limit{Rate: 1, Period: time.Hour, Burst: 2}, auth.LocalOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	remote, err := auth.NewRedisLimiter(testdb.Redis(t), "refund-test-"+t.Name(), auth.Limit{Rate: 1, Period: time.Hour, Burst: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, l := range map[string]auth.Limiter{"local": local, "redis": remote} {
+		t.Run(name, func(t *testing.T) {
+			allow := func() bool {
+				ok, _, err := l.Allow(ctx, "k")
+				if err != nil {
+					t.Fatal(err)
+				}
+				return ok
+			}
+			// Refunds on a full bucket do not raise it past the burst.
+			for range 5 {
+				if err := auth.Refund(ctx, l, "k"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if !allow() || !allow() || allow() {
+				t.Fatal("burst of 2 not enforced after refunds on a full bucket")
+			}
+			if err := auth.Refund(ctx, l, "k"); err != nil {
+				t.Fatal(err)
+			}
+			if !allow() || allow() {
+				t.Fatal("a refund did not give back exactly one event")
+			}
+		})
+	}
+}

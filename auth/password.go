@@ -10,6 +10,8 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"golang.org/x/crypto/argon2"
 )
@@ -144,45 +146,131 @@ func decodeHash(encoded string) (p PasswordParams, salt, key []byte, err error) 
 }
 
 // Hasher hashes and verifies passwords with fixed parameters and bounds how many hashes
-// run at once: each argon2id call holds Memory KiB, so unbounded concurrent logins would
-// be a memory exhaustion attack. Callers beyond the bound wait (or give up when their
-// context ends). It is safe for concurrent use.
+// run at once and how many wait: each argon2id call holds Memory KiB and keeps its lanes
+// busy on the CPU, so unbounded concurrent logins would exhaust memory and starve every
+// other request (catalog browsing above all). A call beyond the bound waits in a short
+// queue; when the queue is full, or the wait is over, it fails fast with ErrHasherBusy
+// rather than piling up. It is safe for concurrent use.
 type Hasher struct {
 	params PasswordParams
 	sem    chan struct{}
 	dummy  string
+	queue  int64
+	wait   time.Duration
+
+	waiting  atomic.Int64
+	inFlight atomic.Int64
+	peak     atomic.Int64
+	busy     atomic.Int64
 }
 
+// ErrHasherBusy means every hashing slot is taken and the queue is full (or the wait
+// timed out): the caller should answer "retry shortly" rather than hash.
+var ErrHasherBusy = errors.New("auth: password hashing is saturated")
+
+// HashLimits bound a Hasher's concurrency.
+type HashLimits struct {
+	// Concurrent hashes at once; 0 means DefaultHashConcurrency().
+	Concurrent int
+	// Queue is how many calls may wait for a slot; 0 means 2 x Concurrent, a negative
+	// value none (fail at once when every slot is taken).
+	Queue int
+	// Wait is the longest a queued call waits; 0 means 2 s.
+	Wait time.Duration
+}
+
+// DefaultHashConcurrency is GOMAXPROCS/2 (at least 1): every hash runs Parallelism lanes
+// (2 by default), so half the cores hashing already keeps them all busy, and the other
+// half stays free for the catalog.
+func DefaultHashConcurrency() int { return max(runtime.GOMAXPROCS(0)/2, 1) }
+
 // NewHasher returns a Hasher running at most maxConcurrent hashes at once (0 means
-// GOMAXPROCS: more would only queue on the CPU while holding memory).
+// DefaultHashConcurrency) with the default queue.
 func NewHasher(p PasswordParams, maxConcurrent int) (*Hasher, error) {
+	return NewHasherWith(p, HashLimits{Concurrent: maxConcurrent})
+}
+
+// NewHasherWith returns a Hasher bounded by l.
+func NewHasherWith(p PasswordParams, l HashLimits) (*Hasher, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
-	if maxConcurrent <= 0 {
-		maxConcurrent = runtime.GOMAXPROCS(0)
+	if l.Concurrent <= 0 {
+		l.Concurrent = DefaultHashConcurrency()
+	}
+	switch {
+	case l.Queue == 0:
+		l.Queue = 2 * l.Concurrent
+	case l.Queue < 0:
+		l.Queue = 0
+	}
+	if l.Wait <= 0 {
+		l.Wait = 2 * time.Second
 	}
 	// The dummy hash gives DummyVerify the exact cost of a real verification.
 	dummy, err := HashPassword("dummy password for timing equalisation", p)
 	if err != nil {
 		return nil, err
 	}
-	return &Hasher{params: p, sem: make(chan struct{}, maxConcurrent), dummy: dummy}, nil
+	return &Hasher{params: p, sem: make(chan struct{}, l.Concurrent), dummy: dummy,
+		queue: int64(l.Queue), wait: l.Wait}, nil
+}
+
+// HashStats is what a Hasher has done, for metrics and tests.
+type HashStats struct {
+	InFlight, Waiting int64 // now
+	PeakInFlight      int64 // most hashes ever running at once
+	Busy              int64 // calls refused with ErrHasherBusy
+}
+
+// Stats returns the Hasher's counters.
+func (h *Hasher) Stats() HashStats {
+	return HashStats{InFlight: h.inFlight.Load(), Waiting: h.waiting.Load(), PeakInFlight: h.peak.Load(), Busy: h.busy.Load()}
 }
 
 // Params returns the parameters new hashes use.
 func (h *Hasher) Params() PasswordParams { return h.params }
 
 func (h *Hasher) acquire(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	select {
 	case h.sem <- struct{}{}:
+		h.enter()
 		return nil
+	default:
+	}
+	if h.waiting.Add(1) > h.queue {
+		h.waiting.Add(-1)
+		h.busy.Add(1)
+		return ErrHasherBusy
+	}
+	defer h.waiting.Add(-1)
+	t := time.NewTimer(h.wait)
+	defer t.Stop()
+	select {
+	case h.sem <- struct{}{}:
+		h.enter()
+		return nil
+	case <-t.C:
+		h.busy.Add(1)
+		return ErrHasherBusy
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 }
 
-func (h *Hasher) release() { <-h.sem }
+func (h *Hasher) enter() {
+	n := h.inFlight.Add(1)
+	for p := h.peak.Load(); n > p && !h.peak.CompareAndSwap(p, n); p = h.peak.Load() {
+	}
+}
+
+func (h *Hasher) release() {
+	h.inFlight.Add(-1)
+	<-h.sem
+}
 
 // Hash hashes password with the Hasher's parameters.
 func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {

@@ -3,6 +3,7 @@ package auth_test
 import (
 	"context"
 	"errors"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -205,7 +206,7 @@ func TestDummyVerifyFailsLikeVerify(t *testing.T) {
 // and that waiting callers give up with their context.
 func TestHasherBoundsConcurrency(t *testing.T) {
 	p := auth.PasswordParams{Memory: 4 * 1024, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32}
-	h, err := auth.NewHasher(p, 1)
+	h, err := auth.NewHasherWith(p, auth.HashLimits{Concurrent: 1, Queue: 8})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,6 +240,45 @@ func TestHasherBoundsConcurrency(t *testing.T) {
 	}
 	if done.Load() != 4 {
 		t.Errorf("%d of 4 concurrent verifications succeeded", done.Load())
+	}
+	if st := h.Stats(); st.PeakInFlight != 1 {
+		t.Errorf("stats %+v: more than one hash at once", st)
+	}
+}
+
+// TestHasherQueueFailsFast: beyond the slots and the short queue, callers are refused at
+// once with ErrHasherBusy instead of piling up (holding memory and goroutines).
+func TestHasherQueueFailsFast(t *testing.T) {
+	p := auth.PasswordParams{Memory: 8 * 1024, Iterations: 2, Parallelism: 1, SaltLength: 16, KeyLength: 32}
+	h, err := auth.NewHasherWith(p, auth.HashLimits{Concurrent: 1, Queue: 1, Wait: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := auth.DefaultHashConcurrency(); got != max(runtime.GOMAXPROCS(0)/2, 1) {
+		t.Fatalf("default concurrency %d", got)
+	}
+	enc, _ := auth.HashPassword("x", p)
+	var wg sync.WaitGroup
+	var ok, busy atomic.Int32
+	for range 12 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, _, err := h.Verify(context.Background(), "x", enc)
+			switch {
+			case err == nil:
+				ok.Add(1)
+			case errors.Is(err, auth.ErrHasherBusy):
+				busy.Add(1)
+			default:
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	st := h.Stats()
+	if busy.Load() == 0 || ok.Load() < 2 || st.PeakInFlight != 1 || int64(busy.Load()) != st.Busy {
+		t.Fatalf("%d ok, %d busy, stats %+v", ok.Load(), busy.Load(), st)
 	}
 }
 

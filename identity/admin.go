@@ -50,8 +50,8 @@ func (s *Service) checkPassword(ctx context.Context, email, password string) err
 }
 
 // setRole changes the role of the account with this email and revokes its sessions, so
-// that no refresh token keeps minting access tokens with the old role; access tokens
-// already issued keep it until they expire (at most the access-token TTL).
+// that no refresh token keeps minting access tokens with the old role and the access
+// tokens already issued stop working at once (Revocations).
 func (s *Service) setRole(ctx context.Context, email string, role auth.Role) (*Customer, error) {
 	if !role.Valid() {
 		return nil, bookstore.InvalidField("role", "unknown role %q", role)

@@ -29,20 +29,37 @@ import (
 	"github.com/shopfront/bookstore/store"
 )
 
-// Default throttles. Token buckets: Burst attempts at once, then Rate per Period.
+// Default throttles. Token buckets: Burst attempts at once, then Rate per Period. Login
+// throttles count failures only: every attempt takes a token before the password is
+// checked (so that parallel guesses cannot outrun the limit), and a successful login
+// gives its tokens back.
 var (
-	// DefaultLoginPerIP: 20 attempts, then one a minute, per client IP.
+	// DefaultLoginPerIP: 20 failures, then one a minute, per client IP bucket (an IPv4
+	// address or an IPv6 /64).
 	DefaultLoginPerIP = auth.Limit{Rate: 60, Period: time.Hour, Burst: 20}
-	// DefaultLoginPerAccount: 5 attempts, then one every 6 minutes, per email (counted for
-	// unregistered emails too, so throttling reveals nothing). A throttle, not a lockout:
-	// an attacker cannot lock a customer out for longer than they keep spending attempts.
-	DefaultLoginPerAccount = auth.Limit{Rate: 10, Period: time.Hour, Burst: 5}
+	// DefaultLoginPerAccountIP: 5 failures, then one every 6 minutes, per (email, client
+	// IP bucket): the strict limit on guessing one account's password from one place.
+	DefaultLoginPerAccountIP = auth.Limit{Rate: 10, Period: time.Hour, Burst: 5}
+	// DefaultLoginPerAccount: 50 failures, then 60 an hour, per email from anywhere
+	// (counted for unregistered emails too, so throttling reveals nothing): the loose
+	// limit on a distributed guess, high enough that one attacker's IP (held to 5 by the
+	// strict limit, 20 by the IP limit) cannot answer RATE_LIMITED to the account's owner.
+	DefaultLoginPerAccount = auth.Limit{Rate: 60, Period: time.Hour, Burst: 50}
+	// DefaultHashBudget: password hashes (logins, registrations, password changes) per
+	// instance, 40 at once then 10 a second, whoever asks: with hashing bounded to
+	// DefaultHashConcurrency this keeps the CPU the catalog needs free.
+	DefaultHashBudget = auth.Limit{Rate: 10, Period: time.Second, Burst: 40}
 	// DefaultRegisterPerIP: 5 registrations, then one every 6 minutes, per client IP.
 	DefaultRegisterPerIP = auth.Limit{Rate: 10, Period: time.Hour, Burst: 5}
 )
 
-// maxAddresses bounds a customer's address book.
-const maxAddresses = 20
+// Input limits, checked before any normalisation or hashing (so that oversized input
+// costs nothing): an email is at most 254 bytes (RFC 5321's path limit), a password at
+// most the policy's MaxLength characters (4 bytes each at most).
+const (
+	maxAddresses  = 20
+	maxEmailBytes = 254
+)
 
 // Config holds the service's dependencies. DB, PII, Index, Hasher and Tokens are
 // required; the rest have defaults.
@@ -60,9 +77,17 @@ type Config struct {
 	// Throttles; nil takes an in-process limiter with the defaults above. In a fleet, pass
 	// auth.WithFallback(redis limiter, local limiter, ...) so that limits hold across
 	// instances.
-	LoginPerIP      auth.Limiter
-	LoginPerAccount auth.Limiter
-	RegisterPerIP   auth.Limiter
+	LoginPerIP        auth.Limiter
+	LoginPerAccountIP auth.Limiter
+	LoginPerAccount   auth.Limiter
+	RegisterPerIP     auth.Limiter
+	// HashBudget bounds password hashes per instance (nil: DefaultHashBudget in process;
+	// it protects this instance's CPU, so it is never shared).
+	HashBudget auth.Limiter
+
+	// Revocations receives the sessions this service ends; nil: a database-backed set
+	// (NewRevocations without Redis). The HTTP layer checks tokens against the same set.
+	Revocations *Revocations
 
 	Now    func() time.Time // default time.Now
 	Logger *slog.Logger     // default slog.Default()
@@ -97,6 +122,16 @@ func New(cfg Config) (*Service, error) {
 			return nil, err
 		}
 	}
+	if cfg.LoginPerAccountIP == nil {
+		if cfg.LoginPerAccountIP, err = local(DefaultLoginPerAccountIP); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.HashBudget == nil {
+		if cfg.HashBudget, err = local(DefaultHashBudget); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.RegisterPerIP == nil {
 		if cfg.RegisterPerIP, err = local(DefaultRegisterPerIP); err != nil {
 			return nil, err
@@ -108,8 +143,14 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.Revocations == nil {
+		cfg.Revocations = NewRevocations(RevocationConfig{DB: cfg.DB, AccessTTL: cfg.Tokens.TTL(), Logger: cfg.Logger})
+	}
 	return &Service{cfg: cfg}, nil
 }
+
+// Revocations is the set of sessions this service ended, for auth.Middleware.
+func (s *Service) Revocations() *Revocations { return s.cfg.Revocations }
 
 // Customer is a customer account, decrypted.
 type Customer struct {
@@ -119,7 +160,15 @@ type Customer struct {
 	Phone     *string
 	Role      auth.Role
 	CreatedAt time.Time
+
+	// session is set on the customer of a Session (the caller just proved to be them),
+	// for the resolvers' owner check on an unauthenticated login or register request.
+	session bool
 }
+
+// OwnSession reports whether c came with a session started by this request (register,
+// login, refresh, password change): the caller is c even before sending a token.
+func (c *Customer) OwnSession() bool { return c.session }
 
 // Session is what a sign-in, registration or refresh gives the client.
 type Session struct {
@@ -152,29 +201,42 @@ func (s *Service) Register(ctx context.Context, in RegisterInput, ip string) (*S
 	if err := s.throttle(ctx, s.cfg.RegisterPerIP, "ip:"+auth.IPBucket(ip)); err != nil {
 		return nil, err
 	}
+	// Every invalid field is reported at once, so a form can mark them all.
+	var errs []error
 	email, err := validateEmail(in.Email)
 	if err != nil {
-		return nil, err
+		errs = append(errs, err)
 	}
 	name, err := validateText("name", in.Name, 1, 100)
 	if err != nil {
-		return nil, err
+		errs = append(errs, err)
 	}
 	var phone *string
 	if in.Phone != nil && strings.TrimSpace(*in.Phone) != "" {
 		p, err := validatePhone(*in.Phone)
 		if err != nil {
-			return nil, err
+			errs = append(errs, err)
 		}
 		phone = &p
 	}
-	password := auth.NormalizePassword(in.Password)
-	if err := s.cfg.Policy.Check(password, email, name); err != nil {
+	password := in.Password
+	if err := s.checkPasswordSize(password); err != nil {
+		errs = append(errs, err)
+	} else {
+		password = auth.NormalizePassword(password)
+		if err := s.cfg.Policy.Check(password, email, name); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	if err := s.throttle(ctx, s.cfg.HashBudget, "all"); err != nil {
 		return nil, err
 	}
 	hash, err := s.cfg.Hasher.Hash(ctx, password)
 	if err != nil {
-		return nil, fmt.Errorf("register: %w", err)
+		return nil, hashError("register", err)
 	}
 	c := &store.Customer{ID: uuid.New(), EmailIndex: s.cfg.Index.Email(email), PasswordHash: hash, Role: string(auth.RoleCustomer)}
 	if c.EmailEnc, err = s.encrypt(email, "customers", "email_enc", c.ID); err != nil {
@@ -192,8 +254,27 @@ func (s *Service) Register(ctx context.Context, in RegisterInput, ip string) (*S
 		return nil, err
 	}
 	s.cfg.Logger.InfoContext(ctx, "customer registered", "customer_id", c.ID)
-	cust := &Customer{ID: c.ID, Email: email, Name: name, Phone: phone, Role: auth.RoleCustomer, CreatedAt: c.CreatedAt}
+	cust := &Customer{ID: c.ID, Email: email, Name: name, Phone: phone, Role: auth.RoleCustomer, CreatedAt: c.CreatedAt, session: true}
 	return s.startSession(ctx, cust)
+}
+
+// checkPasswordSize refuses a password longer than the policy admits before anything
+// (normalisation, hashing) spends time on it.
+func (s *Service) checkPasswordSize(password string) error {
+	max := s.cfg.Policy.MaxLength
+	if len(password) > 4*max || utf8.RuneCountInString(password) > max {
+		return bookstore.InvalidField("password", "must be at most %d characters", max)
+	}
+	return nil
+}
+
+// hashError turns a saturated hasher into RATE_LIMITED ("retry in a second"): the
+// attempt was not evaluated.
+func hashError(op string, err error) error {
+	if errors.Is(err, auth.ErrHasherBusy) {
+		return &auth.ThrottledError{RetryAfter: time.Second}
+	}
+	return fmt.Errorf("%s: %w", op, err)
 }
 
 // Login checks an email and password and starts a session. Attempts are throttled per IP
@@ -202,32 +283,71 @@ func (s *Service) Register(ctx context.Context, in RegisterInput, ip string) (*S
 // the client's address as resolved by the HTTP layer (trusted proxies), never empty: all
 // callers with the same ip share one throttle.
 func (s *Service) Login(ctx context.Context, email, password, ip string) (*Session, error) {
+	// Size first (free), then the IP throttle, and only then normalise and hash: an
+	// anonymous request can make the server spend nothing on a huge email.
+	if len(email) > maxEmailBytes {
+		return nil, bookstore.InvalidField("email", "must be at most %d bytes", maxEmailBytes)
+	}
+	if err := s.checkPasswordSize(password); err != nil {
+		return nil, err
+	}
+	bucket := "ip:" + auth.IPBucket(ip)
+	if err := s.throttle(ctx, s.cfg.LoginPerIP, bucket); err != nil {
+		return nil, err
+	}
 	idx := s.cfg.Index.Email(email)
-	if err := s.throttle(ctx, s.cfg.LoginPerIP, "ip:"+auth.IPBucket(ip)); err != nil {
+	account := "email:" + hex.EncodeToString(idx)
+	spent := []limiterKey{{s.cfg.LoginPerIP, bucket}}
+	for _, k := range []limiterKey{{s.cfg.LoginPerAccountIP, account + "|" + bucket}, {s.cfg.LoginPerAccount, account}} {
+		if err := s.throttle(ctx, k.l, k.key); err != nil {
+			return nil, err // the tokens taken so far count this attempt as a failure
+		}
+		spent = append(spent, k)
+	}
+	if err := s.throttle(ctx, s.cfg.HashBudget, "all"); err != nil {
+		s.refund(ctx, spent) // the instance is busy: not the caller's failure
 		return nil, err
 	}
-	if err := s.throttle(ctx, s.cfg.LoginPerAccount, "email:"+hex.EncodeToString(idx)); err != nil {
-		return nil, err
+	sess, err := s.login(ctx, idx, auth.NormalizePassword(password))
+	if err == nil || errors.Is(err, auth.ErrHasherBusy) {
+		// Only failures count: a success, or an attempt never evaluated, gives back the
+		// tokens it took, so the owner's logins never spend the budget an attacker
+		// guessing at the same account must spend.
+		s.refund(ctx, spent)
 	}
-	if len(password) > 4*s.cfg.Policy.MaxLength {
-		// Longer than any password the policy admits (in bytes, 4 per character at most):
-		// refuse before hashing it.
-		return nil, errBadCredentials
+	if err != nil {
+		return nil, hashError("login", err)
 	}
-	password = auth.NormalizePassword(password)
+	return sess, nil
+}
+
+type limiterKey struct {
+	l   auth.Limiter
+	key string
+}
+
+func (s *Service) refund(ctx context.Context, keys []limiterKey) {
+	for _, k := range keys {
+		if err := auth.Refund(ctx, k.l, k.key); err != nil {
+			s.cfg.Logger.WarnContext(ctx, "throttle refund failed", "err", err)
+		}
+	}
+}
+
+func (s *Service) login(ctx context.Context, idx []byte, password string) (*Session, error) {
 	row, err := s.cfg.DB.Customers.ByEmailIndex(ctx, idx)
 	if bookstore.ErrorCode(err) == bookstore.CodeNotFound {
 		if err := s.cfg.Hasher.DummyVerify(ctx, password); err != nil {
-			return nil, fmt.Errorf("login: verify password: %w", err) // as for a known email
+			return nil, err // as for a known email
 		}
 		return nil, errBadCredentials
 	}
 	if err != nil {
-		return nil, fmt.Errorf("login: %w", err)
+		return nil, err
 	}
 	ok, rehash, err := s.cfg.Hasher.Verify(ctx, password, row.PasswordHash)
 	if err != nil {
-		return nil, fmt.Errorf("login: verify password of %s: %w", row.ID, err)
+		return nil, fmt.Errorf("verify password of %s: %w", row.ID, err)
 	}
 	if !ok {
 		s.cfg.Logger.InfoContext(ctx, "login failed: wrong password", "customer_id", row.ID)
@@ -235,9 +355,10 @@ func (s *Service) Login(ctx context.Context, email, password, ip string) (*Sessi
 	}
 	if rehash {
 		// Parameters were raised since this hash was made: upgrade it while the password
-		// is at hand. A failure only delays the upgrade to the next login.
+		// is at hand, only if it is still the hash just verified (a password change made
+		// meanwhile wins). A failure only delays the upgrade to the next login.
 		if h, err := s.cfg.Hasher.Hash(ctx, password); err == nil {
-			if err := s.cfg.DB.Customers.SetPasswordHash(ctx, row.ID, h); err != nil {
+			if _, err := s.cfg.DB.Customers.ReplacePasswordHash(ctx, row.ID, row.PasswordHash, h); err != nil {
 				s.cfg.Logger.WarnContext(ctx, "password rehash not stored", "customer_id", row.ID, "err", err)
 			}
 		}
@@ -246,6 +367,7 @@ func (s *Service) Login(ctx context.Context, email, password, ip string) (*Sessi
 	if err != nil {
 		return nil, err
 	}
+	cust.session = true
 	return s.startSession(ctx, cust)
 }
 
@@ -268,6 +390,9 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (*Session, e
 	case errors.As(err, &reuse):
 		s.cfg.Logger.WarnContext(ctx, "refresh token reused: session revoked",
 			"customer_id", reuse.CustomerID, "session_id", reuse.FamilyID)
+		if err := s.cfg.Revocations.add(ctx, reuse.FamilyID); err != nil {
+			return nil, err
+		}
 		return nil, errSessionEnded
 	case errors.Is(err, store.ErrRefreshNotFound), errors.Is(err, store.ErrRefreshExpired), errors.Is(err, store.ErrRefreshRevoked):
 		return nil, errSessionEnded
@@ -285,6 +410,7 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (*Session, e
 	if err != nil {
 		return nil, err
 	}
+	cust.session = true
 	access, exp, err := s.cfg.Tokens.Issue(auth.Identity{CustomerID: cust.ID, Role: cust.Role, SessionID: next.FamilyID})
 	if err != nil {
 		return nil, err
@@ -294,8 +420,8 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (*Session, e
 }
 
 // Logout ends the session of a refresh token. It is idempotent and says nothing about
-// the token: an unknown or malformed token is not an error. Access tokens already issued
-// stay valid until they expire (at most the access-token TTL).
+// the token: an unknown or malformed token is not an error. Access tokens of the session
+// stop working at once (Revocations).
 func (s *Service) Logout(ctx context.Context, refreshToken string) error {
 	hash, err := auth.HashRefreshToken(refreshToken)
 	if err != nil {
@@ -307,6 +433,9 @@ func (s *Service) Logout(ctx context.Context, refreshToken string) error {
 	}
 	if err != nil {
 		return fmt.Errorf("logout: %w", err)
+	}
+	if err := s.cfg.Revocations.add(ctx, t.FamilyID); err != nil {
+		return err
 	}
 	s.cfg.Logger.InfoContext(ctx, "logged out", "customer_id", t.CustomerID, "session_id", t.FamilyID)
 	return nil
@@ -321,15 +450,16 @@ func (s *Service) LogoutSession(ctx context.Context, id auth.Identity) error {
 	if _, err := s.cfg.DB.RefreshTokens.RevokeFamily(ctx, id.SessionID, s.cfg.Now()); err != nil {
 		return fmt.Errorf("logout: %w", err)
 	}
-	return nil
+	return s.cfg.Revocations.add(ctx, id.SessionID)
 }
 
 // LogoutAll ends every session of a customer.
 func (s *Service) LogoutAll(ctx context.Context, customerID uuid.UUID) error {
-	if _, err := s.cfg.DB.RefreshTokens.RevokeCustomer(ctx, customerID, s.cfg.Now()); err != nil {
+	fams, err := s.cfg.DB.RefreshTokens.RevokeCustomerSessions(ctx, customerID, s.cfg.Now())
+	if err != nil {
 		return fmt.Errorf("logout everywhere: %w", err)
 	}
-	return nil
+	return s.cfg.Revocations.add(ctx, fams...)
 }
 
 // Customer returns a customer's account (for "me"), or NOT_FOUND.
@@ -346,6 +476,12 @@ func (s *Service) Customer(ctx context.Context, id uuid.UUID) (*Customer, error)
 // one) and starts a new session for the caller. Attempts count against the account's
 // login throttle.
 func (s *Service) ChangePassword(ctx context.Context, customerID uuid.UUID, current, next string) (*Session, error) {
+	if len(current) > 4*s.cfg.Policy.MaxLength {
+		return nil, bookstore.InvalidField("currentPassword", "is not your current password")
+	}
+	if err := s.checkPasswordSize(next); err != nil {
+		return nil, bookstore.InvalidField("newPassword", "must be at most %d characters", s.cfg.Policy.MaxLength)
+	}
 	row, err := s.cfg.DB.Customers.ByID(ctx, customerID)
 	if err != nil {
 		return nil, err
@@ -354,31 +490,46 @@ func (s *Service) ChangePassword(ctx context.Context, customerID uuid.UUID, curr
 	if err != nil {
 		return nil, err
 	}
-	if err := s.throttle(ctx, s.cfg.LoginPerAccount, "email:"+hex.EncodeToString(row.EmailIndex)); err != nil {
+	account := []limiterKey{{s.cfg.LoginPerAccount, "email:" + hex.EncodeToString(row.EmailIndex)}}
+	if err := s.throttle(ctx, account[0].l, account[0].key); err != nil {
+		return nil, err
+	}
+	if err := s.throttle(ctx, s.cfg.HashBudget, "all"); err != nil {
+		s.refund(ctx, account)
 		return nil, err
 	}
 	ok, _, err := s.cfg.Hasher.Verify(ctx, auth.NormalizePassword(current), row.PasswordHash)
 	if err != nil {
-		return nil, fmt.Errorf("change password: %w", err)
+		if errors.Is(err, auth.ErrHasherBusy) {
+			s.refund(ctx, account)
+		}
+		return nil, hashError("change password", err)
 	}
 	if !ok {
 		return nil, bookstore.InvalidField("currentPassword", "is not your current password")
 	}
+	s.refund(ctx, account)
 	next = auth.NormalizePassword(next)
 	if err := s.cfg.Policy.Check(next, cust.Email, cust.Name); err != nil {
 		return nil, err
 	}
 	hash, err := s.cfg.Hasher.Hash(ctx, next)
 	if err != nil {
-		return nil, fmt.Errorf("change password: %w", err)
+		return nil, hashError("change password", err)
 	}
-	if err := s.cfg.DB.Customers.SetPasswordHash(ctx, customerID, hash); err != nil {
+	// One transaction: the new hash and the end of every old session commit together.
+	fams, err := s.cfg.DB.Customers.ChangePassword(ctx, customerID, row.PasswordHash, hash, s.cfg.Now())
+	if errors.Is(err, store.ErrPasswordChanged) {
+		return nil, bookstore.Errorf(bookstore.CodeConflict, "the password was changed meanwhile; sign in again")
+	}
+	if err != nil {
 		return nil, err
 	}
-	if err := s.LogoutAll(ctx, customerID); err != nil {
+	if err := s.cfg.Revocations.add(ctx, fams...); err != nil {
 		return nil, err
 	}
 	s.cfg.Logger.InfoContext(ctx, "password changed; sessions revoked", "customer_id", customerID)
+	cust.session = true
 	return s.startSession(ctx, cust)
 }
 
@@ -466,13 +617,6 @@ func (s *Service) AddAddress(ctx context.Context, customerID uuid.UUID, a Addres
 	if err := normalizeAddress(&a); err != nil {
 		return nil, err
 	}
-	existing, err := s.cfg.DB.Customers.Addresses(ctx, customerID)
-	if err != nil {
-		return nil, err
-	}
-	if len(existing) >= maxAddresses {
-		return nil, bookstore.Errorf(bookstore.CodeBadUserInput, "an address book holds at most %d addresses", maxAddresses)
-	}
 	doc, err := json.Marshal(a)
 	if err != nil {
 		return nil, err
@@ -481,7 +625,11 @@ func (s *Service) AddAddress(ctx context.Context, customerID uuid.UUID, a Addres
 	if row.DataEnc, err = s.cfg.PII.Encrypt(doc, addressAAD(customerID, row.ID)); err != nil {
 		return nil, fmt.Errorf("encrypt address: %w", err)
 	}
-	if err := s.cfg.DB.Customers.AddAddress(ctx, row); err != nil {
+	err = s.cfg.DB.Customers.AddAddressCapped(ctx, row, maxAddresses)
+	if errors.Is(err, store.ErrAddressBookFull) {
+		return nil, bookstore.Errorf(bookstore.CodeBadUserInput, "an address book holds at most %d addresses", maxAddresses)
+	}
+	if err != nil {
 		return nil, err
 	}
 	a.ID, a.CreatedAt = row.ID, row.CreatedAt
@@ -538,7 +686,7 @@ func normalizeAddress(a *Address) error {
 		}
 	}
 	a.Country = strings.ToUpper(strings.TrimSpace(a.Country))
-	if len(a.Country) != 2 || a.Country[0] < 'A' || a.Country[0] > 'Z' || a.Country[1] < 'A' || a.Country[1] > 'Z' {
+	if !isCountry(a.Country) {
 		return bookstore.InvalidField("country", "must be an ISO 3166-1 alpha-2 code such as GB or US")
 	}
 	return nil
@@ -548,8 +696,11 @@ func normalizeAddress(a *Address) error {
 // bare addr-spec (no display name) of at most 254 bytes with a dotted domain.
 func validateEmail(s string) (string, error) {
 	bad := bookstore.InvalidField("email", "must be a valid email address")
+	if len(s) > maxEmailBytes+64 {
+		return "", bookstore.InvalidField("email", "must be at most %d bytes", maxEmailBytes)
+	}
 	s = strings.TrimSpace(s)
-	if s == "" || len(s) > 254 || !utf8.ValidString(s) {
+	if s == "" || len(s) > maxEmailBytes || !utf8.ValidString(s) {
 		return "", bad
 	}
 	addr, err := mail.ParseAddress(s)
@@ -568,6 +719,9 @@ func validateEmail(s string) (string, error) {
 // validateText trims s and checks its length in characters, that it has no control
 // characters and no payment card number (PCI: card numbers must never be stored).
 func validateText(field, s string, min, max int) (string, error) {
+	if len(s) > 4*max+256 { // more bytes than max characters and some space can take
+		return "", bookstore.InvalidField(field, "must be at most %d characters", max)
+	}
 	s = strings.TrimSpace(s)
 	n := utf8.RuneCountInString(s)
 	switch {
@@ -591,27 +745,19 @@ func validateText(field, s string, min, max int) (string, error) {
 	return s, nil
 }
 
-// validatePhone accepts digits with the usual punctuation (+ ( ) - . space), 7 to 15
-// digits (E.164's maximum), and refuses card numbers typed into the phone field.
+// validatePhone accepts an international number (a leading "+" and a country code) that
+// the country's numbering plan admits (pii.ParsePhone), kept as typed. It never runs the
+// card-number heuristic on a valid phone number (one in ten mobiles passes Luhn), and
+// refuses a card number typed into the field with the card message.
 func validatePhone(s string) (string, error) {
 	s = strings.TrimSpace(s)
-	digits := 0
-	for i, r := range s {
-		switch {
-		case r >= '0' && r <= '9':
-			digits++
-		case r == '+' && i == 0, r == ' ', r == '-', r == '(', r == ')', r == '.':
-		default:
-			return "", bookstore.InvalidField("phone", "must be a phone number such as +44 20 7946 0958")
-		}
+	if _, ok := pii.ParsePhone(s); ok {
+		return s, nil
 	}
-	if digits < 7 || digits > 15 {
-		return "", bookstore.InvalidField("phone", "must have 7 to 15 digits")
-	}
-	if pii.LooksLikeCardNumber(strings.NewReplacer("+", "", "(", "", ")", "", ".", "").Replace(s)) {
+	if len(s) <= 64 && pii.LooksLikeCardNumber(strings.TrimPrefix(s, "+")) {
 		return "", bookstore.InvalidField("phone", "must not contain a payment card number")
 	}
-	return s, nil
+	return "", bookstore.InvalidField("phone", "must be an international phone number such as +44 20 7946 0958")
 }
 
 // RewrapStats counts what RewrapAll did.

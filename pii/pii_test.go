@@ -304,3 +304,27 @@ func BenchmarkEncrypt(b *testing.B) {
 		}
 	}
 }
+
+// TestParsePhone: valid international numbers parse (even when their digits pass Luhn),
+// card numbers and malformed numbers do not.
+func TestParsePhone(t *testing.T) {
+	for s, want := range map[string]string{
+		"+55 11 91234-5676": "+5511912345676", // passes Luhn as 13 digits starting with 5
+		"+49 1512 3456787":  "+4915123456787",
+		"+44 20 7946 0958":  "+442079460958",
+		"+1 (650) 253-0000": "+16502530000",
+	} {
+		if got, ok := pii.ParsePhone(s); !ok || got != want {
+			t.Errorf("ParsePhone(%q) = %q, %v; want %q", s, got, ok, want)
+		}
+		if !pii.LooksLikeCardNumber(strings.TrimPrefix(s, "+")) && s == "+55 11 91234-5676" {
+			t.Errorf("%q no longer passes the card heuristic: the test lost its point", s)
+		}
+	}
+	for _, s := range []string{"4111 1111 1111 1111", "+4111111111111111", "+378282246310005", "020 7946 0958",
+		"+44 20", "+1 800 FLOWERS", "+44\u00a020 7946 0958", strings.Repeat("+1", 40)} {
+		if got, ok := pii.ParsePhone(s); ok {
+			t.Errorf("ParsePhone(%q) = %q, want refused", s, got)
+		}
+	}
+}

@@ -150,9 +150,24 @@ func (r *customerResolver) ID(ctx context.Context, obj *identity.Customer) (stri
 	return globalID(typeCustomer, obj.ID), nil
 }
 
+// Email is the resolver for the email field.
+func (r *customerResolver) Email(ctx context.Context, obj *identity.Customer) (string, error) {
+	return customerField(ctx, obj, true, obj.Email)
+}
+
+// Name is the resolver for the name field.
+func (r *customerResolver) Name(ctx context.Context, obj *identity.Customer) (string, error) {
+	return customerField(ctx, obj, true, obj.Name)
+}
+
+// Phone is the resolver for the phone field.
+func (r *customerResolver) Phone(ctx context.Context, obj *identity.Customer) (*string, error) {
+	return customerField(ctx, obj, true, obj.Phone)
+}
+
 // Addresses is the resolver for the addresses field.
 func (r *customerResolver) Addresses(ctx context.Context, obj *identity.Customer) ([]*identity.Address, error) {
-	return r.Identity.Addresses(ctx, obj.ID)
+	return r.addresses(ctx, obj)
 }
 
 // Register is the resolver for the register field.
@@ -210,19 +225,7 @@ func (r *mutationResolver) AddAddress(ctx context.Context, input model.AddressIn
 
 // DeleteAddress is the resolver for the deleteAddress field.
 func (r *mutationResolver) DeleteAddress(ctx context.Context, id string) (*model.DeletePayload, error) {
-	who, err := auth.Require(ctx)
-	if err != nil {
-		return nil, err
-	}
-	aid, err := parseTypedID("id", typeAddress, id)
-	if err == nil {
-		err = r.Identity.DeleteAddress(ctx, who.CustomerID, aid)
-	}
-	if err != nil {
-		ues, err := userErrors(err, "")
-		return &model.DeletePayload{UserErrors: ues}, err
-	}
-	return &model.DeletePayload{DeletedID: &id, UserErrors: []*model.UserError{}}, nil
+	return r.deleteAddress(ctx, id)
 }
 
 // SetBookPrice is the resolver for the setBookPrice field.

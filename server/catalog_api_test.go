@@ -181,7 +181,7 @@ func TestBadArgumentsGetStableCodes(t *testing.T) {
 		{"unknown book", fmt.Sprintf(`{ book(id: %q) { id } }`, missing), bookstore.CodeNotFound},
 		{"unknown node", fmt.Sprintf(`{ node(id: %q) { id } }`, missing), bookstore.CodeNotFound},
 		{"malformed node id", `{ node(id: "!!!") { id } }`, bookstore.CodeBadUserInput},
-		{"huge id", fmt.Sprintf(`{ node(id: %q) { id } }`, strings.Repeat("A", 10000)), bookstore.CodeBadUserInput},
+		{"huge id", fmt.Sprintf(`{ node(id: %q) { id } }`, strings.Repeat("A", 5000)), bookstore.CodeBadUserInput},
 		{"first too large", `{ books(first: 1000) { totalCount } }`, bookstore.CodeBadUserInput},
 		{"negative first", `{ books(first: -1) { totalCount } }`, bookstore.CodeBadUserInput},
 		{"bad cursor", `{ books(after: "garbage") { totalCount } }`, bookstore.CodeBadUserInput},

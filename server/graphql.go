@@ -141,7 +141,7 @@ func NewGraphQL(es graphql.ExecutableSchema, opts GraphQLOptions) *handler.Serve
 		}
 		pq.lru = lru.New[string](n)
 	}
-	srv.Use(extension.AutomaticPersistedQuery{Cache: pq})
+	srv.Use(apq{extension.AutomaticPersistedQuery{Cache: pq}})
 	if opts.Introspection {
 		srv.Use(extension.Introspection{})
 	}
@@ -152,6 +152,25 @@ func NewGraphQL(es graphql.ExecutableSchema, opts GraphQLOptions) *handler.Serve
 		srv.Use(ext)
 	}
 	return srv
+}
+
+// apq is gqlgen's automatic persisted queries with a code on every refusal: gqlgen sets
+// one only on an unknown hash, and clients (and our error contract) tell refusals apart
+// by extensions.code. A malformed extension, an unsupported version and a hash that
+// does not match the query are the client's mistakes: BAD_REQUEST.
+type apq struct {
+	extension.AutomaticPersistedQuery
+}
+
+func (a apq) MutateOperationParameters(ctx context.Context, raw *graphql.RawParams) *gqlerror.Error {
+	err := a.AutomaticPersistedQuery.MutateOperationParameters(ctx, raw)
+	if err != nil && err.Extensions["code"] == nil {
+		if err.Extensions == nil {
+			err.Extensions = map[string]any{}
+		}
+		err.Extensions["code"] = CodeBadRequest
+	}
+	return err
 }
 
 // persistedQueries is the APQ store: the manifest, then (unless PersistedOnly) an LRU of
@@ -279,6 +298,13 @@ func (t HTTPTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.G
 
 	ctx := r.Context()
 	opCtx, errs := exec.CreateOperationContext(ctx, params)
+	if errs != nil && params.OperationName == "" {
+		for _, e := range errs {
+			if e.Message == "operation  not found" { // gqlgen's text, with the empty name
+				e.Message = "the document holds several operations: name the one to run in operationName"
+			}
+		}
+	}
 	if errs != nil {
 		// A request error: nothing was executed.
 		resp := exec.DispatchError(graphql.WithOperationContext(ctx, opCtx), errs)
@@ -322,6 +348,10 @@ func (t HTTPTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.G
 		panic(fmt.Errorf("marshal GraphQL response: %w", err)) // recovered and logged by handler.Server
 	}
 	h.Set("Content-Type", media+"; charset=utf-8")
+	if op := opCtx.Operation.Operation; op == ast.Mutation || r.Header.Get("Authorization") != "" || r.Header.Get("Cookie") != "" {
+		// A customer's data, or tokens: never kept by a browser's or a shared cache.
+		h.Set("Cache-Control", "private, no-store")
+	}
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(b)
 }

@@ -308,7 +308,15 @@ func TestHTTPTransportRules(t *testing.T) {
 			want{status: 404, media: graphqlResponse, code: server.CodePersistedQueryNotFound}},
 		{"APQ hash not matching the query",
 			exchange{contentType: appJSON, accept: graphqlResponse, body: jsonBody(map[string]any{"query": "{ __typename }", "extensions": apq(sha("something else"))})},
-			want{status: 400, media: graphqlResponse}},
+			want{status: 400, media: graphqlResponse, code: server.CodeBadRequest}},
+		{"APQ version 2",
+			exchange{contentType: appJSON, accept: graphqlResponse, body: jsonBody(map[string]any{"query": "{ __typename }",
+				"extensions": map[string]any{"persistedQuery": map[string]any{"version": 2, "sha256Hash": sha("{ __typename }")}}})},
+			want{status: 400, media: graphqlResponse, code: server.CodeBadRequest}},
+		{"APQ extension malformed",
+			exchange{contentType: appJSON, accept: graphqlResponse, body: jsonBody(map[string]any{"query": "{ __typename }",
+				"extensions": map[string]any{"persistedQuery": "not an object"}})},
+			want{status: 400, media: graphqlResponse, code: server.CodeBadRequest}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -15,13 +15,17 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/shopfront/bookstore"
 	"github.com/shopfront/bookstore/auth"
+	"github.com/shopfront/bookstore/identity"
 	"github.com/shopfront/bookstore/internal/testdb"
 	"github.com/shopfront/bookstore/search"
 	"github.com/shopfront/bookstore/server"
@@ -386,9 +390,10 @@ func TestHostileRequestsGetTypedRefusals(t *testing.T) {
 		})
 	}
 
-	// Strings longer than a field accepts, under the body limit: a clean BAD_USER_INPUT
-	// from that field, not a 500 or an echo of the value.
-	long := strings.Repeat("y", 200<<10)
+	// Strings longer than any field accepts, under the body limit: refused as
+	// BAD_USER_INPUT naming the variable before any resolver (or the card scan, whose
+	// Unicode normalisation costs ~0.4 s per MiB) looks at them, never a 500 or an echo.
+	long := strings.Repeat("e\u0301", 100<<10)
 	for _, q := range []string{
 		`query($s: String!) { search(query: $s) { totalCount } }`,
 		`query($s: String!) { suggest(prefix: $s) { text } }`,
@@ -398,7 +403,10 @@ func TestHostileRequestsGetTypedRefusals(t *testing.T) {
 		`query($s: String!) { books(after: $s) { totalCount } }`,
 	} {
 		r := h.gql(q, map[string]any{"s": long})
-		fieldErrors(t, r, "BAD_USER_INPUT")
+		refused(t, r, http.StatusBadRequest, "BAD_USER_INPUT")
+		if f := r.errors[0].Extensions["field"]; f != "$s" {
+			t.Fatalf("%s: field %v, want $s", q, f)
+		}
 		if len(r.raw) > 10<<10 {
 			t.Fatalf("%s: a %d-byte answer to a 200 KB argument: is it echoed?", q, len(r.raw))
 		}
@@ -1004,4 +1012,315 @@ func TestRequestTimeoutAnswersUnavailable(t *testing.T) {
 			t.Fatalf("/healthz = %d", r.status)
 		}
 	})
+}
+
+// TestHostileIdentityAbuse: the identity review's findings (issue 9) as requests. Login
+// cannot be made to burn CPU, tokens die with their session, a Customer's personal fields
+// answer only their owner, and bad input is answered as bad input.
+func TestHostileIdentityAbuse(t *testing.T) {
+	var svc *identity.Service
+	a := newAPIWith(t, 5, func(c *server.Config) {
+		c.ResponseTTL = -1
+		svc, c.Tokens = newSecurityWith(t, c.DB, func(ic *identity.Config) {
+			ic.RegisterPerIP, _ = auth.NewLocalLimiter(auth.PerMinute(1000), auth.LocalOptions{})
+		})
+		c.Identity = svc
+	})
+	h := newHClient(t, a.url)
+	base := h.goroutines()
+	ctx := context.Background()
+	login := `mutation($in: LoginInput!) { login(input: $in) { accessToken userErrors { code field } } }`
+
+	// One credential field per operation, however it is spelled.
+	var many strings.Builder
+	many.WriteString(`mutation($in: LoginInput!) {`)
+	for i := range 30 {
+		fmt.Fprintf(&many, " l%d: login(input: $in) { accessToken }", i)
+	}
+	many.WriteString(" }")
+	in := map[string]any{"in": map[string]any{"email": "x@example.com", "password": "whatever password"}}
+	for name, q := range map[string]string{
+		"30 aliases":         many.String(),
+		"login and register": `mutation($in: LoginInput!, $r: RegisterInput!) { login(input: $in) { accessToken } register(input: $r) { accessToken } }`,
+		"through a fragment": `mutation($in: LoginInput!) { ...F } fragment F on Mutation { a: login(input: $in) { accessToken } b: login(input: $in) { accessToken } }`,
+		"refresh twice":      `mutation { a: refreshToken(token: "x") { accessToken } b: refreshToken(token: "y") { accessToken } }`,
+	} {
+		vars := in
+		if strings.Contains(q, "$r") {
+			vars = map[string]any{"in": in["in"], "r": map[string]any{"email": "y@example.com", "password": "whatever password", "name": "Y"}}
+		}
+		r := h.gql(q, vars)
+		refused(t, r, http.StatusBadRequest, bookstore.CodeCredentialFieldLimit)
+		_ = name
+	}
+
+	// A 960 KB email of decomposed accents is refused before anything normalises it, and
+	// an email just over 254 bytes is a userError on the field, not UNAUTHENTICATED.
+	r := h.gql(login, map[string]any{"in": map[string]any{"email": strings.Repeat("e\u0301", 320_000) + "@example.com", "password": "x"}})
+	refused(t, r, http.StatusBadRequest, bookstore.CodeBadUserInput)
+	var out struct {
+		Login struct {
+			AccessToken *string
+			UserErrors  []struct {
+				Code  string
+				Field []string
+			}
+		}
+	}
+	for field, vars := range map[string]map[string]any{
+		"email":    {"email": strings.Repeat("a", 250) + "@example.com", "password": "whatever password"},
+		"password": {"email": "ann@example.com", "password": strings.Repeat("p", 129)},
+	} {
+		a.ok(login, map[string]any{"in": vars}, &out)
+		if ue := out.Login.UserErrors; len(ue) != 1 || ue[0].Code != bookstore.CodeBadUserInput || strings.Join(ue[0].Field, ".") != "input."+field {
+			t.Fatalf("oversized %s: %+v", field, ue)
+		}
+	}
+
+	// Register reports every bad field; a Brazilian mobile is a phone, not a card.
+	var reg struct {
+		Register struct {
+			AccessToken *string
+			UserErrors  []struct {
+				Code  string
+				Field []string
+			}
+		}
+	}
+	regQ := `mutation($in: RegisterInput!) { register(input: $in) { accessToken userErrors { code field } } }`
+	a.ok(regQ, map[string]any{"in": map[string]any{"email": "nope", "password": "short", "name": "", "phone": "12"}}, &reg)
+	var fields []string
+	for _, ue := range reg.Register.UserErrors {
+		fields = append(fields, strings.Join(ue.Field, "."))
+	}
+	if strings.Join(fields, ",") != "input.email,input.name,input.phone,input.password" {
+		t.Fatalf("register userErrors: %v", fields)
+	}
+	for i, phone := range []string{"+55 11 91234-5676", "+49 1512 3456787", "+5511912345676"} {
+		a.ok(regQ, map[string]any{"in": map[string]any{"email": fmt.Sprintf("phone%d@example.com", i), "password": "a long enough passphrase", "name": "P", "phone": phone}}, &reg)
+		if reg.Register.AccessToken == nil {
+			t.Fatalf("register with phone %s: %+v", phone, reg.Register.UserErrors)
+		}
+	}
+	// A real card number is still refused everywhere.
+	r = h.gql(regQ, map[string]any{"in": map[string]any{"email": "card@example.com", "password": "a long enough passphrase", "name": "P", "phone": "4111 1111 1111 1111"}})
+	if r.code() != bookstore.CodeBadUserInput {
+		t.Fatalf("card as phone: %.300s", r.raw)
+	}
+
+	// Logout kills the access token at once, not when it expires.
+	ann := a.register("ann@example.com", "Ann")
+	me := `{ me { email } }`
+	if r := a.as(ann.AccessToken, me, nil); len(r.Errors) > 0 {
+		t.Fatalf("me: %+v", r.Errors)
+	}
+	a.mustAs("", `mutation($t: String!) { logout(refreshToken: $t) { ok } }`, &struct{}{}, "t", ann.RefreshToken)
+	if r := a.as(ann.AccessToken, me, nil); code(r) != bookstore.CodeUnauthenticated {
+		t.Fatalf("me after logout: %s %+v", r.Data, r.Errors)
+	}
+
+	// Promotion (a role change) ends the sessions that carry the old role; an admin whose
+	// session ended cannot run admin mutations.
+	bob := a.register("bob@example.com", "Bob")
+	if _, err := svc.CreateAdmin(ctx, identity.RegisterInput{Email: "bob@example.com", Password: "a long enough passphrase", Name: "Bob"}); err != nil {
+		t.Fatal(err)
+	}
+	if r := a.as(bob.AccessToken, me, nil); code(r) != bookstore.CodeUnauthenticated {
+		t.Fatalf("pre-promotion token: %s %+v", r.Data, r.Errors)
+	}
+	var admin struct{ Login session }
+	a.ok(`mutation { login(input: {email: "bob@example.com", password: "a long enough passphrase"}) { `+authFields+` } }`, nil, &admin)
+	var book struct {
+		Books struct {
+			Edges []struct{ Node struct{ ID string } }
+		}
+	}
+	a.ok(`{ books(first: 1) { edges { node { id } } } }`, nil, &book)
+	setPrice := `mutation($id: ID!) { setBookPrice(bookId: $id, priceCents: 1234) { book { priceCents } } }`
+	if r := a.as(admin.Login.AccessToken, setPrice, map[string]any{"id": book.Books.Edges[0].Node.ID}); len(r.Errors) > 0 {
+		t.Fatalf("admin setBookPrice: %+v", r.Errors)
+	}
+
+	// Customer fields check the caller on every path: the admin sees a customer's name
+	// and email through node(id:) but never their addresses (owner only).
+	dave := a.register("dave@example.com", "Dave")
+	a.mustAs(dave.AccessToken, `mutation { addAddress(input: {recipient: "Ann", line1: "1 Secret Lane", city: "Springfield", country: "US"}) { address { id } } }`, &struct{}{})
+	carol := a.register("carol@example.com", "Carol")
+	a.mustAs(carol.AccessToken, `mutation { addAddress(input: {recipient: "Carol", line1: "2 Hidden Road", city: "Springfield", country: "US"}) { address { id } } }`, &struct{}{})
+	nodeQ := `query($id: ID!) { node(id: $id) { ... on Customer { email addresses { line1 } } } }`
+	r2 := a.as(admin.Login.AccessToken, nodeQ, map[string]any{"id": carol.Customer.ID})
+	if code(r2) != bookstore.CodeNotFound || strings.Contains(string(r2.Data), "Hidden") {
+		t.Fatalf("admin reading addresses: %s %+v", r2.Data, r2.Errors)
+	}
+	if r := a.as(admin.Login.AccessToken, `query($id: ID!) { node(id: $id) { ... on Customer { email name } } }`, map[string]any{"id": carol.Customer.ID}); len(r.Errors) > 0 || !strings.Contains(string(r.Data), "carol@example.com") {
+		t.Fatalf("admin reading a customer: %s %+v", r.Data, r.Errors)
+	}
+	if r := a.as(carol.AccessToken, nodeQ, map[string]any{"id": carol.Customer.ID}); len(r.Errors) > 0 || !strings.Contains(string(r.Data), "Hidden") {
+		t.Fatalf("owner reading addresses: %s %+v", r.Data, r.Errors)
+	}
+	var fresh struct {
+		Login struct {
+			Customer struct {
+				Email     string
+				Addresses []struct{ Line1 string }
+			}
+		}
+	}
+	a.ok(`mutation { login(input: {email: "carol@example.com", password: "a long enough passphrase"}) { customer { email addresses { line1 } } } }`, nil, &fresh)
+	if fresh.Login.Customer.Email != "carol@example.com" || len(fresh.Login.Customer.Addresses) != 1 {
+		t.Fatalf("the customer of a login payload: %+v", fresh.Login.Customer)
+	}
+
+	// deleteAddress's NOT_FOUND names its field; addAddress refuses reserved countries.
+	var del struct {
+		DeleteAddress struct {
+			UserErrors []struct {
+				Code  string
+				Field []string
+			}
+		}
+	}
+	a.mustAs(dave.AccessToken, `mutation { deleteAddress(id: "QWRkcmVzczowMDAwMDAwMC0wMDAwLTAwMDAtMDAwMC0wMDAwMDAwMDAwMDE") { userErrors { code field } } }`, &del)
+	if ue := del.DeleteAddress.UserErrors; len(ue) != 1 || ue[0].Code != bookstore.CodeNotFound || strings.Join(ue[0].Field, ".") != "id" {
+		t.Fatalf("deleteAddress of a missing address: %+v", ue)
+	}
+	for _, c := range []string{"UK", "EU", "XX", "ZZ"} {
+		var add struct {
+			AddAddress struct {
+				UserErrors []struct {
+					Code  string
+					Field []string
+				}
+			}
+		}
+		a.mustAs(dave.AccessToken, `mutation($c: String!) { addAddress(input: {recipient: "A", line1: "L", city: "C", country: $c}) { userErrors { code field } } }`, &add, "c", c)
+		if ue := add.AddAddress.UserErrors; len(ue) != 1 || strings.Join(ue[0].Field, ".") != "input.country" {
+			t.Fatalf("country %s: %+v", c, ue)
+		}
+	}
+
+	// A cursor holding a NUL is bad input, not INTERNAL.
+	nul := base64.RawURLEncoding.EncodeToString([]byte(`{"s":"TITLE","k":"a\u0000b","i":"` + uuid.NewString() + `"}`))
+	r = h.gql(`query($c: String!) { books(sort: TITLE, after: $c) { edges { cursor } } }`, map[string]any{"c": nul})
+	fieldErrors(t, r, bookstore.CodeBadUserInput)
+
+	// Two operations and no operationName: a message that says what to do.
+	r = h.gql(`query A { __typename } query B { __typename }`, nil)
+	if r.status != http.StatusBadRequest || len(r.errors) != 1 || strings.Contains(r.errors[0].Message, "operation  not found") {
+		t.Fatalf("no operationName: %d %.300s", r.status, r.raw)
+	}
+
+	// Request ids: a safe one comes back, a forged or huge one is replaced.
+	for id, kept := range map[string]bool{"req-123_abc.DEF:9": true, strings.Repeat("x", 65): false, "<script>alert(1)</script>": false, "evil id": false} {
+		hdr := http.Header{"X-Request-Id": {id}}
+		got := h.send(hreq{method: http.MethodGet, path: "/healthz", header: hdr}).header.Get("X-Request-Id")
+		if (got == id) != kept || got == "" || len(got) > 64 {
+			t.Fatalf("X-Request-Id %q answered %q", id, got)
+		}
+	}
+	if got := h.send(hreq{method: http.MethodGet, path: "/healthz"}).header.Get("X-Request-Id"); got == "" {
+		t.Fatal("no X-Request-Id generated")
+	}
+
+	// Answers with credentials or tokens are never cached; anonymous catalog answers may be.
+	if cc := h.gql(me, nil, func(q *hreq) { q.authorization = "Bearer " + carol.AccessToken }).header.Get("Cache-Control"); cc != "private, no-store" {
+		t.Fatalf("authenticated answer Cache-Control %q", cc)
+	}
+	if cc := h.gql(`mutation { logout(refreshToken: "x") { ok } }`, nil).header.Get("Cache-Control"); cc != "private, no-store" {
+		t.Fatalf("mutation answer Cache-Control %q", cc)
+	}
+	if cc := h.gql(`{ books(first: 1) { totalCount } }`, nil).header.Get("Cache-Control"); cc != "" {
+		t.Fatalf("anonymous catalog answer Cache-Control %q", cc)
+	}
+
+	// A CORS wildcard must be a whole leftmost label.
+	for o, ok := range map[string]bool{"https://*example.com": false, "https://a*.example.com": false, "*://example.com": false, "https://*.example.com": true} {
+		if _, err := server.ParseOrigins(o); (err == nil) != ok {
+			t.Fatalf("ParseOrigins(%q): %v", o, err)
+		}
+	}
+
+	h.healthy(5)
+	h.noLeak(base)
+}
+
+// TestLoginFloodLeavesBrowsingAlone: a flood of logins with unknown emails (each a full
+// argon2id verification) runs at most the hasher's bound at once and turns the excess
+// away as RATE_LIMITED at once, while catalog pages keep answering. It asserts the
+// bounded concurrency and queueing, not timings; run with -v to see browse latencies.
+func TestLoginFloodLeavesBrowsingAlone(t *testing.T) {
+	// Two lanes as in production, less memory and one pass: the race detector slows
+	// argon2 tenfold, and the bound, not the cost, is under test.
+	p := auth.PasswordParams{Memory: 16 * 1024, Iterations: 1, Parallelism: 2, SaltLength: 16, KeyLength: 32}
+	hasher, err := auth.NewHasherWith(p, auth.HashLimits{Queue: 2, Wait: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := newAPIWith(t, 20, func(c *server.Config) {
+		c.ResponseTTL = -1
+		c.Identity, c.Tokens = newSecurityWith(t, c.DB, func(ic *identity.Config) {
+			// Only the hasher's bound may turn logins away here, not the throttles.
+			lenient, _ := auth.NewLocalLimiter(auth.PerMinute(1_000_000), auth.LocalOptions{})
+			ic.Hasher = hasher
+			ic.LoginPerIP, ic.LoginPerAccount, ic.LoginPerAccountIP, ic.HashBudget = lenient, lenient, lenient, lenient
+		})
+	})
+	h := newHClient(t, a.url)
+	browse := func() time.Duration {
+		r := h.gql(`{ books(first: 20) { edges { node { title authors { name } } } } }`, nil)
+		if r.status != http.StatusOK || len(r.errors) > 0 {
+			t.Errorf("browse during the flood: %d %.200s", r.status, r.raw)
+		}
+		return r.took
+	}
+	quiet := make([]time.Duration, 20)
+	for i := range quiet {
+		quiet[i] = browse()
+	}
+	var wg sync.WaitGroup
+	var limited, unauth atomic.Int64
+	stop := make(chan struct{})
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := newHClient(t, a.url)
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				case <-time.After(25 * time.Millisecond): // up to ~300 logins a second in all
+				}
+				// Each worker its own address, so the per-IP throttle is not what stops them.
+				r := c.gql(`mutation($in: LoginInput!) { login(input: $in) { userErrors { code } } }`,
+					map[string]any{"in": map[string]any{"email": fmt.Sprintf("flood%d-%d@example.com", w, i), "password": "not the password at all"}})
+				switch {
+				case strings.Contains(string(r.raw), `"RATE_LIMITED"`):
+					limited.Add(1)
+				case strings.Contains(string(r.raw), `"UNAUTHENTICATED"`):
+					unauth.Add(1)
+				default:
+					t.Errorf("login during the flood: %d %.200s", r.status, r.raw)
+				}
+			}
+		}()
+	}
+	time.Sleep(200 * time.Millisecond)
+	flood := make([]time.Duration, 40)
+	for i := range flood {
+		flood[i] = browse()
+	}
+	close(stop)
+	wg.Wait()
+	st := hasher.Stats()
+	if bound := int64(auth.DefaultHashConcurrency()); st.PeakInFlight > bound || st.PeakInFlight < 1 {
+		t.Fatalf("peak %d hashes at once, bound %d", st.PeakInFlight, bound)
+	}
+	if limited.Load() == 0 || unauth.Load() == 0 || st.Busy != limited.Load() || st.InFlight != 0 || st.Waiting != 0 {
+		t.Fatalf("%d RATE_LIMITED, %d UNAUTHENTICATED logins: the queue should have turned some away and let some through", limited.Load(), unauth.Load())
+	}
+	slices.Sort(quiet)
+	slices.Sort(flood)
+	t.Logf("browse p50/max quiet %v/%v, during flood %v/%v; logins: %d verified, %d turned away; hasher %+v",
+		quiet[len(quiet)/2], quiet[len(quiet)-1], flood[len(flood)/2], flood[len(flood)-1], unauth.Load(), limited.Load(), st)
 }

@@ -181,7 +181,7 @@ func allowCORS(origins []string) func(http.Handler) http.Handler {
 		AllowedOrigins:   origins,
 		AllowedMethods:   []string{http.MethodGet, http.MethodPost},
 		AllowedHeaders:   corsHeaders,
-		ExposedHeaders:   []string{"Retry-After"},
+		ExposedHeaders:   []string{"Retry-After", "X-Request-Id"},
 		AllowCredentials: false,
 		MaxAge:           int(CORSMaxAge / time.Second),
 	}).Handler
@@ -210,6 +210,11 @@ func ParseOrigins(s string) ([]string, error) {
 func checkOrigin(o string) error {
 	if strings.Count(o, "*") > 1 {
 		return fmt.Errorf("CORS origin %q: at most one wildcard", o)
+	}
+	if scheme, host, _ := strings.Cut(o, "://"); strings.Contains(o, "*") &&
+		(strings.Contains(scheme, "*") || !strings.HasPrefix(host, "*.")) {
+		// "https://*example.com" would also allow https://evilexample.com.
+		return fmt.Errorf("CORS origin %q: a wildcard must be a whole leftmost label, as in https://*.example.com", o)
 	}
 	u, err := url.Parse(strings.Replace(o, "*", "wildcard", 1))
 	switch {

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -18,6 +19,7 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
+	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 	"github.com/vektah/gqlparser/v2/ast"
 
@@ -60,6 +62,9 @@ type Config struct {
 	// Identity signs customers up and in; Tokens verifies access tokens on every request.
 	Identity *identity.Service
 	Tokens   auth.Verifier
+	// Sessions refuses access tokens whose session ended (logout, reuse detection,
+	// password or role change) on every request; nil: Identity's revocation set.
+	Sessions auth.SessionChecker
 	// TrustedProxies are the peers whose X-Forwarded-For is believed (a load balancer in
 	// front of the service). Empty: the TCP peer is the client.
 	TrustedProxies []netip.Prefix
@@ -101,12 +106,12 @@ func New(cfg Config) http.Handler {
 		cfg.Timeout = DefaultTimeout
 	}
 	r := chi.NewRouter()
-	r.Use(middleware.RequestID, clientIP(cfg.TrustedProxies), accessLog(cfg.Log), securityHeaders, middleware.Recoverer)
+	r.Use(requestID, clientIP(cfg.TrustedProxies), accessLog(cfg.Log), securityHeaders, middleware.Recoverer)
 	r.NotFound(notFound)
 	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	r.Get("/readyz", readyz(cfg.DB))
+	r.Get("/readyz", readyz(cfg.DB, time.Second))
 
 	switch {
 	case cfg.CategoryTTL == 0:
@@ -134,7 +139,7 @@ func New(cfg Config) http.Handler {
 	if cfg.ComplexityLimit > 0 {
 		checks = append(checks, extension.FixedComplexityLimit(cfg.ComplexityLimit))
 	}
-	checks = append(checks, CardGuard{})
+	checks = append(checks, CredentialGuard{}, CardGuard{})
 	gql := NewGraphQL(graph.NewExecutableSchema(graph.Config{Resolvers: res, Complexity: complexity()}), GraphQLOptions{
 		Introspection:    cfg.Introspection,
 		ErrorPresenter:   resolvers.ErrorPresenter(cfg.Log),
@@ -147,7 +152,14 @@ func New(cfg Config) http.Handler {
 	gql.SetQueryCache(queries)
 	gql.SetParserTokenLimit(max(cfg.MaxTokens, 0)) // 0: no limit
 	limit := rateLimit(cfg.RateLimit, cfg.Log)
-	r.With(allowCORS(cfg.CORSOrigins), auth.Middleware(cfg.Tokens), limit, requestTimeout(cfg.Timeout),
+	var sessions []auth.SessionChecker
+	switch {
+	case cfg.Sessions != nil:
+		sessions = append(sessions, cfg.Sessions)
+	case cfg.Identity != nil:
+		sessions = append(sessions, cfg.Identity.Revocations())
+	}
+	r.With(allowCORS(cfg.CORSOrigins), auth.Middleware(cfg.Tokens, sessions...), limit, requestTimeout(cfg.Timeout),
 		loaders.Middleware(cfg.DB, cfg.Loaders)).Handle("/graphql", gql)
 	if cfg.GraphiQL {
 		g := GraphiQL("/graphql")
@@ -180,22 +192,64 @@ func responseCache(cfg Config) []graphql.HandlerExtension {
 }
 
 // readyz answers 200 when the database answers and every migration is applied, so a
-// load balancer sends no traffic to an instance that cannot serve it.
-func readyz(db *store.DB) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+// load balancer sends no traffic to an instance that cannot serve it. The answer is
+// cached for ttl: probes (or anyone, the route is public) cannot turn into a database
+// ping and a migration-table read each.
+func readyz(db *store.DB, ttl time.Duration) http.HandlerFunc {
+	var mu sync.Mutex
+	var at time.Time
+	var status int
+	var body map[string]string
+	check := func(ctx context.Context) (int, map[string]string) {
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
 		if err := db.Ping(ctx); err != nil {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "database": "unreachable"})
-			return
+			return http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "database": "unreachable"}
 		}
-		pending, err := db.Pending(ctx)
-		if err != nil || pending {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "database": "migrations pending"})
-			return
+		if pending, err := db.Pending(ctx); err != nil || pending {
+			return http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "database": "migrations pending"}
 		}
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		return http.StatusOK, map[string]string{"status": "ok"}
 	}
+	return func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock() // one check at a time; the others wait for its answer
+		if time.Since(at) >= ttl {
+			status, body = check(context.WithoutCancel(r.Context()))
+			at = time.Now()
+		}
+		st, b := status, body
+		mu.Unlock()
+		writeJSON(w, st, b)
+	}
+}
+
+// requestID takes the client's X-Request-Id when it is a short safe token (so a proxy's
+// id joins our logs to its own) and makes one otherwise, so that forged or huge ids
+// (control characters, 64 KiB log lines) never reach a log; the id goes back in the
+// response's X-Request-Id.
+func requestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get(middleware.RequestIDHeader)
+		if !safeRequestID(id) {
+			id = uuid.NewString()
+		}
+		w.Header().Set(middleware.RequestIDHeader, id)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), middleware.RequestIDKey, id)))
+	})
+}
+
+// safeRequestID: 1 to 64 characters of [A-Za-z0-9._:-] (UUIDs, ULIDs, trace ids).
+func safeRequestID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == ':' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

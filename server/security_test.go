@@ -20,6 +20,12 @@ import (
 // hashing (the production argon2id cost would dominate the tests' run time).
 func newSecurity(t testing.TB, db *store.DB) (*identity.Service, *auth.Tokens) {
 	t.Helper()
+	return newSecurityWith(t, db, nil)
+}
+
+// newSecurityWith is newSecurity with edit applied to the configuration.
+func newSecurityWith(t testing.TB, db *store.DB, edit func(*identity.Config)) (*identity.Service, *auth.Tokens) {
+	t.Helper()
 	mk, err := pii.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
@@ -42,8 +48,12 @@ func newSecurity(t testing.TB, db *store.DB) (*identity.Service, *auth.Tokens) {
 		t.Fatal(err)
 	}
 	tokens := auth.NewTokens(keys, auth.TokenConfig{})
-	svc, err := identity.New(identity.Config{DB: db, PII: master, Index: index, Hasher: hasher, Tokens: tokens,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	cfg := identity.Config{DB: db, PII: master, Index: index, Hasher: hasher, Tokens: tokens,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if edit != nil {
+		edit(&cfg)
+	}
+	svc, err := identity.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,9 @@ package store
 import (
 	"encoding/base64"
 	"encoding/json"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -39,6 +41,11 @@ func decodeCursor(s, sort string, key any) (uuid.UUID, error) {
 		return uuid.Nil, bad
 	}
 	if err := json.Unmarshal(c.Key, key); err != nil {
+		return uuid.Nil, bad
+	}
+	// A text key goes into a query parameter: a NUL (which PostgreSQL's TEXT refuses with
+	// SQLSTATE 22021, an INTERNAL error) or invalid UTF-8 is a forged cursor, not ours.
+	if k, ok := key.(*string); ok && (strings.IndexByte(*k, 0) >= 0 || !utf8.ValidString(*k)) {
 		return uuid.Nil, bad
 	}
 	return c.ID, nil

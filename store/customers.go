@@ -120,6 +120,47 @@ func (s *Customers) SetPasswordHash(ctx context.Context, id uuid.UUID, hash stri
 	return nil
 }
 
+// ErrPasswordChanged means the password hash is no longer the one the caller read: a
+// concurrent password change won.
+var ErrPasswordChanged = errors.New("password hash changed meanwhile")
+
+// ReplacePasswordHash sets a new hash only if the stored one is still old (a login's
+// rehash must never undo a password change made meanwhile) and reports whether it did.
+func (s *Customers) ReplacePasswordHash(ctx context.Context, id uuid.UUID, old, hash string) (bool, error) {
+	tag, err := s.db.Pool.Exec(ctx,
+		`UPDATE customers SET password_hash = $3, updated_at = now() WHERE id = $1 AND password_hash = $2`, id, old, hash)
+	if err != nil {
+		return false, fmt.Errorf("replace password hash of %s: %w", id, err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// ChangePassword replaces the hash old by hash and revokes every session of the customer
+// in one transaction, so that no old session survives a password change; it returns the
+// revoked sessions. ErrPasswordChanged when the stored hash is no longer old.
+func (s *Customers) ChangePassword(ctx context.Context, id uuid.UUID, old, hash string, now time.Time) ([]uuid.UUID, error) {
+	var fams []uuid.UUID
+	err := s.db.ExecuteTx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx,
+			`UPDATE customers SET password_hash = $3, updated_at = now() WHERE id = $1 AND password_hash = $2`, id, old, hash)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return ErrPasswordChanged
+		}
+		fams, err = revokeOwner(ctx, tx, id, now)
+		return err
+	})
+	if errors.Is(err, ErrPasswordChanged) {
+		return nil, err
+	}
+	if err != nil {
+		return nil, fmt.Errorf("change password of %s: %w", id, err)
+	}
+	return fams, nil
+}
+
 // SetRole changes a customer's role ("CUSTOMER" or "ADMIN").
 func (s *Customers) SetRole(ctx context.Context, id uuid.UUID, role string) error {
 	tag, err := s.db.Pool.Exec(ctx, `UPDATE customers SET role = $2, updated_at = now() WHERE id = $1`, id, role)
@@ -143,6 +184,44 @@ func (s *Customers) AddAddress(ctx context.Context, a *Address) error {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "23503" { // foreign_key_violation
 		return bookstore.Errorf(bookstore.CodeNotFound, "no such customer")
+	}
+	if err != nil {
+		return fmt.Errorf("add address: %w", err)
+	}
+	return nil
+}
+
+// ErrAddressBookFull means a customer already has the most addresses allowed.
+var ErrAddressBookFull = errors.New("address book full")
+
+// AddAddressCapped inserts a unless its customer already has limit addresses
+// (ErrAddressBookFull). The count and the insert share one serializable transaction that
+// also locks the customer row, so concurrent inserts cannot all pass the check.
+func (s *Customers) AddAddressCapped(ctx context.Context, a *Address, limit int) error {
+	if a.ID == uuid.Nil {
+		return errors.New("add address: no id")
+	}
+	err := s.db.ExecuteTx(ctx, func(tx pgx.Tx) error {
+		var n int
+		err := tx.QueryRow(ctx, `
+			SELECT (SELECT count(*) FROM addresses WHERE customer_id = c.id)
+			FROM customers c WHERE c.id = $1 FOR UPDATE`, a.CustomerID).Scan(&n)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return bookstore.Errorf(bookstore.CodeNotFound, "no such customer")
+		}
+		if err != nil {
+			return err
+		}
+		if n >= limit {
+			return ErrAddressBookFull
+		}
+		return tx.QueryRow(ctx,
+			`INSERT INTO addresses (id, customer_id, data_enc) VALUES ($1, $2, $3) RETURNING created_at`,
+			a.ID, a.CustomerID, a.DataEnc).Scan(&a.CreatedAt)
+	})
+	var be *bookstore.Error
+	if errors.Is(err, ErrAddressBookFull) || errors.As(err, &be) {
+		return err
 	}
 	if err != nil {
 		return fmt.Errorf("add address: %w", err)

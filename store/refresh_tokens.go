@@ -258,3 +258,47 @@ func (s *RefreshTokens) DeleteExpired(ctx context.Context, cutoff time.Time) (in
 		}
 	}
 }
+
+// familiesOf lists the sessions of a customer that have not ended by age (revoked ones
+// included: a revocation set that missed one of them can be told again).
+const familiesOf = `SELECT DISTINCT family_id FROM refresh_tokens WHERE customer_id = $1 AND family_expires_at > $2`
+
+// RevokeCustomerSessions is RevokeCustomer returning the customer's sessions (family
+// ids), so that their access tokens can be refused before they expire.
+func (s *RefreshTokens) RevokeCustomerSessions(ctx context.Context, customerID uuid.UUID, now time.Time) ([]uuid.UUID, error) {
+	var fams []uuid.UUID
+	err := s.db.ExecuteTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		fams, err = revokeOwner(ctx, tx, customerID, now)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("revoke sessions of %s: %w", customerID, err)
+	}
+	return fams, nil
+}
+
+// revokeOwner revokes every token of a customer inside tx and returns the sessions.
+func revokeOwner(ctx context.Context, tx pgx.Tx, customerID uuid.UUID, now time.Time) ([]uuid.UUID, error) {
+	if _, err := tx.Exec(ctx, revokeByOwner, customerID, now); err != nil {
+		return nil, err
+	}
+	rows, err := tx.Query(ctx, familiesOf, customerID, now)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+}
+
+// FamilyRevoked reports whether a session was revoked (logout, reuse detection, logout
+// everywhere). A session whose tokens were purged counts as not revoked: it ended by age
+// long before, and so have its access tokens.
+func (s *RefreshTokens) FamilyRevoked(ctx context.Context, familyID uuid.UUID) (bool, error) {
+	var revoked bool
+	err := s.db.Pool.QueryRow(ctx,
+		`SELECT EXISTS (SELECT 1 FROM refresh_tokens WHERE family_id = $1 AND revoked_at IS NOT NULL)`, familyID).Scan(&revoked)
+	if err != nil {
+		return false, fmt.Errorf("session %s revoked: %w", familyID, err)
+	}
+	return revoked, nil
+}

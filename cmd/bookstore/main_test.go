@@ -172,6 +172,18 @@ func TestServeRefusesToStartWithoutKeys(t *testing.T) {
 	}
 }
 
+// TestServeRefusesALongAccessTokenTTL: an access token is a bearer secret checked against
+// the revocation set; its lifetime is capped at start-up.
+func TestServeRefusesALongAccessTokenTTL(t *testing.T) {
+	url := testdb.NewURL(t)
+	var out bytes.Buffer
+	vars := withKeys(t, map[string]string{"DATABASE_URL": url, "ACCESS_TOKEN_TTL": "2h"})
+	err := run(context.Background(), []string{"serve", "--addr", "127.0.0.1:0"}, env(vars), &out, &out)
+	if err == nil || !strings.Contains(err.Error(), "ACCESS_TOKEN_TTL") {
+		t.Fatalf("serve with a 2h access-token TTL: %v", err)
+	}
+}
+
 // TestAdminCreate: the CLI makes an ADMIN account whose password works, and running it
 // again for the same email promotes rather than failing.
 func TestAdminCreate(t *testing.T) {

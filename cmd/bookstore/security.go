@@ -35,6 +35,9 @@ const (
 
 var keyVars = []string{envJWTKeys, envPIIMasterKeys, envPIIIndexKey}
 
+// maxAccessTTL caps ACCESS_TOKEN_TTL.
+const maxAccessTTL = time.Hour
+
 // securityConfig is the identity part of the server configuration.
 type securityConfig struct {
 	keysFile       string
@@ -46,7 +49,7 @@ type securityConfig struct {
 
 func (c *securityConfig) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.StringVar(&c.keysFile, "keys-file", getenv("KEYS_FILE"), "file of KEY=value lines supplying JWT_KEYS, PII_MASTER_KEYS, PII_INDEX_KEY when unset (KEYS_FILE)")
-	fs.DurationVar(&c.accessTTL, "access-token-ttl", envDuration(getenv, "ACCESS_TOKEN_TTL", auth.DefaultAccessTTL), "access token lifetime (ACCESS_TOKEN_TTL)")
+	fs.DurationVar(&c.accessTTL, "access-token-ttl", envDuration(getenv, "ACCESS_TOKEN_TTL", auth.DefaultAccessTTL), "access token lifetime, at most 1h (ACCESS_TOKEN_TTL)")
 	fs.StringVar(&c.trustedProxies, "trusted-proxies", getenv("TRUSTED_PROXIES"), "comma-separated CIDRs whose X-Forwarded-For is believed (TRUSTED_PROXIES)")
 	// argon2id costs: stored in every hash, so raising them re-hashes each password at its
 	// owner's next login.
@@ -176,6 +179,11 @@ func buildSecurity(cfg securityConfig, getenv func(string) string, db *store.DB,
 	if err != nil {
 		return nil, fmt.Errorf("TRUSTED_PROXIES: %w", err)
 	}
+	if cfg.accessTTL <= 0 || cfg.accessTTL > maxAccessTTL {
+		// An access token is a bearer credential checked against the revocation set; a
+		// long one is a long-lived secret in every client's storage and log.
+		return nil, fmt.Errorf("ACCESS_TOKEN_TTL %s: must be positive and at most %s", cfg.accessTTL, maxAccessTTL)
+	}
 	params := cfg.argon
 	if cfg.argonLanes < 1 || cfg.argonLanes > 255 {
 		return nil, fmt.Errorf("argon2 parallelism must be 1-255, not %d", cfg.argonLanes)
@@ -189,7 +197,12 @@ func buildSecurity(cfg securityConfig, getenv func(string) string, db *store.DB,
 		return nil, err
 	}
 	tokens := auth.NewTokens(jwtKeys, auth.TokenConfig{TTL: cfg.accessTTL})
-	icfg := identity.Config{DB: db, PII: master, Index: index, Hasher: hasher, Tokens: tokens, Logger: log}
+	rc := identity.RevocationConfig{DB: db, AccessTTL: cfg.accessTTL, Logger: log}
+	if rdb != nil {
+		rc.Redis = rdb
+	}
+	icfg := identity.Config{DB: db, PII: master, Index: index, Hasher: hasher, Tokens: tokens, Logger: log,
+		Revocations: identity.NewRevocations(rc)}
 	if rdb != nil {
 		// Throttles shared by every instance; if Redis fails, each instance falls back to
 		// its own limits rather than letting every attempt through.
@@ -201,6 +214,7 @@ func buildSecurity(cfg securityConfig, getenv func(string) string, db *store.DB,
 		}{
 			{&icfg.LoginPerIP, "login-ip", identity.DefaultLoginPerIP},
 			{&icfg.LoginPerAccount, "login-account", identity.DefaultLoginPerAccount},
+			{&icfg.LoginPerAccountIP, "login-account-ip", identity.DefaultLoginPerAccountIP},
 			{&icfg.RegisterPerIP, "register-ip", identity.DefaultRegisterPerIP},
 		} {
 			remote, err := auth.NewRedisLimiter(rdb, "bookstore:throttle:"+l.prefix, l.limit)
