@@ -20,6 +20,15 @@ const (
 	CodeOutOfStock      = "OUT_OF_STOCK"
 	CodeInternal        = "INTERNAL"
 	CodeUnavailable     = "UNAVAILABLE"
+
+	// Cart and promotion codes (userErrors of the cart mutations, warnings of a cart).
+	CodeInsufficientStock     = "INSUFFICIENT_STOCK"
+	CodeQuantityLimit         = "QUANTITY_LIMIT"
+	CodeLineLimit             = "LINE_LIMIT"
+	CodeUnknownBook           = "UNKNOWN_BOOK"
+	CodeInvalidDiscountCode   = "INVALID_DISCOUNT_CODE"
+	CodeDiscountNotApplicable = "DISCOUNT_NOT_APPLICABLE"
+	CodeCartNotFound          = "CART_NOT_FOUND"
 )
 
 // Error is an error whose Code and Message may be shown to API clients. Anything that is

@@ -6,6 +6,7 @@ package resolvers
 import (
 	"log/slog"
 
+	"github.com/shopfront/bookstore/cart"
 	"github.com/shopfront/bookstore/identity"
 	"github.com/shopfront/bookstore/loaders"
 	"github.com/shopfront/bookstore/search"
@@ -20,4 +21,6 @@ type Resolver struct {
 	Identity *identity.Service
 	// Index answers search and suggest.
 	Index search.Index
+	// Carts runs the cart use cases.
+	Carts *cart.Service
 }

@@ -29,6 +29,9 @@ type DB struct {
 
 	Customers     *Customers
 	RefreshTokens *RefreshTokens
+
+	Carts      *Carts
+	Promotions *Promotions
 }
 
 // Options tune the pool. Zero values keep pgx's defaults.
@@ -77,6 +80,8 @@ func newDB(pool *pgxpool.Pool, cockroach bool) *DB {
 	db.Outbox = &Outbox{db: db}
 	db.Customers = &Customers{db: db}
 	db.RefreshTokens = &RefreshTokens{db: db}
+	db.Carts = &Carts{db: db}
+	db.Promotions = &Promotions{db: db}
 	return db
 }
 
