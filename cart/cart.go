@@ -192,9 +192,10 @@ func (s *Service) Create(ctx context.Context, cat Catalog, customer uuid.UUID, l
 // the per-line limit and at stock (reported as QUANTITY_LIMIT / INSUFFICIENT_STOCK); a
 // book out of stock is not added (OUT_OF_STOCK). Invalid input changes nothing.
 func (s *Service) AddLines(ctx context.Context, cat Catalog, id string, customer uuid.UUID, lines []bookstore.CartLineInput) (*Result, error) {
-	if _, err := s.Get(ctx, id, customer); err != nil {
-		return nil, err
+	if !ValidID(id) {
+		return nil, bookstore.ErrCartNotFound
 	}
+	// Ownership is checked inside update, before anything is written: one read fewer.
 	apply, err := s.prepareLines(ctx, cat, lines, false)
 	if err != nil {
 		return nil, err
@@ -206,9 +207,10 @@ func (s *Service) AddLines(ctx context.Context, cat Catalog, id string, customer
 
 // UpdateLines sets quantities (0 removes the line), capped at stock like AddLines.
 func (s *Service) UpdateLines(ctx context.Context, cat Catalog, id string, customer uuid.UUID, lines []bookstore.CartLineInput) (*Result, error) {
-	if _, err := s.Get(ctx, id, customer); err != nil {
-		return nil, err
+	if !ValidID(id) {
+		return nil, bookstore.ErrCartNotFound
 	}
+	// Ownership is checked inside update, before anything is written: one read fewer.
 	apply, err := s.prepareLines(ctx, cat, lines, true)
 	if err != nil {
 		return nil, err
