@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -680,4 +681,40 @@ func (a *api) mustAsVars(token, query string, vars map[string]any, v any) {
 	if err := json.Unmarshal(r.Data, v); err != nil {
 		a.t.Fatalf("decode %s: %v", r.Data, err)
 	}
+}
+
+// TestTwoDevicesLoseNoUpdate: many devices of one customer add to the same cart at once
+// through the API; every copy is in the final cart.
+func TestTwoDevicesLoseNoUpdate(t *testing.T) {
+	cartStores(t, 10, func(t *testing.T, a *api) {
+		bs := a.cartBooks(3, 1000)
+		ann := a.register("ann@example.com", "Ann")
+		c := a.createCart(ann.AccessToken, nil).Cart
+		const devices, each = 8, 6
+		var wg sync.WaitGroup
+		for d := range devices {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range each {
+					b := bs[(d+i)%len(bs)]
+					r := a.as(ann.AccessToken, `mutation($id: ID!, $l: [CartLineInput!]!) { cartLinesAdd(cartId: $id, lines: $l) { userErrors { code } } }`,
+						map[string]any{"id": c.ID, "l": []map[string]any{line(b, 1)}})
+					if len(r.Errors) > 0 || strings.Contains(string(r.Data), `"code"`) {
+						t.Errorf("add: %s %+v", r.Data, r.Errors)
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		got := a.myCart(ann.AccessToken)
+		if got.TotalQuantity != devices*each {
+			t.Fatalf("total quantity %d, want %d", got.TotalQuantity, devices*each)
+		}
+		for _, b := range bs {
+			if q := got.qty(b.ID); q != devices*each/len(bs) {
+				t.Errorf("book %s: %d, want %d", b.ID, q, devices*each/len(bs))
+			}
+		}
+	})
 }
