@@ -2,6 +2,12 @@
 // of a guest cart into a customer's at sign-in, and the priced view of a cart
 // (bookstore.Price over the live catalog). Carts live in a Store: Redis (cart/redis)
 // when configured, the database (store.Carts) otherwise; both keep carts across restarts.
+//
+// Checkout prices an order with the same function: inside its transaction it reads the
+// cart's books, stock and promotions (store.Promotions.ByCodesIn with its tx), builds a
+// bookstore.PriceInput with the chosen shipping method and destination, and calls
+// bookstore.Price; it then claims each of Pricing.Applied with store.Promotions.Claim
+// (redeemer: Redeemer) in the same transaction.
 package cart
 
 import (

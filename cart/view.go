@@ -85,3 +85,11 @@ func (s *Service) PriceInput(ctx context.Context, cat Catalog, lines []bookstore
 	}
 	return in, nil
 }
+
+// Redeemer is the key under which per-customer promotion limits count a shopper: the
+// blind index of the normalised email (pii.BlindIndex.Email normalises), for guests and
+// customers alike, so signing out does not reset a limit and no email is stored.
+// Checkout passes it to store.Promotions.Claim and Release.
+func Redeemer(index interface{ Email(string) []byte }, email string) []byte {
+	return index.Email(email)
+}
