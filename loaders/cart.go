@@ -15,17 +15,17 @@ type Catalog struct{}
 
 // Books returns the books found, by id.
 func (Catalog) Books(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]*bookstore.Book, error) {
-	return loadMap(ctx, For(ctx).Book.LoadMany(ctx, ids), ids, func(b *bookstore.Book) bool { return b != nil })
+	return loadMap(For(ctx).Book.LoadMany(ctx, ids), ids, func(b *bookstore.Book) bool { return b != nil })
 }
 
 // Stock returns units on hand by book.
 func (Catalog) Stock(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]int64, error) {
-	return loadMap(ctx, For(ctx).Stock.LoadMany(ctx, ids), ids, func(int64) bool { return true })
+	return loadMap(For(ctx).Stock.LoadMany(ctx, ids), ids, func(int64) bool { return true })
 }
 
 // Promotions returns the promotions found, by code.
 func (Catalog) Promotions(ctx context.Context, codes []string) (map[string]*bookstore.Promotion, error) {
-	return loadMap(ctx, For(ctx).Promotion.LoadMany(ctx, codes), codes, func(p *bookstore.Promotion) bool { return p != nil })
+	return loadMap(For(ctx).Promotion.LoadMany(ctx, codes), codes, func(p *bookstore.Promotion) bool { return p != nil })
 }
 
 // Categories returns each book's categories with their ancestors.
@@ -35,7 +35,7 @@ func (Catalog) Categories(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID][
 	if err != nil {
 		return nil, err
 	}
-	direct, err := loadMap(ctx, l.CategoryIDsByBook.LoadMany(ctx, ids), ids, func([]uuid.UUID) bool { return true })
+	direct, err := loadMap(l.CategoryIDsByBook.LoadMany(ctx, ids), ids, func([]uuid.UUID) bool { return true })
 	if err != nil {
 		return nil, err
 	}
@@ -56,7 +56,7 @@ func (Catalog) Categories(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID][
 	return out, nil
 }
 
-func loadMap[K comparable, V any](ctx context.Context, thunk func() ([]V, []error), keys []K, keep func(V) bool) (map[K]V, error) {
+func loadMap[K comparable, V any](thunk func() ([]V, []error), keys []K, keep func(V) bool) (map[K]V, error) {
 	vals, errs := thunk()
 	for _, err := range errs {
 		if err != nil {
