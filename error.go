@@ -36,6 +36,14 @@ const (
 	// token exchange (login, register, refreshToken, changePassword): each costs a slow
 	// hash or a database transaction, so one request may not multiply them with aliases.
 	CodeCredentialFieldLimit = "CREDENTIAL_FIELD_LIMIT_EXCEEDED"
+
+	// Cart and promotion codes (userErrors of the cart mutations, warnings of a cart).
+	CodeQuantityLimit         = "QUANTITY_LIMIT"
+	CodeLineLimit             = "LINE_LIMIT"
+	CodeUnknownBook           = "UNKNOWN_BOOK"
+	CodeInvalidDiscountCode   = "INVALID_DISCOUNT_CODE"
+	CodeDiscountNotApplicable = "DISCOUNT_NOT_APPLICABLE"
+	CodeCartNotFound          = "CART_NOT_FOUND"
 )
 
 // Error is an error whose Code and Message may be shown to API clients. Anything that is

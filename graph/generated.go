@@ -16,6 +16,7 @@ import (
 	"github.com/99designs/gqlgen/graphql/introspection"
 	"github.com/shopfront/bookstore"
 	"github.com/shopfront/bookstore/auth"
+	"github.com/shopfront/bookstore/cart"
 	"github.com/shopfront/bookstore/graph/model"
 	"github.com/shopfront/bookstore/identity"
 	gqlparser "github.com/vektah/gqlparser/v2"
@@ -36,9 +37,11 @@ type ResolverRoot interface {
 	Author() AuthorResolver
 	Book() BookResolver
 	BookConnection() BookConnectionResolver
+	Cart() CartResolver
 	Category() CategoryResolver
 	Customer() CustomerResolver
 	Mutation() MutationResolver
+	Promotion() PromotionResolver
 	Query() QueryResolver
 	Review() ReviewResolver
 	StockMovement() StockMovementResolver
@@ -125,6 +128,37 @@ type ComplexityRoot struct {
 		UserErrors func(childComplexity int) int
 	}
 
+	Cart struct {
+		AvailableShippingMethods func(childComplexity int) int
+		Cost                     func(childComplexity int, shippingMethod *string, country *string) int
+		DiscountCodes            func(childComplexity int) int
+		ExpiresAt                func(childComplexity int) int
+		ID                       func(childComplexity int) int
+		Lines                    func(childComplexity int) int
+		TotalQuantity            func(childComplexity int) int
+		UpdatedAt                func(childComplexity int) int
+		Warnings                 func(childComplexity int) int
+	}
+
+	CartLine struct {
+		Availability   func(childComplexity int) int
+		Book           func(childComplexity int) int
+		Quantity       func(childComplexity int) int
+		TotalCents     func(childComplexity int) int
+		UnitPriceCents func(childComplexity int) int
+	}
+
+	CartPayload struct {
+		Cart       func(childComplexity int) int
+		UserErrors func(childComplexity int) int
+	}
+
+	CartWarning struct {
+		Book    func(childComplexity int) int
+		Code    func(childComplexity int) int
+		Message func(childComplexity int) int
+	}
+
 	Category struct {
 		Books    func(childComplexity int, first *int, after *string, sort *bookstore.BookSort) int
 		Children func(childComplexity int) int
@@ -140,8 +174,18 @@ type ComplexityRoot struct {
 		Selected func(childComplexity int) int
 	}
 
+	Cost struct {
+		Currency      func(childComplexity int) int
+		DiscountCents func(childComplexity int) int
+		ShippingCents func(childComplexity int) int
+		SubtotalCents func(childComplexity int) int
+		TaxCents      func(childComplexity int) int
+		TotalCents    func(childComplexity int) int
+	}
+
 	Customer struct {
 		Addresses func(childComplexity int) int
+		Cart      func(childComplexity int) int
 		Email     func(childComplexity int) int
 		ID        func(childComplexity int) int
 		Name      func(childComplexity int) int
@@ -152,6 +196,13 @@ type ComplexityRoot struct {
 	DeletePayload struct {
 		DeletedID  func(childComplexity int) int
 		UserErrors func(childComplexity int) int
+	}
+
+	DiscountCode struct {
+		Applicable    func(childComplexity int) int
+		Code          func(childComplexity int) int
+		DiscountCents func(childComplexity int) int
+		Message       func(childComplexity int) int
 	}
 
 	Highlight struct {
@@ -165,15 +216,23 @@ type ComplexityRoot struct {
 	}
 
 	Mutation struct {
-		AddAddress    func(childComplexity int, input model.AddressInput) int
-		AdjustStock   func(childComplexity int, bookID string, delta int, reason string) int
-		DeleteAddress func(childComplexity int, id string) int
-		Login         func(childComplexity int, input model.LoginInput) int
-		Logout        func(childComplexity int, refreshToken string) int
-		RefreshToken  func(childComplexity int, token string) int
-		Register      func(childComplexity int, input model.RegisterInput) int
-		SetBookPrice  func(childComplexity int, bookID string, priceCents int) int
-		SetStock      func(childComplexity int, bookID string, quantity int, expectedQuantity int, reason *string) int
+		AddAddress              func(childComplexity int, input model.AddressInput) int
+		AdjustStock             func(childComplexity int, bookID string, delta int, reason string) int
+		CartCreate              func(childComplexity int, input model.CartCreateInput) int
+		CartDiscountCodesUpdate func(childComplexity int, cartID string, codes []string) int
+		CartLinesAdd            func(childComplexity int, cartID string, lines []*model.CartLineInput) int
+		CartLinesRemove         func(childComplexity int, cartID string, bookIds []string) int
+		CartLinesUpdate         func(childComplexity int, cartID string, lines []*model.CartLineInput) int
+		DeleteAddress           func(childComplexity int, id string) int
+		Login                   func(childComplexity int, input model.LoginInput) int
+		Logout                  func(childComplexity int, refreshToken string) int
+		PromotionCreate         func(childComplexity int, input model.PromotionInput) int
+		PromotionDeactivate     func(childComplexity int, id string) int
+		PromotionUpdate         func(childComplexity int, id string, input model.PromotionInput) int
+		RefreshToken            func(childComplexity int, token string) int
+		Register                func(childComplexity int, input model.RegisterInput) int
+		SetBookPrice            func(childComplexity int, bookID string, priceCents int) int
+		SetStock                func(childComplexity int, bookID string, quantity int, expectedQuantity int, reason *string) int
 	}
 
 	PageInfo struct {
@@ -189,17 +248,52 @@ type ComplexityRoot struct {
 		MinCents func(childComplexity int) int
 	}
 
+	Promotion struct {
+		Active           func(childComplexity int) int
+		Category         func(childComplexity int) int
+		Code             func(childComplexity int) int
+		Combinable       func(childComplexity int) int
+		CreatedAt        func(childComplexity int) int
+		Description      func(childComplexity int) int
+		EndsAt           func(childComplexity int) int
+		ID               func(childComplexity int) int
+		Kind             func(childComplexity int) int
+		MinSubtotalCents func(childComplexity int) int
+		PerCustomerLimit func(childComplexity int) int
+		StartsAt         func(childComplexity int) int
+		UsageLimit       func(childComplexity int) int
+		Used             func(childComplexity int) int
+		Value            func(childComplexity int) int
+	}
+
+	PromotionConnection struct {
+		Edges    func(childComplexity int) int
+		PageInfo func(childComplexity int) int
+	}
+
+	PromotionEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
+	PromotionPayload struct {
+		Promotion  func(childComplexity int) int
+		UserErrors func(childComplexity int) int
+	}
+
 	Query struct {
 		Author         func(childComplexity int, id string) int
 		Bestsellers    func(childComplexity int, first *int, categorySlug *string) int
 		Book           func(childComplexity int, id string) int
 		BookByIsbn     func(childComplexity int, isbn string) int
 		Books          func(childComplexity int, first *int, after *string, filter *model.BookFilter, sort *bookstore.BookSort) int
+		Cart           func(childComplexity int, id string) int
 		Categories     func(childComplexity int) int
 		Category       func(childComplexity int, slug string) int
 		Me             func(childComplexity int) int
 		NewReleases    func(childComplexity int, first *int, categorySlug *string) int
 		Node           func(childComplexity int, id string) int
+		Promotions     func(childComplexity int, first *int, after *string) int
 		Search         func(childComplexity int, query string, filter *model.SearchFilter, sort *model.SearchSort, first *int, after *string) int
 		StockMovements func(childComplexity int, bookID string, first *int, after *string) int
 		Suggest        func(childComplexity int, prefix string, first *int) int
@@ -251,6 +345,13 @@ type ComplexityRoot struct {
 		Facets     func(childComplexity int) int
 		PageInfo   func(childComplexity int) int
 		TotalCount func(childComplexity int) int
+	}
+
+	ShippingMethod struct {
+		Code          func(childComplexity int) int
+		EstimatedDays func(childComplexity int) int
+		Name          func(childComplexity int) int
+		PriceCents    func(childComplexity int) int
 	}
 
 	StockMovement struct {
@@ -314,6 +415,9 @@ type BookResolver interface {
 type BookConnectionResolver interface {
 	TotalCount(ctx context.Context, obj *bookstore.BookPage) (int, error)
 }
+type CartResolver interface {
+	Cost(ctx context.Context, obj *cart.View, shippingMethod *string, country *string) (*bookstore.Cost, error)
+}
 type CategoryResolver interface {
 	ID(ctx context.Context, obj *bookstore.Category) (string, error)
 
@@ -328,6 +432,7 @@ type CustomerResolver interface {
 	Phone(ctx context.Context, obj *identity.Customer) (*string, error)
 
 	Addresses(ctx context.Context, obj *identity.Customer) ([]*identity.Address, error)
+	Cart(ctx context.Context, obj *identity.Customer) (*cart.View, error)
 }
 type MutationResolver interface {
 	Register(ctx context.Context, input model.RegisterInput) (*model.AuthPayload, error)
@@ -339,6 +444,19 @@ type MutationResolver interface {
 	SetBookPrice(ctx context.Context, bookID string, priceCents int) (*model.BookPayload, error)
 	SetStock(ctx context.Context, bookID string, quantity int, expectedQuantity int, reason *string) (*model.StockPayload, error)
 	AdjustStock(ctx context.Context, bookID string, delta int, reason string) (*model.StockPayload, error)
+	CartCreate(ctx context.Context, input model.CartCreateInput) (*model.CartPayload, error)
+	CartLinesAdd(ctx context.Context, cartID string, lines []*model.CartLineInput) (*model.CartPayload, error)
+	CartLinesUpdate(ctx context.Context, cartID string, lines []*model.CartLineInput) (*model.CartPayload, error)
+	CartLinesRemove(ctx context.Context, cartID string, bookIds []string) (*model.CartPayload, error)
+	CartDiscountCodesUpdate(ctx context.Context, cartID string, codes []string) (*model.CartPayload, error)
+	PromotionCreate(ctx context.Context, input model.PromotionInput) (*model.PromotionPayload, error)
+	PromotionUpdate(ctx context.Context, id string, input model.PromotionInput) (*model.PromotionPayload, error)
+	PromotionDeactivate(ctx context.Context, id string) (*model.PromotionPayload, error)
+}
+type PromotionResolver interface {
+	ID(ctx context.Context, obj *bookstore.Promotion) (string, error)
+
+	Category(ctx context.Context, obj *bookstore.Promotion) (*bookstore.Category, error)
 }
 type QueryResolver interface {
 	Node(ctx context.Context, id string) (bookstore.Node, error)
@@ -354,6 +472,8 @@ type QueryResolver interface {
 	Suggest(ctx context.Context, prefix string, first *int) ([]*model.Suggestion, error)
 	Me(ctx context.Context) (*identity.Customer, error)
 	StockMovements(ctx context.Context, bookID string, first *int, after *string) (*bookstore.StockMovementPage, error)
+	Cart(ctx context.Context, id string) (*cart.View, error)
+	Promotions(ctx context.Context, first *int, after *string) (*model.PromotionConnection, error)
 }
 type ReviewResolver interface {
 	ID(ctx context.Context, obj *bookstore.Review) (string, error)
@@ -682,6 +802,129 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.BookPayload.UserErrors(childComplexity), true
 
+	case "Cart.availableShippingMethods":
+		if e.ComplexityRoot.Cart.AvailableShippingMethods == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Cart.AvailableShippingMethods(childComplexity), true
+	case "Cart.cost":
+		if e.ComplexityRoot.Cart.Cost == nil {
+			break
+		}
+
+		args, err := ec.field_Cart_cost_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Cart.Cost(childComplexity, args["shippingMethod"].(*string), args["country"].(*string)), true
+	case "Cart.discountCodes":
+		if e.ComplexityRoot.Cart.DiscountCodes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Cart.DiscountCodes(childComplexity), true
+	case "Cart.expiresAt":
+		if e.ComplexityRoot.Cart.ExpiresAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Cart.ExpiresAt(childComplexity), true
+	case "Cart.id":
+		if e.ComplexityRoot.Cart.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Cart.ID(childComplexity), true
+	case "Cart.lines":
+		if e.ComplexityRoot.Cart.Lines == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Cart.Lines(childComplexity), true
+	case "Cart.totalQuantity":
+		if e.ComplexityRoot.Cart.TotalQuantity == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Cart.TotalQuantity(childComplexity), true
+	case "Cart.updatedAt":
+		if e.ComplexityRoot.Cart.UpdatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Cart.UpdatedAt(childComplexity), true
+	case "Cart.warnings":
+		if e.ComplexityRoot.Cart.Warnings == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Cart.Warnings(childComplexity), true
+
+	case "CartLine.availability":
+		if e.ComplexityRoot.CartLine.Availability == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CartLine.Availability(childComplexity), true
+	case "CartLine.book":
+		if e.ComplexityRoot.CartLine.Book == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CartLine.Book(childComplexity), true
+	case "CartLine.quantity":
+		if e.ComplexityRoot.CartLine.Quantity == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CartLine.Quantity(childComplexity), true
+	case "CartLine.totalCents":
+		if e.ComplexityRoot.CartLine.TotalCents == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CartLine.TotalCents(childComplexity), true
+	case "CartLine.unitPriceCents":
+		if e.ComplexityRoot.CartLine.UnitPriceCents == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CartLine.UnitPriceCents(childComplexity), true
+
+	case "CartPayload.cart":
+		if e.ComplexityRoot.CartPayload.Cart == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CartPayload.Cart(childComplexity), true
+	case "CartPayload.userErrors":
+		if e.ComplexityRoot.CartPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CartPayload.UserErrors(childComplexity), true
+
+	case "CartWarning.book":
+		if e.ComplexityRoot.CartWarning.Book == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CartWarning.Book(childComplexity), true
+	case "CartWarning.code":
+		if e.ComplexityRoot.CartWarning.Code == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CartWarning.Code(childComplexity), true
+	case "CartWarning.message":
+		if e.ComplexityRoot.CartWarning.Message == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CartWarning.Message(childComplexity), true
+
 	case "Category.books":
 		if e.ComplexityRoot.Category.Books == nil {
 			break
@@ -743,12 +986,55 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.CategoryFacet.Selected(childComplexity), true
 
+	case "Cost.currency":
+		if e.ComplexityRoot.Cost.Currency == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Cost.Currency(childComplexity), true
+	case "Cost.discountCents":
+		if e.ComplexityRoot.Cost.DiscountCents == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Cost.DiscountCents(childComplexity), true
+	case "Cost.shippingCents":
+		if e.ComplexityRoot.Cost.ShippingCents == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Cost.ShippingCents(childComplexity), true
+	case "Cost.subtotalCents":
+		if e.ComplexityRoot.Cost.SubtotalCents == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Cost.SubtotalCents(childComplexity), true
+	case "Cost.taxCents":
+		if e.ComplexityRoot.Cost.TaxCents == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Cost.TaxCents(childComplexity), true
+	case "Cost.totalCents":
+		if e.ComplexityRoot.Cost.TotalCents == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Cost.TotalCents(childComplexity), true
+
 	case "Customer.addresses":
 		if e.ComplexityRoot.Customer.Addresses == nil {
 			break
 		}
 
 		return e.ComplexityRoot.Customer.Addresses(childComplexity), true
+	case "Customer.cart":
+		if e.ComplexityRoot.Customer.Cart == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Customer.Cart(childComplexity), true
 	case "Customer.email":
 		if e.ComplexityRoot.Customer.Email == nil {
 			break
@@ -792,6 +1078,31 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.DeletePayload.UserErrors(childComplexity), true
+
+	case "DiscountCode.applicable":
+		if e.ComplexityRoot.DiscountCode.Applicable == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DiscountCode.Applicable(childComplexity), true
+	case "DiscountCode.code":
+		if e.ComplexityRoot.DiscountCode.Code == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DiscountCode.Code(childComplexity), true
+	case "DiscountCode.discountCents":
+		if e.ComplexityRoot.DiscountCode.DiscountCents == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DiscountCode.DiscountCents(childComplexity), true
+	case "DiscountCode.message":
+		if e.ComplexityRoot.DiscountCode.Message == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DiscountCode.Message(childComplexity), true
 
 	case "Highlight.field":
 		if e.ComplexityRoot.Highlight.Field == nil {
@@ -841,6 +1152,61 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.AdjustStock(childComplexity, args["bookId"].(string), args["delta"].(int), args["reason"].(string)), true
+	case "Mutation.cartCreate":
+		if e.ComplexityRoot.Mutation.CartCreate == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_cartCreate_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CartCreate(childComplexity, args["input"].(model.CartCreateInput)), true
+	case "Mutation.cartDiscountCodesUpdate":
+		if e.ComplexityRoot.Mutation.CartDiscountCodesUpdate == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_cartDiscountCodesUpdate_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CartDiscountCodesUpdate(childComplexity, args["cartId"].(string), args["codes"].([]string)), true
+	case "Mutation.cartLinesAdd":
+		if e.ComplexityRoot.Mutation.CartLinesAdd == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_cartLinesAdd_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CartLinesAdd(childComplexity, args["cartId"].(string), args["lines"].([]*model.CartLineInput)), true
+	case "Mutation.cartLinesRemove":
+		if e.ComplexityRoot.Mutation.CartLinesRemove == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_cartLinesRemove_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CartLinesRemove(childComplexity, args["cartId"].(string), args["bookIds"].([]string)), true
+	case "Mutation.cartLinesUpdate":
+		if e.ComplexityRoot.Mutation.CartLinesUpdate == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_cartLinesUpdate_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CartLinesUpdate(childComplexity, args["cartId"].(string), args["lines"].([]*model.CartLineInput)), true
 	case "Mutation.deleteAddress":
 		if e.ComplexityRoot.Mutation.DeleteAddress == nil {
 			break
@@ -874,6 +1240,39 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.Logout(childComplexity, args["refreshToken"].(string)), true
+	case "Mutation.promotionCreate":
+		if e.ComplexityRoot.Mutation.PromotionCreate == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_promotionCreate_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.PromotionCreate(childComplexity, args["input"].(model.PromotionInput)), true
+	case "Mutation.promotionDeactivate":
+		if e.ComplexityRoot.Mutation.PromotionDeactivate == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_promotionDeactivate_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.PromotionDeactivate(childComplexity, args["id"].(string)), true
+	case "Mutation.promotionUpdate":
+		if e.ComplexityRoot.Mutation.PromotionUpdate == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_promotionUpdate_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.PromotionUpdate(childComplexity, args["id"].(string), args["input"].(model.PromotionInput)), true
 	case "Mutation.refreshToken":
 		if e.ComplexityRoot.Mutation.RefreshToken == nil {
 			break
@@ -963,6 +1362,136 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.PriceRangeFacet.MinCents(childComplexity), true
 
+	case "Promotion.active":
+		if e.ComplexityRoot.Promotion.Active == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Promotion.Active(childComplexity), true
+	case "Promotion.category":
+		if e.ComplexityRoot.Promotion.Category == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Promotion.Category(childComplexity), true
+	case "Promotion.code":
+		if e.ComplexityRoot.Promotion.Code == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Promotion.Code(childComplexity), true
+	case "Promotion.combinable":
+		if e.ComplexityRoot.Promotion.Combinable == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Promotion.Combinable(childComplexity), true
+	case "Promotion.createdAt":
+		if e.ComplexityRoot.Promotion.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Promotion.CreatedAt(childComplexity), true
+	case "Promotion.description":
+		if e.ComplexityRoot.Promotion.Description == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Promotion.Description(childComplexity), true
+	case "Promotion.endsAt":
+		if e.ComplexityRoot.Promotion.EndsAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Promotion.EndsAt(childComplexity), true
+	case "Promotion.id":
+		if e.ComplexityRoot.Promotion.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Promotion.ID(childComplexity), true
+	case "Promotion.kind":
+		if e.ComplexityRoot.Promotion.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Promotion.Kind(childComplexity), true
+	case "Promotion.minSubtotalCents":
+		if e.ComplexityRoot.Promotion.MinSubtotalCents == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Promotion.MinSubtotalCents(childComplexity), true
+	case "Promotion.perCustomerLimit":
+		if e.ComplexityRoot.Promotion.PerCustomerLimit == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Promotion.PerCustomerLimit(childComplexity), true
+	case "Promotion.startsAt":
+		if e.ComplexityRoot.Promotion.StartsAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Promotion.StartsAt(childComplexity), true
+	case "Promotion.usageLimit":
+		if e.ComplexityRoot.Promotion.UsageLimit == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Promotion.UsageLimit(childComplexity), true
+	case "Promotion.used":
+		if e.ComplexityRoot.Promotion.Used == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Promotion.Used(childComplexity), true
+	case "Promotion.value":
+		if e.ComplexityRoot.Promotion.Value == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Promotion.Value(childComplexity), true
+
+	case "PromotionConnection.edges":
+		if e.ComplexityRoot.PromotionConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PromotionConnection.Edges(childComplexity), true
+	case "PromotionConnection.pageInfo":
+		if e.ComplexityRoot.PromotionConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PromotionConnection.PageInfo(childComplexity), true
+
+	case "PromotionEdge.cursor":
+		if e.ComplexityRoot.PromotionEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PromotionEdge.Cursor(childComplexity), true
+	case "PromotionEdge.node":
+		if e.ComplexityRoot.PromotionEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PromotionEdge.Node(childComplexity), true
+
+	case "PromotionPayload.promotion":
+		if e.ComplexityRoot.PromotionPayload.Promotion == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PromotionPayload.Promotion(childComplexity), true
+	case "PromotionPayload.userErrors":
+		if e.ComplexityRoot.PromotionPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PromotionPayload.UserErrors(childComplexity), true
+
 	case "Query.author":
 		if e.ComplexityRoot.Query.Author == nil {
 			break
@@ -1018,6 +1547,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Books(childComplexity, args["first"].(*int), args["after"].(*string), args["filter"].(*model.BookFilter), args["sort"].(*bookstore.BookSort)), true
+	case "Query.cart":
+		if e.ComplexityRoot.Query.Cart == nil {
+			break
+		}
+
+		args, err := ec.field_Query_cart_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Cart(childComplexity, args["id"].(string)), true
 	case "Query.categories":
 		if e.ComplexityRoot.Query.Categories == nil {
 			break
@@ -1064,6 +1604,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Node(childComplexity, args["id"].(string)), true
+	case "Query.promotions":
+		if e.ComplexityRoot.Query.Promotions == nil {
+			break
+		}
+
+		args, err := ec.field_Query_promotions_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Promotions(childComplexity, args["first"].(*int), args["after"].(*string)), true
 	case "Query.search":
 		if e.ComplexityRoot.Query.Search == nil {
 			break
@@ -1267,6 +1818,31 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.SearchResult.TotalCount(childComplexity), true
 
+	case "ShippingMethod.code":
+		if e.ComplexityRoot.ShippingMethod.Code == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ShippingMethod.Code(childComplexity), true
+	case "ShippingMethod.estimatedDays":
+		if e.ComplexityRoot.ShippingMethod.EstimatedDays == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ShippingMethod.EstimatedDays(childComplexity), true
+	case "ShippingMethod.name":
+		if e.ComplexityRoot.ShippingMethod.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ShippingMethod.Name(childComplexity), true
+	case "ShippingMethod.priceCents":
+		if e.ComplexityRoot.ShippingMethod.PriceCents == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ShippingMethod.PriceCents(childComplexity), true
+
 	case "StockMovement.actorId":
 		if e.ComplexityRoot.StockMovement.ActorID == nil {
 			break
@@ -1392,7 +1968,10 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 		return graphql.NewInputUnmarshalerIndex(
 			graphql.NewInputUnmarshaler("AddressInput", ec.unmarshalInputAddressInput),
 			graphql.NewInputUnmarshaler("BookFilter", ec.unmarshalInputBookFilter),
+			graphql.NewInputUnmarshaler("CartCreateInput", ec.unmarshalInputCartCreateInput),
+			graphql.NewInputUnmarshaler("CartLineInput", ec.unmarshalInputCartLineInput),
 			graphql.NewInputUnmarshaler("LoginInput", ec.unmarshalInputLoginInput),
+			graphql.NewInputUnmarshaler("PromotionInput", ec.unmarshalInputPromotionInput),
 			graphql.NewInputUnmarshaler("RegisterInput", ec.unmarshalInputRegisterInput),
 			graphql.NewInputUnmarshaler("SearchFilter", ec.unmarshalInputSearchFilter),
 		)
@@ -1554,6 +2133,17 @@ type Query {
 
   "Admin: a book's stock ledger, newest first."
   stockMovements(bookId: ID!, first: Int = 20, after: String): StockMovementConnection!
+
+  """
+  A cart by id. A guest cart is visible to whoever holds its id (the id is a 256-bit
+  random token: treat it as a secret); a customer's cart only to that customer. A cart
+  that does not exist, expired, was merged into a customer's cart, or belongs to another
+  customer is null with a NOT_FOUND error, so ids cannot be probed.
+  """
+  cart(id: ID!): Cart
+
+  "Admin: every promotion, by code."
+  promotions(first: Int = 20, after: String): PromotionConnection!
 }
 
 type Mutation {
@@ -1590,6 +2180,44 @@ type Mutation {
   to 200 characters.
   """
   adjustStock(bookId: ID!, delta: Int!, reason: String!): StockPayload!
+
+  """
+  Creates a cart. Signed in, the cart belongs to the customer and becomes ` + "`" + `me.cart` + "`" + `;
+  anonymous, it is a guest cart whose id is the capability to it. Lines and codes follow
+  the rules of cartLinesAdd and cartDiscountCodesUpdate; invalid input creates nothing.
+  """
+  cartCreate(input: CartCreateInput!): CartPayload!
+  """
+  Adds copies: a book already in the cart gets the sum. At most 100 lines and 1 to 99
+  copies per line (configurable). A quantity above what is in stock is capped at it
+  (INSUFFICIENT_STOCK, the available quantity in the message; OUT_OF_STOCK when none is
+  left: the book is not added); a sum above the per-line limit is capped at it
+  (QUANTITY_LIMIT). Malformed ids (BAD_USER_INPUT), unknown books (UNKNOWN_BOOK),
+  quantities out of range (QUANTITY_LIMIT) and too many lines (LINE_LIMIT) change
+  nothing. A cart that is not yours is CART_NOT_FOUND.
+  """
+  cartLinesAdd(cartId: ID!, lines: [CartLineInput!]!): CartPayload!
+  "Sets quantities (0 removes the line), with cartLinesAdd's limits and stock caps."
+  cartLinesUpdate(cartId: ID!, lines: [CartLineInput!]!): CartPayload!
+  "Removes the books' lines; books not in the cart are ignored."
+  cartLinesRemove(cartId: ID!, bookIds: [ID!]!): CartPayload!
+  """
+  Replaces the cart's discount codes (case-insensitive, at most 5). An unknown, expired,
+  deactivated or fully redeemed code is refused (INVALID_DISCOUNT_CODE) and not kept. A
+  valid code that does not apply to the cart as it is (minimum subtotal, category scope,
+  stacking) is kept and reported (DISCOUNT_NOT_APPLICABLE): it applies once the cart
+  qualifies. Stacking: codes apply in the order given; a code that does not combine
+  applies only alone, so the first applicable code wins and a later code applies only if
+  it and every code already applied are combinable. The use is counted at checkout.
+  """
+  cartDiscountCodesUpdate(cartId: ID!, codes: [String!]!): CartPayload!
+
+  "Admin: creates a promotion."
+  promotionCreate(input: PromotionInput!): PromotionPayload!
+  "Admin: replaces a promotion's terms (its use count stays)."
+  promotionUpdate(id: ID!, input: PromotionInput!): PromotionPayload!
+  "Admin: turns a promotion off; its code stops applying in every cart."
+  promotionDeactivate(id: ID!): PromotionPayload!
 }
 
 type StockPayload {
@@ -1623,7 +2251,12 @@ type StockMovementEdge {
 
 "An expected failure of a mutation, for the user to act on."
 type UserError {
-  "Stable machine-readable code: BAD_USER_INPUT, CONFLICT, NOT_FOUND, UNAUTHENTICATED (wrong password, spent refresh token) or RATE_LIMITED."
+  """
+  Stable machine-readable code: BAD_USER_INPUT, CONFLICT, NOT_FOUND, UNAUTHENTICATED
+  (wrong password, spent refresh token) or RATE_LIMITED; for carts OUT_OF_STOCK,
+  INSUFFICIENT_STOCK, QUANTITY_LIMIT, LINE_LIMIT, UNKNOWN_BOOK, INVALID_DISCOUNT_CODE,
+  DISCOUNT_NOT_APPLICABLE and CART_NOT_FOUND.
+  """
   code: String!
   "Path to the input field the error is about, if any, e.g. [\"input\", \"email\"]."
   field: [String!]
@@ -1750,6 +2383,8 @@ type Customer implements Node {
   role: Role!
   "The customer's saved shipping addresses, oldest first."
   addresses: [Address!]!
+  "The customer's current cart (the latest created or merged into), or null."
+  cart: Cart
 }
 
 "A saved shipping address; visible only to its owner."
@@ -1771,11 +2406,37 @@ input RegisterInput {
   password: String!
   name: String!
   phone: String
+  """
+  A guest cart to merge into the customer's cart on sign-in. Rules: only a live guest
+  cart merges (an unknown or expired id, or a customer's cart, is ignored and sign-in
+  succeeds anyway); the guest lines go into the customer's current cart, or into a new
+  customer cart when there is none; a book in both carts keeps one line with the summed
+  quantity, capped at the per-line limit and at stock but never below what the
+  customer's line held (no line present in both carts is dropped); a book only in the
+  guest cart is appended, capped the same way (out of stock: not carried over), while the
+  cart has fewer than the line limit; the customer's codes stay and each guest code is
+  added if it applies to the merged cart; the guest cart is then deleted (its id answers
+  NOT_FOUND / CART_NOT_FOUND).
+  """
+  cartId: ID
 }
 
 input LoginInput {
   email: String!
   password: String!
+  """
+  A guest cart to merge into the customer's cart on sign-in. Rules: only a live guest
+  cart merges (an unknown or expired id, or a customer's cart, is ignored and sign-in
+  succeeds anyway); the guest lines go into the customer's current cart, or into a new
+  customer cart when there is none; a book in both carts keeps one line with the summed
+  quantity, capped at the per-line limit and at stock but never below what the
+  customer's line held (no line present in both carts is dropped); a book only in the
+  guest cart is appended, capped the same way (out of stock: not carried over), while the
+  cart has fewer than the line limit; the customer's codes stay and each guest code is
+  added if it applies to the merged cart; the guest cart is then deleted (its id answers
+  NOT_FOUND / CART_NOT_FOUND).
+  """
+  cartId: ID
 }
 
 type AuthPayload {
@@ -1927,6 +2588,156 @@ type ReviewConnection {
 type ReviewEdge {
   cursor: String!
   node: Review!
+}
+
+input CartLineInput {
+  bookId: ID!
+  quantity: Int!
+}
+
+input CartCreateInput {
+  lines: [CartLineInput!]
+  discountCodes: [String!]
+}
+
+type CartPayload {
+  "The cart after the mutation (null when it was not found)."
+  cart: Cart
+  "What could not be done as asked; the rest is applied (see each mutation)."
+  userErrors: [UserError!]!
+}
+
+"""
+A shopping cart. Prices and availability are live: every read prices the lines with the
+same function checkout charges with, so the cart and the order cannot disagree.
+"""
+type Cart {
+  "The cart's token: for a guest cart, whoever holds it can use the cart."
+  id: ID!
+  lines: [CartLine!]!
+  totalQuantity: Int!
+  """
+  Subtotal, discount, shipping and tax. Without arguments: no shipping and no tax (they
+  depend on choices made at checkout); pass a shipping method code and a destination
+  (ISO 3166-1 alpha-2) for the figure checkout will charge.
+  """
+  cost(shippingMethod: String, country: String): Cost!
+  "The cart's codes in the order entered, each evaluated against the cart as it is now."
+  discountCodes: [DiscountCode!]!
+  availableShippingMethods: [ShippingMethod!]!
+  "Lines that cannot be bought as they are (stock fell since they were added)."
+  warnings: [CartWarning!]!
+  updatedAt: Time!
+  "The cart is deleted after this; every change pushes it forward."
+  expiresAt: Time!
+}
+
+type CartLine {
+  book: Book!
+  quantity: Int!
+  "Today's price of one copy."
+  unitPriceCents: Int!
+  totalCents: Int!
+  availability: Availability!
+}
+
+"Money of a cart or order, in cents of ` + "`" + `currency` + "`" + `."
+type Cost {
+  subtotalCents: Int!
+  discountCents: Int!
+  shippingCents: Int!
+  taxCents: Int!
+  totalCents: Int!
+  currency: String!
+}
+
+type DiscountCode {
+  code: String!
+  "Whether the code takes money off this cart now."
+  applicable: Boolean!
+  "What it takes off, or why it does not apply."
+  message: String!
+  discountCents: Int!
+}
+
+type ShippingMethod {
+  "STANDARD, EXPRESS, ..."
+  code: String!
+  name: String!
+  priceCents: Int!
+  estimatedDays: Int!
+}
+
+type CartWarning {
+  "OUT_OF_STOCK, INSUFFICIENT_STOCK or UNKNOWN_BOOK (a book no longer sold)."
+  code: String!
+  message: String!
+  book: Book
+}
+
+enum DiscountKind {
+  "value percent off the eligible subtotal (1 to 100)."
+  PERCENT
+  "value cents off the eligible subtotal."
+  FIXED_AMOUNT
+}
+
+"A discount code and its conditions."
+type Promotion implements Node {
+  id: ID!
+  "Upper case; codes are matched case-insensitively."
+  code: String!
+  description: String!
+  kind: DiscountKind!
+  value: Int!
+  "The code applies when the eligible subtotal reaches this."
+  minSubtotalCents: Int!
+  "Scope: only books in this category or its descendants count (null: every book)."
+  category: Category
+  startsAt: Time
+  endsAt: Time
+  "Redemptions allowed in total (null: unlimited)."
+  usageLimit: Int
+  "Redemptions allowed per customer, guests counted by normalised email (null: unlimited)."
+  perCustomerLimit: Int
+  "Redemptions claimed by paid or pending orders."
+  used: Int!
+  "Whether the code may apply together with other combinable codes."
+  combinable: Boolean!
+  active: Boolean!
+  createdAt: Time!
+}
+
+input PromotionInput {
+  code: String!
+  description: String
+  kind: DiscountKind!
+  value: Int!
+  minSubtotalCents: Int
+  "Category scope by slug (its descendants included)."
+  categorySlug: String
+  startsAt: Time
+  endsAt: Time
+  usageLimit: Int
+  perCustomerLimit: Int
+  combinable: Boolean
+  "Default true."
+  active: Boolean
+}
+
+type PromotionPayload {
+  promotion: Promotion
+  userErrors: [UserError!]!
+}
+
+type PromotionConnection {
+  edges: [PromotionEdge!]!
+  pageInfo: PageInfo!
+}
+
+type PromotionEdge {
+  cursor: String!
+  node: Promotion!
 }
 `, BuiltIn: false},
 }
@@ -2090,6 +2901,68 @@ func (ec *executionContext) childFields_BookPayload(ctx context.Context, field g
 	return nil, fmt.Errorf("no field named %q was found under type BookPayload", field.Name)
 }
 
+func (ec *executionContext) childFields_Cart(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_Cart_id(ctx, field)
+	case "lines":
+		return ec.fieldContext_Cart_lines(ctx, field)
+	case "totalQuantity":
+		return ec.fieldContext_Cart_totalQuantity(ctx, field)
+	case "cost":
+		return ec.fieldContext_Cart_cost(ctx, field)
+	case "discountCodes":
+		return ec.fieldContext_Cart_discountCodes(ctx, field)
+	case "availableShippingMethods":
+		return ec.fieldContext_Cart_availableShippingMethods(ctx, field)
+	case "warnings":
+		return ec.fieldContext_Cart_warnings(ctx, field)
+	case "updatedAt":
+		return ec.fieldContext_Cart_updatedAt(ctx, field)
+	case "expiresAt":
+		return ec.fieldContext_Cart_expiresAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Cart", field.Name)
+}
+
+func (ec *executionContext) childFields_CartLine(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "book":
+		return ec.fieldContext_CartLine_book(ctx, field)
+	case "quantity":
+		return ec.fieldContext_CartLine_quantity(ctx, field)
+	case "unitPriceCents":
+		return ec.fieldContext_CartLine_unitPriceCents(ctx, field)
+	case "totalCents":
+		return ec.fieldContext_CartLine_totalCents(ctx, field)
+	case "availability":
+		return ec.fieldContext_CartLine_availability(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CartLine", field.Name)
+}
+
+func (ec *executionContext) childFields_CartPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cart":
+		return ec.fieldContext_CartPayload_cart(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_CartPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CartPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_CartWarning(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "code":
+		return ec.fieldContext_CartWarning_code(ctx, field)
+	case "message":
+		return ec.fieldContext_CartWarning_message(ctx, field)
+	case "book":
+		return ec.fieldContext_CartWarning_book(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CartWarning", field.Name)
+}
+
 func (ec *executionContext) childFields_Category(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -2120,6 +2993,24 @@ func (ec *executionContext) childFields_CategoryFacet(ctx context.Context, field
 	return nil, fmt.Errorf("no field named %q was found under type CategoryFacet", field.Name)
 }
 
+func (ec *executionContext) childFields_Cost(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "subtotalCents":
+		return ec.fieldContext_Cost_subtotalCents(ctx, field)
+	case "discountCents":
+		return ec.fieldContext_Cost_discountCents(ctx, field)
+	case "shippingCents":
+		return ec.fieldContext_Cost_shippingCents(ctx, field)
+	case "taxCents":
+		return ec.fieldContext_Cost_taxCents(ctx, field)
+	case "totalCents":
+		return ec.fieldContext_Cost_totalCents(ctx, field)
+	case "currency":
+		return ec.fieldContext_Cost_currency(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Cost", field.Name)
+}
+
 func (ec *executionContext) childFields_Customer(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -2134,6 +3025,8 @@ func (ec *executionContext) childFields_Customer(ctx context.Context, field grap
 		return ec.fieldContext_Customer_role(ctx, field)
 	case "addresses":
 		return ec.fieldContext_Customer_addresses(ctx, field)
+	case "cart":
+		return ec.fieldContext_Customer_cart(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Customer", field.Name)
 }
@@ -2146,6 +3039,20 @@ func (ec *executionContext) childFields_DeletePayload(ctx context.Context, field
 		return ec.fieldContext_DeletePayload_userErrors(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type DeletePayload", field.Name)
+}
+
+func (ec *executionContext) childFields_DiscountCode(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "code":
+		return ec.fieldContext_DiscountCode_code(ctx, field)
+	case "applicable":
+		return ec.fieldContext_DiscountCode_applicable(ctx, field)
+	case "message":
+		return ec.fieldContext_DiscountCode_message(ctx, field)
+	case "discountCents":
+		return ec.fieldContext_DiscountCode_discountCents(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DiscountCode", field.Name)
 }
 
 func (ec *executionContext) childFields_Highlight(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -2192,6 +3099,72 @@ func (ec *executionContext) childFields_PriceRangeFacet(ctx context.Context, fie
 		return ec.fieldContext_PriceRangeFacet_count(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type PriceRangeFacet", field.Name)
+}
+
+func (ec *executionContext) childFields_Promotion(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_Promotion_id(ctx, field)
+	case "code":
+		return ec.fieldContext_Promotion_code(ctx, field)
+	case "description":
+		return ec.fieldContext_Promotion_description(ctx, field)
+	case "kind":
+		return ec.fieldContext_Promotion_kind(ctx, field)
+	case "value":
+		return ec.fieldContext_Promotion_value(ctx, field)
+	case "minSubtotalCents":
+		return ec.fieldContext_Promotion_minSubtotalCents(ctx, field)
+	case "category":
+		return ec.fieldContext_Promotion_category(ctx, field)
+	case "startsAt":
+		return ec.fieldContext_Promotion_startsAt(ctx, field)
+	case "endsAt":
+		return ec.fieldContext_Promotion_endsAt(ctx, field)
+	case "usageLimit":
+		return ec.fieldContext_Promotion_usageLimit(ctx, field)
+	case "perCustomerLimit":
+		return ec.fieldContext_Promotion_perCustomerLimit(ctx, field)
+	case "used":
+		return ec.fieldContext_Promotion_used(ctx, field)
+	case "combinable":
+		return ec.fieldContext_Promotion_combinable(ctx, field)
+	case "active":
+		return ec.fieldContext_Promotion_active(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_Promotion_createdAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Promotion", field.Name)
+}
+
+func (ec *executionContext) childFields_PromotionConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_PromotionConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_PromotionConnection_pageInfo(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type PromotionConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_PromotionEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_PromotionEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_PromotionEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type PromotionEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_PromotionPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "promotion":
+		return ec.fieldContext_PromotionPayload_promotion(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_PromotionPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type PromotionPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_RatingFacet(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -2288,6 +3261,20 @@ func (ec *executionContext) childFields_SearchResult(ctx context.Context, field 
 		return ec.fieldContext_SearchResult_facets(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type SearchResult", field.Name)
+}
+
+func (ec *executionContext) childFields_ShippingMethod(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "code":
+		return ec.fieldContext_ShippingMethod_code(ctx, field)
+	case "name":
+		return ec.fieldContext_ShippingMethod_name(ctx, field)
+	case "priceCents":
+		return ec.fieldContext_ShippingMethod_priceCents(ctx, field)
+	case "estimatedDays":
+		return ec.fieldContext_ShippingMethod_estimatedDays(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ShippingMethod", field.Name)
 }
 
 func (ec *executionContext) childFields_StockMovement(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -2522,6 +3509,28 @@ func (ec *executionContext) field_Book_reviews_args(ctx context.Context, rawArgs
 	return args, nil
 }
 
+func (ec *executionContext) field_Cart_cost_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "shippingMethod",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["shippingMethod"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "country",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["country"] = arg1
+	return args, nil
+}
+
 func (ec *executionContext) field_Category_books_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -2596,6 +3605,108 @@ func (ec *executionContext) field_Mutation_adjustStock_args(ctx context.Context,
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_cartCreate_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.CartCreateInput, error) {
+			return ec.unmarshalNCartCreateInput2githubᚗcomᚋshopfrontᚋbookstoreᚋgraphᚋmodelᚐCartCreateInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_cartDiscountCodesUpdate_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "cartId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["cartId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "codes",
+		func(ctx context.Context, v any) ([]string, error) {
+			return ec.unmarshalNString2ᚕstringᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["codes"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_cartLinesAdd_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "cartId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["cartId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "lines",
+		func(ctx context.Context, v any) ([]*model.CartLineInput, error) {
+			return ec.unmarshalNCartLineInput2ᚕᚖgithubᚗcomᚋshopfrontᚋbookstoreᚋgraphᚋmodelᚐCartLineInputᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["lines"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_cartLinesRemove_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "cartId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["cartId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "bookIds",
+		func(ctx context.Context, v any) ([]string, error) {
+			return ec.unmarshalNID2ᚕstringᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["bookIds"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_cartLinesUpdate_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "cartId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["cartId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "lines",
+		func(ctx context.Context, v any) ([]*model.CartLineInput, error) {
+			return ec.unmarshalNCartLineInput2ᚕᚖgithubᚗcomᚋshopfrontᚋbookstoreᚋgraphᚋmodelᚐCartLineInputᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["lines"] = arg1
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_deleteAddress_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -2635,6 +3746,56 @@ func (ec *executionContext) field_Mutation_logout_args(ctx context.Context, rawA
 		return nil, err
 	}
 	args["refreshToken"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_promotionCreate_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.PromotionInput, error) {
+			return ec.unmarshalNPromotionInput2githubᚗcomᚋshopfrontᚋbookstoreᚋgraphᚋmodelᚐPromotionInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_promotionDeactivate_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_promotionUpdate_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.PromotionInput, error) {
+			return ec.unmarshalNPromotionInput2githubᚗcomᚋshopfrontᚋbookstoreᚋgraphᚋmodelᚐPromotionInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg1
 	return args, nil
 }
 
@@ -2842,6 +4003,20 @@ func (ec *executionContext) field_Query_books_args(ctx context.Context, rawArgs 
 	return args, nil
 }
 
+func (ec *executionContext) field_Query_cart_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Query_category_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -2889,6 +4064,28 @@ func (ec *executionContext) field_Query_node_args(ctx context.Context, rawArgs m
 		return nil, err
 	}
 	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_promotions_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg1
 	return args, nil
 }
 
@@ -4304,6 +5501,545 @@ func (ec *executionContext) fieldContext_BookPayload_userErrors(_ context.Contex
 	return fc, nil
 }
 
+func (ec *executionContext) _Cart_id(ctx context.Context, field graphql.CollectedField, obj *cart.View) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Cart_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Cart_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Cart", field, false, false, "ID")
+}
+
+func (ec *executionContext) _Cart_lines(ctx context.Context, field graphql.CollectedField, obj *cart.View) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Cart_lines(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Lines, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []bookstore.PricedLine) graphql.Marshaler {
+			return ec.marshalNCartLine2ᚕgithubᚗcomᚋshopfrontᚋbookstoreᚐPricedLineᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Cart_lines(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Cart",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CartLine(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Cart_totalQuantity(ctx context.Context, field graphql.CollectedField, obj *cart.View) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Cart_totalQuantity(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TotalQuantity, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Cart_totalQuantity(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Cart", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Cart_cost(ctx context.Context, field graphql.CollectedField, obj *cart.View) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Cart_cost(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Cart().Cost(ctx, obj, fc.Args["shippingMethod"].(*string), fc.Args["country"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *bookstore.Cost) graphql.Marshaler {
+			return ec.marshalNCost2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚐCost(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Cart_cost(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Cart",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Cost(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Cart_cost_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Cart_discountCodes(ctx context.Context, field graphql.CollectedField, obj *cart.View) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Cart_discountCodes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DiscountCodes, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []bookstore.CodeResult) graphql.Marshaler {
+			return ec.marshalNDiscountCode2ᚕgithubᚗcomᚋshopfrontᚋbookstoreᚐCodeResultᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Cart_discountCodes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Cart",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DiscountCode(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Cart_availableShippingMethods(ctx context.Context, field graphql.CollectedField, obj *cart.View) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Cart_availableShippingMethods(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AvailableShippingMethods, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []bookstore.ShippingMethod) graphql.Marshaler {
+			return ec.marshalNShippingMethod2ᚕgithubᚗcomᚋshopfrontᚋbookstoreᚐShippingMethodᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Cart_availableShippingMethods(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Cart",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ShippingMethod(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Cart_warnings(ctx context.Context, field graphql.CollectedField, obj *cart.View) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Cart_warnings(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Warnings, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []bookstore.CartWarning) graphql.Marshaler {
+			return ec.marshalNCartWarning2ᚕgithubᚗcomᚋshopfrontᚋbookstoreᚐCartWarningᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Cart_warnings(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Cart",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CartWarning(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Cart_updatedAt(ctx context.Context, field graphql.CollectedField, obj *cart.View) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Cart_updatedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UpdatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Cart_updatedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Cart", field, false, false, "Time")
+}
+
+func (ec *executionContext) _Cart_expiresAt(ctx context.Context, field graphql.CollectedField, obj *cart.View) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Cart_expiresAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ExpiresAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Cart_expiresAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Cart", field, false, false, "Time")
+}
+
+func (ec *executionContext) _CartLine_book(ctx context.Context, field graphql.CollectedField, obj *bookstore.PricedLine) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CartLine_book(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Book, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *bookstore.Book) graphql.Marshaler {
+			return ec.marshalNBook2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚐBook(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CartLine_book(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CartLine",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Book(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _CartLine_quantity(ctx context.Context, field graphql.CollectedField, obj *bookstore.PricedLine) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CartLine_quantity(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Quantity, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CartLine_quantity(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CartLine", field, false, false, "Int")
+}
+
+func (ec *executionContext) _CartLine_unitPriceCents(ctx context.Context, field graphql.CollectedField, obj *bookstore.PricedLine) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CartLine_unitPriceCents(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UnitPriceCents, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CartLine_unitPriceCents(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CartLine", field, false, false, "Int")
+}
+
+func (ec *executionContext) _CartLine_totalCents(ctx context.Context, field graphql.CollectedField, obj *bookstore.PricedLine) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CartLine_totalCents(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TotalCents, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CartLine_totalCents(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CartLine", field, false, false, "Int")
+}
+
+func (ec *executionContext) _CartLine_availability(ctx context.Context, field graphql.CollectedField, obj *bookstore.PricedLine) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CartLine_availability(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Availability, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *bookstore.Availability) graphql.Marshaler {
+			return ec.marshalNAvailability2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚐAvailability(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CartLine_availability(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CartLine",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Availability(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _CartPayload_cart(ctx context.Context, field graphql.CollectedField, obj *model.CartPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CartPayload_cart(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cart, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *cart.View) graphql.Marshaler {
+			return ec.marshalOCart2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚋcartᚐView(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CartPayload_cart(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CartPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Cart(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _CartPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.CartPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CartPayload_userErrors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserErrors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.UserError) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋshopfrontᚋbookstoreᚋgraphᚋmodelᚐUserErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CartPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CartPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _CartWarning_code(ctx context.Context, field graphql.CollectedField, obj *bookstore.CartWarning) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CartWarning_code(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Code, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CartWarning_code(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CartWarning", field, false, false, "String")
+}
+
+func (ec *executionContext) _CartWarning_message(ctx context.Context, field graphql.CollectedField, obj *bookstore.CartWarning) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CartWarning_message(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Message, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CartWarning_message(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CartWarning", field, false, false, "String")
+}
+
+func (ec *executionContext) _CartWarning_book(ctx context.Context, field graphql.CollectedField, obj *bookstore.CartWarning) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CartWarning_book(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Book, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *bookstore.Book) graphql.Marshaler {
+			return ec.marshalOBook2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚐBook(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CartWarning_book(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CartWarning",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Book(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Category_id(ctx context.Context, field graphql.CollectedField, obj *bookstore.Category) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -4559,6 +6295,144 @@ func (ec *executionContext) fieldContext_CategoryFacet_selected(_ context.Contex
 	return graphql.NewScalarFieldContext("CategoryFacet", field, false, false, "Boolean")
 }
 
+func (ec *executionContext) _Cost_subtotalCents(ctx context.Context, field graphql.CollectedField, obj *bookstore.Cost) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Cost_subtotalCents(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.SubtotalCents, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Cost_subtotalCents(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Cost", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Cost_discountCents(ctx context.Context, field graphql.CollectedField, obj *bookstore.Cost) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Cost_discountCents(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DiscountCents, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Cost_discountCents(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Cost", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Cost_shippingCents(ctx context.Context, field graphql.CollectedField, obj *bookstore.Cost) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Cost_shippingCents(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ShippingCents, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Cost_shippingCents(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Cost", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Cost_taxCents(ctx context.Context, field graphql.CollectedField, obj *bookstore.Cost) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Cost_taxCents(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TaxCents, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Cost_taxCents(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Cost", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Cost_totalCents(ctx context.Context, field graphql.CollectedField, obj *bookstore.Cost) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Cost_totalCents(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TotalCents, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Cost_totalCents(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Cost", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Cost_currency(ctx context.Context, field graphql.CollectedField, obj *bookstore.Cost) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Cost_currency(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Currency, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Cost_currency(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Cost", field, false, false, "String")
+}
+
 func (ec *executionContext) _Customer_id(ctx context.Context, field graphql.CollectedField, obj *identity.Customer) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -4706,6 +6580,38 @@ func (ec *executionContext) fieldContext_Customer_addresses(_ context.Context, f
 	return fc, nil
 }
 
+func (ec *executionContext) _Customer_cart(ctx context.Context, field graphql.CollectedField, obj *identity.Customer) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Customer_cart(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Customer().Cart(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *cart.View) graphql.Marshaler {
+			return ec.marshalOCart2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚋcartᚐView(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Customer_cart(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Customer",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Cart(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _DeletePayload_deletedId(ctx context.Context, field graphql.CollectedField, obj *model.DeletePayload) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -4759,6 +6665,98 @@ func (ec *executionContext) fieldContext_DeletePayload_userErrors(_ context.Cont
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _DiscountCode_code(ctx context.Context, field graphql.CollectedField, obj *bookstore.CodeResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DiscountCode_code(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Code, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DiscountCode_code(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DiscountCode", field, false, false, "String")
+}
+
+func (ec *executionContext) _DiscountCode_applicable(ctx context.Context, field graphql.CollectedField, obj *bookstore.CodeResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DiscountCode_applicable(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Applicable, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DiscountCode_applicable(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DiscountCode", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _DiscountCode_message(ctx context.Context, field graphql.CollectedField, obj *bookstore.CodeResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DiscountCode_message(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Message, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DiscountCode_message(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DiscountCode", field, false, false, "String")
+}
+
+func (ec *executionContext) _DiscountCode_discountCents(ctx context.Context, field graphql.CollectedField, obj *bookstore.CodeResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DiscountCode_discountCents(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DiscountCents, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DiscountCode_discountCents(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DiscountCode", field, false, false, "Int")
 }
 
 func (ec *executionContext) _Highlight_field(ctx context.Context, field graphql.CollectedField, obj *model.Highlight) (ret graphql.Marshaler) {
@@ -5258,6 +7256,358 @@ func (ec *executionContext) fieldContext_Mutation_adjustStock(ctx context.Contex
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_cartCreate(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_cartCreate(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().CartCreate(ctx, fc.Args["input"].(model.CartCreateInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.CartPayload) graphql.Marshaler {
+			return ec.marshalNCartPayload2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚋgraphᚋmodelᚐCartPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_cartCreate(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CartPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_cartCreate_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_cartLinesAdd(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_cartLinesAdd(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().CartLinesAdd(ctx, fc.Args["cartId"].(string), fc.Args["lines"].([]*model.CartLineInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.CartPayload) graphql.Marshaler {
+			return ec.marshalNCartPayload2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚋgraphᚋmodelᚐCartPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_cartLinesAdd(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CartPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_cartLinesAdd_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_cartLinesUpdate(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_cartLinesUpdate(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().CartLinesUpdate(ctx, fc.Args["cartId"].(string), fc.Args["lines"].([]*model.CartLineInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.CartPayload) graphql.Marshaler {
+			return ec.marshalNCartPayload2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚋgraphᚋmodelᚐCartPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_cartLinesUpdate(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CartPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_cartLinesUpdate_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_cartLinesRemove(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_cartLinesRemove(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().CartLinesRemove(ctx, fc.Args["cartId"].(string), fc.Args["bookIds"].([]string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.CartPayload) graphql.Marshaler {
+			return ec.marshalNCartPayload2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚋgraphᚋmodelᚐCartPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_cartLinesRemove(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CartPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_cartLinesRemove_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_cartDiscountCodesUpdate(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_cartDiscountCodesUpdate(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().CartDiscountCodesUpdate(ctx, fc.Args["cartId"].(string), fc.Args["codes"].([]string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.CartPayload) graphql.Marshaler {
+			return ec.marshalNCartPayload2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚋgraphᚋmodelᚐCartPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_cartDiscountCodesUpdate(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CartPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_cartDiscountCodesUpdate_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_promotionCreate(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_promotionCreate(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().PromotionCreate(ctx, fc.Args["input"].(model.PromotionInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PromotionPayload) graphql.Marshaler {
+			return ec.marshalNPromotionPayload2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚋgraphᚋmodelᚐPromotionPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_promotionCreate(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PromotionPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_promotionCreate_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_promotionUpdate(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_promotionUpdate(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().PromotionUpdate(ctx, fc.Args["id"].(string), fc.Args["input"].(model.PromotionInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PromotionPayload) graphql.Marshaler {
+			return ec.marshalNPromotionPayload2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚋgraphᚋmodelᚐPromotionPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_promotionUpdate(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PromotionPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_promotionUpdate_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_promotionDeactivate(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_promotionDeactivate(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().PromotionDeactivate(ctx, fc.Args["id"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PromotionPayload) graphql.Marshaler {
+			return ec.marshalNPromotionPayload2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚋgraphᚋmodelᚐPromotionPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_promotionDeactivate(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PromotionPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_promotionDeactivate_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _PageInfo_hasNextPage(ctx context.Context, field graphql.CollectedField, obj *bookstore.PageInfo) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -5417,6 +7767,543 @@ func (ec *executionContext) _PriceRangeFacet_count(ctx context.Context, field gr
 }
 func (ec *executionContext) fieldContext_PriceRangeFacet_count(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("PriceRangeFacet", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Promotion_id(ctx context.Context, field graphql.CollectedField, obj *bookstore.Promotion) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Promotion_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Promotion().ID(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Promotion_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Promotion", field, true, true, "ID")
+}
+
+func (ec *executionContext) _Promotion_code(ctx context.Context, field graphql.CollectedField, obj *bookstore.Promotion) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Promotion_code(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Code, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Promotion_code(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Promotion", field, false, false, "String")
+}
+
+func (ec *executionContext) _Promotion_description(ctx context.Context, field graphql.CollectedField, obj *bookstore.Promotion) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Promotion_description(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Description, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Promotion_description(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Promotion", field, false, false, "String")
+}
+
+func (ec *executionContext) _Promotion_kind(ctx context.Context, field graphql.CollectedField, obj *bookstore.Promotion) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Promotion_kind(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Kind, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bookstore.DiscountKind) graphql.Marshaler {
+			return ec.marshalNDiscountKind2githubᚗcomᚋshopfrontᚋbookstoreᚐDiscountKind(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Promotion_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Promotion", field, false, false, "DiscountKind")
+}
+
+func (ec *executionContext) _Promotion_value(ctx context.Context, field graphql.CollectedField, obj *bookstore.Promotion) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Promotion_value(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Value, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Promotion_value(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Promotion", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Promotion_minSubtotalCents(ctx context.Context, field graphql.CollectedField, obj *bookstore.Promotion) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Promotion_minSubtotalCents(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.MinSubtotalCents, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Promotion_minSubtotalCents(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Promotion", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Promotion_category(ctx context.Context, field graphql.CollectedField, obj *bookstore.Promotion) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Promotion_category(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Promotion().Category(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *bookstore.Category) graphql.Marshaler {
+			return ec.marshalOCategory2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚐCategory(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Promotion_category(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Promotion",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Category(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Promotion_startsAt(ctx context.Context, field graphql.CollectedField, obj *bookstore.Promotion) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Promotion_startsAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.StartsAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Promotion_startsAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Promotion", field, false, false, "Time")
+}
+
+func (ec *executionContext) _Promotion_endsAt(ctx context.Context, field graphql.CollectedField, obj *bookstore.Promotion) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Promotion_endsAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.EndsAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Promotion_endsAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Promotion", field, false, false, "Time")
+}
+
+func (ec *executionContext) _Promotion_usageLimit(ctx context.Context, field graphql.CollectedField, obj *bookstore.Promotion) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Promotion_usageLimit(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UsageLimit, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int64) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Promotion_usageLimit(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Promotion", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Promotion_perCustomerLimit(ctx context.Context, field graphql.CollectedField, obj *bookstore.Promotion) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Promotion_perCustomerLimit(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PerCustomerLimit, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int64) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Promotion_perCustomerLimit(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Promotion", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Promotion_used(ctx context.Context, field graphql.CollectedField, obj *bookstore.Promotion) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Promotion_used(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Used, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Promotion_used(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Promotion", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Promotion_combinable(ctx context.Context, field graphql.CollectedField, obj *bookstore.Promotion) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Promotion_combinable(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Combinable, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Promotion_combinable(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Promotion", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _Promotion_active(ctx context.Context, field graphql.CollectedField, obj *bookstore.Promotion) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Promotion_active(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Active, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Promotion_active(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Promotion", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _Promotion_createdAt(ctx context.Context, field graphql.CollectedField, obj *bookstore.Promotion) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Promotion_createdAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Promotion_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Promotion", field, false, false, "Time")
+}
+
+func (ec *executionContext) _PromotionConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.PromotionConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PromotionConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.PromotionEdge) graphql.Marshaler {
+			return ec.marshalNPromotionEdge2ᚕᚖgithubᚗcomᚋshopfrontᚋbookstoreᚋgraphᚋmodelᚐPromotionEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PromotionConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PromotionConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PromotionEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PromotionConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *model.PromotionConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PromotionConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *bookstore.PageInfo) graphql.Marshaler {
+			return ec.marshalNPageInfo2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PromotionConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PromotionConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PromotionEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.PromotionEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PromotionEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PromotionEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PromotionEdge", field, false, false, "String")
+}
+
+func (ec *executionContext) _PromotionEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.PromotionEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PromotionEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *bookstore.Promotion) graphql.Marshaler {
+			return ec.marshalNPromotion2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚐPromotion(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PromotionEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PromotionEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Promotion(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PromotionPayload_promotion(ctx context.Context, field graphql.CollectedField, obj *model.PromotionPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PromotionPayload_promotion(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Promotion, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *bookstore.Promotion) graphql.Marshaler {
+			return ec.marshalOPromotion2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚐPromotion(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_PromotionPayload_promotion(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PromotionPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Promotion(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PromotionPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.PromotionPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PromotionPayload_userErrors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserErrors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.UserError) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋshopfrontᚋbookstoreᚋgraphᚋmodelᚐUserErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PromotionPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PromotionPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _Query_node(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
@@ -5961,6 +8848,94 @@ func (ec *executionContext) fieldContext_Query_stockMovements(ctx context.Contex
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Query_stockMovements_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_cart(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_cart(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().Cart(ctx, fc.Args["id"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *cart.View) graphql.Marshaler {
+			return ec.marshalOCart2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚋcartᚐView(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Query_cart(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Cart(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_cart_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_promotions(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_promotions(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().Promotions(ctx, fc.Args["first"].(*int), fc.Args["after"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PromotionConnection) graphql.Marshaler {
+			return ec.marshalNPromotionConnection2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚋgraphᚋmodelᚐPromotionConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_promotions(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PromotionConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_promotions_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -6770,6 +9745,98 @@ func (ec *executionContext) fieldContext_SearchResult_facets(_ context.Context, 
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _ShippingMethod_code(ctx context.Context, field graphql.CollectedField, obj *bookstore.ShippingMethod) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ShippingMethod_code(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Code, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ShippingMethod_code(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ShippingMethod", field, false, false, "String")
+}
+
+func (ec *executionContext) _ShippingMethod_name(ctx context.Context, field graphql.CollectedField, obj *bookstore.ShippingMethod) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ShippingMethod_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ShippingMethod_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ShippingMethod", field, false, false, "String")
+}
+
+func (ec *executionContext) _ShippingMethod_priceCents(ctx context.Context, field graphql.CollectedField, obj *bookstore.ShippingMethod) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ShippingMethod_priceCents(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PriceCents, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ShippingMethod_priceCents(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ShippingMethod", field, false, false, "Int")
+}
+
+func (ec *executionContext) _ShippingMethod_estimatedDays(ctx context.Context, field graphql.CollectedField, obj *bookstore.ShippingMethod) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ShippingMethod_estimatedDays(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.EstimatedDays, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ShippingMethod_estimatedDays(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ShippingMethod", field, false, false, "Int")
 }
 
 func (ec *executionContext) _StockMovement_delta(ctx context.Context, field graphql.CollectedField, obj *bookstore.StockMovement) (ret graphql.Marshaler) {
@@ -8483,6 +11550,104 @@ func UnmarshalBookFilter(ctx context.Context, raw any) (model.BookFilter, error)
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputCartCreateInput(ctx context.Context, obj any) (model.CartCreateInput, error) {
+	var it model.CartCreateInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"lines", "discountCodes"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "lines":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lines"))
+			data, err := ec.unmarshalOCartLineInput2ᚕᚖgithubᚗcomᚋshopfrontᚋbookstoreᚋgraphᚋmodelᚐCartLineInputᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Lines = data
+		case "discountCodes":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("discountCodes"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DiscountCodes = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalCartCreateInput unmarshals raw into the CartCreateInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalCartCreateInput(ctx context.Context, raw any) (model.CartCreateInput, error) {
+	var out model.CartCreateInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "CartCreateInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputCartLineInput(ctx context.Context, obj any) (model.CartLineInput, error) {
+	var it model.CartLineInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"bookId", "quantity"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "bookId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("bookId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.BookID = data
+		case "quantity":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("quantity"))
+			data, err := ec.unmarshalNInt2int(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Quantity = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalCartLineInput unmarshals raw into the CartLineInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalCartLineInput(ctx context.Context, raw any) (model.CartLineInput, error) {
+	var out model.CartLineInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "CartLineInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputLoginInput(ctx context.Context, obj any) (model.LoginInput, error) {
 	var it model.LoginInput
 	if obj == nil {
@@ -8494,7 +11659,7 @@ func (ec *executionContext) unmarshalInputLoginInput(ctx context.Context, obj an
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"email", "password"}
+	fieldsInOrder := [...]string{"email", "password", "cartId"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -8515,6 +11680,13 @@ func (ec *executionContext) unmarshalInputLoginInput(ctx context.Context, obj an
 				return it, err
 			}
 			it.Password = data
+		case "cartId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("cartId"))
+			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CartID = data
 		}
 	}
 	return it, nil
@@ -8532,6 +11704,125 @@ func UnmarshalLoginInput(ctx context.Context, raw any) (model.LoginInput, error)
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputPromotionInput(ctx context.Context, obj any) (model.PromotionInput, error) {
+	var it model.PromotionInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"code", "description", "kind", "value", "minSubtotalCents", "categorySlug", "startsAt", "endsAt", "usageLimit", "perCustomerLimit", "combinable", "active"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "code":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("code"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Code = data
+		case "description":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("description"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Description = data
+		case "kind":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("kind"))
+			data, err := ec.unmarshalNDiscountKind2githubᚗcomᚋshopfrontᚋbookstoreᚐDiscountKind(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Kind = data
+		case "value":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("value"))
+			data, err := ec.unmarshalNInt2int(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Value = data
+		case "minSubtotalCents":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("minSubtotalCents"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MinSubtotalCents = data
+		case "categorySlug":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("categorySlug"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CategorySlug = data
+		case "startsAt":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("startsAt"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.StartsAt = data
+		case "endsAt":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("endsAt"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.EndsAt = data
+		case "usageLimit":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("usageLimit"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UsageLimit = data
+		case "perCustomerLimit":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("perCustomerLimit"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PerCustomerLimit = data
+		case "combinable":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("combinable"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Combinable = data
+		case "active":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("active"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Active = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalPromotionInput unmarshals raw into the PromotionInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalPromotionInput(ctx context.Context, raw any) (model.PromotionInput, error) {
+	var out model.PromotionInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "PromotionInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputRegisterInput(ctx context.Context, obj any) (model.RegisterInput, error) {
 	var it model.RegisterInput
 	if obj == nil {
@@ -8543,7 +11834,7 @@ func (ec *executionContext) unmarshalInputRegisterInput(ctx context.Context, obj
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"email", "password", "name", "phone"}
+	fieldsInOrder := [...]string{"email", "password", "name", "phone", "cartId"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -8578,6 +11869,13 @@ func (ec *executionContext) unmarshalInputRegisterInput(ctx context.Context, obj
 				return it, err
 			}
 			it.Phone = data
+		case "cartId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("cartId"))
+			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CartID = data
 		}
 	}
 	return it, nil
@@ -8694,6 +11992,13 @@ func (ec *executionContext) _Node(ctx context.Context, sel ast.SelectionSet, obj
 			return graphql.Null
 		}
 		return ec._Review(ctx, sel, obj)
+	case bookstore.Promotion:
+		return ec._Promotion(ctx, sel, &obj)
+	case *bookstore.Promotion:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._Promotion(ctx, sel, obj)
 	case identity.Customer:
 		return ec._Customer(ctx, sel, &obj)
 	case *identity.Customer:
@@ -9266,6 +12571,214 @@ func (ec *executionContext) _BookPayload(ctx context.Context, sel ast.SelectionS
 	return out
 }
 
+var cartImplementors = []string{"Cart"}
+
+func (ec *executionContext) _Cart(ctx context.Context, sel ast.SelectionSet, obj *cart.View) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, cartImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Cart")
+		case "id":
+			out.Values[i] = ec._Cart_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "lines":
+			out.Values[i] = ec._Cart_lines(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "totalQuantity":
+			out.Values[i] = ec._Cart_totalQuantity(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "cost":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Cart_cost(ctx, field, obj)
+				})
+		case "discountCodes":
+			out.Values[i] = ec._Cart_discountCodes(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "availableShippingMethods":
+			out.Values[i] = ec._Cart_availableShippingMethods(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "warnings":
+			out.Values[i] = ec._Cart_warnings(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "updatedAt":
+			out.Values[i] = ec._Cart_updatedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "expiresAt":
+			out.Values[i] = ec._Cart_expiresAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var cartLineImplementors = []string{"CartLine"}
+
+func (ec *executionContext) _CartLine(ctx context.Context, sel ast.SelectionSet, obj *bookstore.PricedLine) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, cartLineImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("CartLine")
+		case "book":
+			out.Values[i] = ec._CartLine_book(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "quantity":
+			out.Values[i] = ec._CartLine_quantity(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "unitPriceCents":
+			out.Values[i] = ec._CartLine_unitPriceCents(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "totalCents":
+			out.Values[i] = ec._CartLine_totalCents(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "availability":
+			out.Values[i] = ec._CartLine_availability(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var cartPayloadImplementors = []string{"CartPayload"}
+
+func (ec *executionContext) _CartPayload(ctx context.Context, sel ast.SelectionSet, obj *model.CartPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, cartPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("CartPayload")
+		case "cart":
+			out.Values[i] = ec._CartPayload_cart(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "userErrors":
+			out.Values[i] = ec._CartPayload_userErrors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var cartWarningImplementors = []string{"CartWarning"}
+
+func (ec *executionContext) _CartWarning(ctx context.Context, sel ast.SelectionSet, obj *bookstore.CartWarning) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, cartWarningImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("CartWarning")
+		case "code":
+			out.Values[i] = ec._CartWarning_code(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "message":
+			out.Values[i] = ec._CartWarning_message(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "book":
+			out.Values[i] = ec._CartWarning_book(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var categoryImplementors = []string{"Category", "Node"}
 
 func (ec *executionContext) _Category(ctx context.Context, sel ast.SelectionSet, obj *bookstore.Category) graphql.Marshaler {
@@ -9371,6 +12884,64 @@ func (ec *executionContext) _CategoryFacet(ctx context.Context, sel ast.Selectio
 	return out
 }
 
+var costImplementors = []string{"Cost"}
+
+func (ec *executionContext) _Cost(ctx context.Context, sel ast.SelectionSet, obj *bookstore.Cost) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, costImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Cost")
+		case "subtotalCents":
+			out.Values[i] = ec._Cost_subtotalCents(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "discountCents":
+			out.Values[i] = ec._Cost_discountCents(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "shippingCents":
+			out.Values[i] = ec._Cost_shippingCents(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "taxCents":
+			out.Values[i] = ec._Cost_taxCents(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "totalCents":
+			out.Values[i] = ec._Cost_totalCents(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "currency":
+			out.Values[i] = ec._Cost_currency(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var customerImplementors = []string{"Customer", "Node"}
 
 func (ec *executionContext) _Customer(ctx context.Context, sel ast.SelectionSet, obj *identity.Customer) graphql.Marshaler {
@@ -9417,6 +12988,12 @@ func (ec *executionContext) _Customer(ctx context.Context, sel ast.SelectionSet,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Customer_addresses(ctx, field, obj)
 				})
+		case "cart":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Customer_cart(ctx, field, obj)
+				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -9452,6 +13029,54 @@ func (ec *executionContext) _DeletePayload(ctx context.Context, sel ast.Selectio
 			}
 		case "userErrors":
 			out.Values[i] = ec._DeletePayload_userErrors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var discountCodeImplementors = []string{"DiscountCode"}
+
+func (ec *executionContext) _DiscountCode(ctx context.Context, sel ast.SelectionSet, obj *bookstore.CodeResult) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, discountCodeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("DiscountCode")
+		case "code":
+			out.Values[i] = ec._DiscountCode_code(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "applicable":
+			out.Values[i] = ec._DiscountCode_applicable(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "message":
+			out.Values[i] = ec._DiscountCode_message(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "discountCents":
+			out.Values[i] = ec._DiscountCode_discountCents(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -9630,6 +13255,62 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "cartCreate":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_cartCreate(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "cartLinesAdd":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_cartLinesAdd(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "cartLinesUpdate":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_cartLinesUpdate(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "cartLinesRemove":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_cartLinesRemove(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "cartDiscountCodesUpdate":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_cartDiscountCodesUpdate(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "promotionCreate":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_promotionCreate(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "promotionUpdate":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_promotionUpdate(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "promotionDeactivate":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_promotionDeactivate(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -9718,6 +13399,225 @@ func (ec *executionContext) _PriceRangeFacet(ctx context.Context, sel ast.Select
 			}
 		case "count":
 			out.Values[i] = ec._PriceRangeFacet_count(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var promotionImplementors = []string{"Promotion", "Node"}
+
+func (ec *executionContext) _Promotion(ctx context.Context, sel ast.SelectionSet, obj *bookstore.Promotion) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, promotionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Promotion")
+		case "id":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Promotion_id(ctx, field, obj)
+				})
+		case "code":
+			out.Values[i] = ec._Promotion_code(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "description":
+			out.Values[i] = ec._Promotion_description(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "kind":
+			out.Values[i] = ec._Promotion_kind(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "value":
+			out.Values[i] = ec._Promotion_value(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "minSubtotalCents":
+			out.Values[i] = ec._Promotion_minSubtotalCents(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "category":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Promotion_category(ctx, field, obj)
+				})
+		case "startsAt":
+			out.Values[i] = ec._Promotion_startsAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "endsAt":
+			out.Values[i] = ec._Promotion_endsAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "usageLimit":
+			out.Values[i] = ec._Promotion_usageLimit(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "perCustomerLimit":
+			out.Values[i] = ec._Promotion_perCustomerLimit(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "used":
+			out.Values[i] = ec._Promotion_used(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "combinable":
+			out.Values[i] = ec._Promotion_combinable(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "active":
+			out.Values[i] = ec._Promotion_active(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "createdAt":
+			out.Values[i] = ec._Promotion_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var promotionConnectionImplementors = []string{"PromotionConnection"}
+
+func (ec *executionContext) _PromotionConnection(ctx context.Context, sel ast.SelectionSet, obj *model.PromotionConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, promotionConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("PromotionConnection")
+		case "edges":
+			out.Values[i] = ec._PromotionConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._PromotionConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var promotionEdgeImplementors = []string{"PromotionEdge"}
+
+func (ec *executionContext) _PromotionEdge(ctx context.Context, sel ast.SelectionSet, obj *model.PromotionEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, promotionEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("PromotionEdge")
+		case "cursor":
+			out.Values[i] = ec._PromotionEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._PromotionEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var promotionPayloadImplementors = []string{"PromotionPayload"}
+
+func (ec *executionContext) _PromotionPayload(ctx context.Context, sel ast.SelectionSet, obj *model.PromotionPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, promotionPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("PromotionPayload")
+		case "promotion":
+			out.Values[i] = ec._PromotionPayload_promotion(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "userErrors":
+			out.Values[i] = ec._PromotionPayload_userErrors(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -9834,6 +13734,18 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_stockMovements(ctx, field)
+				})
+		case "cart":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_cart(ctx, field)
+				})
+		case "promotions":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_promotions(ctx, field)
 				})
 		case "__type":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
@@ -10178,6 +14090,54 @@ func (ec *executionContext) _SearchResult(ctx context.Context, sel ast.Selection
 			}
 		case "facets":
 			out.Values[i] = ec._SearchResult_facets(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var shippingMethodImplementors = []string{"ShippingMethod"}
+
+func (ec *executionContext) _ShippingMethod(ctx context.Context, sel ast.SelectionSet, obj *bookstore.ShippingMethod) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, shippingMethodImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ShippingMethod")
+		case "code":
+			out.Values[i] = ec._ShippingMethod_code(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "name":
+			out.Values[i] = ec._ShippingMethod_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "priceCents":
+			out.Values[i] = ec._ShippingMethod_priceCents(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "estimatedDays":
+			out.Values[i] = ec._ShippingMethod_estimatedDays(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -10994,6 +14954,78 @@ func (ec *executionContext) marshalNBoolean2bool(ctx context.Context, sel ast.Se
 	return res
 }
 
+func (ec *executionContext) unmarshalNCartCreateInput2githubᚗcomᚋshopfrontᚋbookstoreᚋgraphᚋmodelᚐCartCreateInput(ctx context.Context, v any) (model.CartCreateInput, error) {
+	res, err := ec.unmarshalInputCartCreateInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNCartLine2githubᚗcomᚋshopfrontᚋbookstoreᚐPricedLine(ctx context.Context, sel ast.SelectionSet, v bookstore.PricedLine) graphql.Marshaler {
+	return ec._CartLine(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNCartLine2ᚕgithubᚗcomᚋshopfrontᚋbookstoreᚐPricedLineᚄ(ctx context.Context, sel ast.SelectionSet, v []bookstore.PricedLine) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNCartLine2githubᚗcomᚋshopfrontᚋbookstoreᚐPricedLine(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) unmarshalNCartLineInput2ᚕᚖgithubᚗcomᚋshopfrontᚋbookstoreᚋgraphᚋmodelᚐCartLineInputᚄ(ctx context.Context, v any) ([]*model.CartLineInput, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]*model.CartLineInput, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNCartLineInput2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚋgraphᚋmodelᚐCartLineInput(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) unmarshalNCartLineInput2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚋgraphᚋmodelᚐCartLineInput(ctx context.Context, v any) (*model.CartLineInput, error) {
+	res, err := ec.unmarshalInputCartLineInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNCartPayload2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚋgraphᚋmodelᚐCartPayload(ctx context.Context, sel ast.SelectionSet, v *model.CartPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "CartPayload!")
+		return graphql.Null
+	}
+	return ec._CartPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNCartWarning2githubᚗcomᚋshopfrontᚋbookstoreᚐCartWarning(ctx context.Context, sel ast.SelectionSet, v bookstore.CartWarning) graphql.Marshaler {
+	return ec._CartWarning(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNCartWarning2ᚕgithubᚗcomᚋshopfrontᚋbookstoreᚐCartWarningᚄ(ctx context.Context, sel ast.SelectionSet, v []bookstore.CartWarning) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNCartWarning2githubᚗcomᚋshopfrontᚋbookstoreᚐCartWarning(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
 func (ec *executionContext) marshalNCategory2ᚕᚖgithubᚗcomᚋshopfrontᚋbookstoreᚐCategoryᚄ(ctx context.Context, sel ast.SelectionSet, v []*bookstore.Category) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
@@ -11042,6 +15074,14 @@ func (ec *executionContext) marshalNCategoryFacet2ᚖgithubᚗcomᚋshopfrontᚋ
 	return ec._CategoryFacet(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNCost2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚐCost(ctx context.Context, sel ast.SelectionSet, v *bookstore.Cost) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "Cost!")
+		return graphql.Null
+	}
+	return ec._Cost(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalNDeletePayload2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚋgraphᚋmodelᚐDeletePayload(ctx context.Context, sel ast.SelectionSet, v *model.DeletePayload) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "DeletePayload!")
@@ -11049,6 +15089,52 @@ func (ec *executionContext) marshalNDeletePayload2ᚖgithubᚗcomᚋshopfrontᚋ
 	}
 	return ec._DeletePayload(ctx, sel, v)
 }
+
+func (ec *executionContext) marshalNDiscountCode2githubᚗcomᚋshopfrontᚋbookstoreᚐCodeResult(ctx context.Context, sel ast.SelectionSet, v bookstore.CodeResult) graphql.Marshaler {
+	return ec._DiscountCode(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNDiscountCode2ᚕgithubᚗcomᚋshopfrontᚋbookstoreᚐCodeResultᚄ(ctx context.Context, sel ast.SelectionSet, v []bookstore.CodeResult) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNDiscountCode2githubᚗcomᚋshopfrontᚋbookstoreᚐCodeResult(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) unmarshalNDiscountKind2githubᚗcomᚋshopfrontᚋbookstoreᚐDiscountKind(ctx context.Context, v any) (bookstore.DiscountKind, error) {
+	tmp, err := graphql.UnmarshalString(v)
+	res := unmarshalNDiscountKind2githubᚗcomᚋshopfrontᚋbookstoreᚐDiscountKind[tmp]
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNDiscountKind2githubᚗcomᚋshopfrontᚋbookstoreᚐDiscountKind(ctx context.Context, sel ast.SelectionSet, v bookstore.DiscountKind) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalString(marshalNDiscountKind2githubᚗcomᚋshopfrontᚋbookstoreᚐDiscountKind[v])
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "DiscountKind!")
+	}
+	return res
+}
+
+var (
+	unmarshalNDiscountKind2githubᚗcomᚋshopfrontᚋbookstoreᚐDiscountKind = map[string]bookstore.DiscountKind{
+		"PERCENT":      bookstore.DiscountPercent,
+		"FIXED_AMOUNT": bookstore.DiscountFixed,
+	}
+	marshalNDiscountKind2githubᚗcomᚋshopfrontᚋbookstoreᚐDiscountKind = map[bookstore.DiscountKind]string{
+		bookstore.DiscountPercent: "PERCENT",
+		bookstore.DiscountFixed:   "FIXED_AMOUNT",
+	}
+)
 
 func (ec *executionContext) unmarshalNFloat2float64(ctx context.Context, v any) (float64, error) {
 	res, err := graphql.UnmarshalFloatContext(ctx, v)
@@ -11100,6 +15186,35 @@ func (ec *executionContext) marshalNID2string(ctx context.Context, sel ast.Selec
 		graphql.AddInvalidNullFromMarshaler(ctx, "ID!")
 	}
 	return res
+}
+
+func (ec *executionContext) unmarshalNID2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]string, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNID2string(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalNID2ᚕstringᚄ(ctx context.Context, sel ast.SelectionSet, v []string) graphql.Marshaler {
+	ret := make(graphql.Array, len(v))
+	for i := range v {
+		ret[i] = ec.marshalNID2string(ctx, sel, v[i])
+	}
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) unmarshalNInt2int(ctx context.Context, v any) (int, error) {
@@ -11191,6 +15306,59 @@ func (ec *executionContext) marshalNPriceRangeFacet2ᚖgithubᚗcomᚋshopfront�
 		return graphql.Null
 	}
 	return ec._PriceRangeFacet(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNPromotion2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚐPromotion(ctx context.Context, sel ast.SelectionSet, v *bookstore.Promotion) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "Promotion!")
+		return graphql.Null
+	}
+	return ec._Promotion(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNPromotionConnection2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚋgraphᚋmodelᚐPromotionConnection(ctx context.Context, sel ast.SelectionSet, v *model.PromotionConnection) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "PromotionConnection!")
+		return graphql.Null
+	}
+	return ec._PromotionConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNPromotionEdge2ᚕᚖgithubᚗcomᚋshopfrontᚋbookstoreᚋgraphᚋmodelᚐPromotionEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.PromotionEdge) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNPromotionEdge2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚋgraphᚋmodelᚐPromotionEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNPromotionEdge2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚋgraphᚋmodelᚐPromotionEdge(ctx context.Context, sel ast.SelectionSet, v *model.PromotionEdge) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "PromotionEdge!")
+		return graphql.Null
+	}
+	return ec._PromotionEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNPromotionInput2githubᚗcomᚋshopfrontᚋbookstoreᚋgraphᚋmodelᚐPromotionInput(ctx context.Context, v any) (model.PromotionInput, error) {
+	res, err := ec.unmarshalInputPromotionInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNPromotionPayload2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚋgraphᚋmodelᚐPromotionPayload(ctx context.Context, sel ast.SelectionSet, v *model.PromotionPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "PromotionPayload!")
+		return graphql.Null
+	}
+	return ec._PromotionPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNRatingFacet2ᚕᚖgithubᚗcomᚋshopfrontᚋbookstoreᚋgraphᚋmodelᚐRatingFacetᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.RatingFacet) graphql.Marshaler {
@@ -11324,6 +15492,26 @@ func (ec *executionContext) marshalNSearchResult2ᚖgithubᚗcomᚋshopfrontᚋb
 	return ec._SearchResult(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNShippingMethod2githubᚗcomᚋshopfrontᚋbookstoreᚐShippingMethod(ctx context.Context, sel ast.SelectionSet, v bookstore.ShippingMethod) graphql.Marshaler {
+	return ec._ShippingMethod(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNShippingMethod2ᚕgithubᚗcomᚋshopfrontᚋbookstoreᚐShippingMethodᚄ(ctx context.Context, sel ast.SelectionSet, v []bookstore.ShippingMethod) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNShippingMethod2githubᚗcomᚋshopfrontᚋbookstoreᚐShippingMethod(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
 func (ec *executionContext) marshalNStockMovement2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚐStockMovement(ctx context.Context, sel ast.SelectionSet, v *bookstore.StockMovement) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "StockMovement!")
@@ -11408,6 +15596,35 @@ func (ec *executionContext) marshalNString2string(ctx context.Context, sel ast.S
 		graphql.AddInvalidNullFromMarshaler(ctx, "String!")
 	}
 	return res
+}
+
+func (ec *executionContext) unmarshalNString2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]string, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNString2string(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalNString2ᚕstringᚄ(ctx context.Context, sel ast.SelectionSet, v []string) graphql.Marshaler {
+	ret := make(graphql.Array, len(v))
+	for i := range v {
+		ret[i] = ec.marshalNString2string(ctx, sel, v[i])
+	}
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) marshalNSuggestion2ᚕᚖgithubᚗcomᚋshopfrontᚋbookstoreᚋgraphᚋmodelᚐSuggestionᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.Suggestion) graphql.Marshaler {
@@ -11721,6 +15938,30 @@ func (ec *executionContext) marshalOBoolean2ᚖbool(ctx context.Context, sel ast
 	return res
 }
 
+func (ec *executionContext) marshalOCart2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚋcartᚐView(ctx context.Context, sel ast.SelectionSet, v *cart.View) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._Cart(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOCartLineInput2ᚕᚖgithubᚗcomᚋshopfrontᚋbookstoreᚋgraphᚋmodelᚐCartLineInputᚄ(ctx context.Context, v any) ([]*model.CartLineInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]*model.CartLineInput, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNCartLineInput2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚋgraphᚋmodelᚐCartLineInput(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
 func (ec *executionContext) marshalOCategory2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚐCategory(ctx context.Context, sel ast.SelectionSet, v *bookstore.Category) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
@@ -11857,11 +16098,36 @@ func (ec *executionContext) marshalOInt2ᚖint32(ctx context.Context, sel ast.Se
 	return res
 }
 
+func (ec *executionContext) unmarshalOInt2ᚖint64(ctx context.Context, v any) (*int64, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := graphql.UnmarshalInt64(v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOInt2ᚖint64(ctx context.Context, sel ast.SelectionSet, v *int64) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	_ = ctx
+	res := graphql.MarshalInt64(*v)
+	return res
+}
+
 func (ec *executionContext) marshalONode2githubᚗcomᚋshopfrontᚋbookstoreᚐNode(ctx context.Context, sel ast.SelectionSet, v bookstore.Node) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
 	return ec._Node(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOPromotion2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚐPromotion(ctx context.Context, sel ast.SelectionSet, v *bookstore.Promotion) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._Promotion(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalOSearchFilter2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚋgraphᚋmodelᚐSearchFilter(ctx context.Context, v any) (*model.SearchFilter, error) {

@@ -57,6 +57,8 @@ type Loaders struct {
 	Reviews           *dataloader.Loader[ReviewPageKey, *bookstore.ReviewPage]
 	BooksByCategory   *dataloader.Loader[BookPageKey, *bookstore.BookPage]
 	BooksByAuthor     *dataloader.Loader[BookPageKey, *bookstore.BookPage]
+	// Promotion finds promotions by normalised code (nil when none).
+	Promotion *dataloader.Loader[string, *bookstore.Promotion]
 
 	db        *store.DB
 	trees     *TreeCache
@@ -82,6 +84,7 @@ func New(db *store.DB, o Options) *Loaders {
 	l.Reviews = newLoader(o, l.loadReviews)
 	l.BooksByCategory = newLoader(o, l.loadBooksByCategory)
 	l.BooksByAuthor = newLoader(o, l.loadBooksByAuthor)
+	l.Promotion = newLoader(o, byKey(db.Promotions.ByCodes, func(p *bookstore.Promotion) string { return p.Code }))
 	return l
 }
 
@@ -132,6 +135,25 @@ func byID[V any](fetch func(context.Context, []uuid.UUID) ([]V, error), id func(
 		m := make(map[uuid.UUID]V, len(vals))
 		for _, v := range vals {
 			m[id(v)] = v
+		}
+		out := make([]*dataloader.Result[V], len(keys))
+		for i, k := range keys {
+			out[i] = &dataloader.Result[V]{Data: m[k]}
+		}
+		return out
+	}
+}
+
+// byKey is byID for any key type.
+func byKey[K comparable, V any](fetch func(context.Context, []K) ([]V, error), key func(V) K) dataloader.BatchFunc[K, V] {
+	return func(ctx context.Context, keys []K) []*dataloader.Result[V] {
+		vals, err := fetch(ctx, keys)
+		if err != nil {
+			return errorResults[V](len(keys), err)
+		}
+		m := make(map[K]V, len(vals))
+		for _, v := range vals {
+			m[key(v)] = v
 		}
 		out := make([]*dataloader.Result[V], len(keys))
 		for i, k := range keys {

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/shopfront/bookstore/cart"
 	"github.com/shopfront/bookstore/identity"
 	"github.com/shopfront/bookstore/loaders"
 	"github.com/shopfront/bookstore/search"
@@ -22,6 +23,8 @@ type Resolver struct {
 	Identity *identity.Service
 	// Index answers search and suggest.
 	Index search.Index
+	// Carts runs the cart use cases.
+	Carts *cart.Service
 
 	searchGhosts atomic.Int64
 	ghostQueued  sync.Map // book id -> time.Time its deletion was last queued

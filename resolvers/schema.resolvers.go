@@ -10,6 +10,7 @@ import (
 
 	"github.com/shopfront/bookstore"
 	"github.com/shopfront/bookstore/auth"
+	"github.com/shopfront/bookstore/cart"
 	"github.com/shopfront/bookstore/catalog"
 	"github.com/shopfront/bookstore/graph"
 	"github.com/shopfront/bookstore/graph/model"
@@ -102,6 +103,11 @@ func (r *bookConnectionResolver) TotalCount(ctx context.Context, obj *bookstore.
 	return int(n), err
 }
 
+// Cost is the resolver for the cost field.
+func (r *cartResolver) Cost(ctx context.Context, obj *cart.View, shippingMethod *string, country *string) (*bookstore.Cost, error) {
+	return r.cartCost(ctx, obj, shippingMethod, country)
+}
+
 // ID is the resolver for the id field.
 func (r *categoryResolver) ID(ctx context.Context, obj *bookstore.Category) (string, error) {
 	return globalID(typeCategory, obj.ID), nil
@@ -170,16 +176,23 @@ func (r *customerResolver) Addresses(ctx context.Context, obj *identity.Customer
 	return r.addresses(ctx, obj)
 }
 
+// Cart is the resolver for the cart field.
+func (r *customerResolver) Cart(ctx context.Context, obj *identity.Customer) (*cart.View, error) {
+	return r.customerCart(ctx, obj.ID)
+}
+
 // Register is the resolver for the register field.
 func (r *mutationResolver) Register(ctx context.Context, input model.RegisterInput) (*model.AuthPayload, error) {
-	return authPayload(r.Identity.Register(ctx, identity.RegisterInput{
+	p, err := authPayload(r.Identity.Register(ctx, identity.RegisterInput{
 		Email: input.Email, Password: input.Password, Name: input.Name, Phone: input.Phone,
 	}, auth.ClientIP(ctx)))
+	return r.mergeCart(ctx, p, err, input.CartID)
 }
 
 // Login is the resolver for the login field.
 func (r *mutationResolver) Login(ctx context.Context, input model.LoginInput) (*model.AuthPayload, error) {
-	return authPayload(r.Identity.Login(ctx, input.Email, input.Password, auth.ClientIP(ctx)))
+	p, err := authPayload(r.Identity.Login(ctx, input.Email, input.Password, auth.ClientIP(ctx)))
+	return r.mergeCart(ctx, p, err, input.CartID)
 }
 
 // RefreshToken is the resolver for the refreshToken field.
@@ -250,6 +263,56 @@ func (r *mutationResolver) AdjustStock(ctx context.Context, bookID string, delta
 	return r.adjustStock(ctx, bookID, delta, reason)
 }
 
+// CartCreate is the resolver for the cartCreate field.
+func (r *mutationResolver) CartCreate(ctx context.Context, input model.CartCreateInput) (*model.CartPayload, error) {
+	return r.cartCreate(ctx, input)
+}
+
+// CartLinesAdd is the resolver for the cartLinesAdd field.
+func (r *mutationResolver) CartLinesAdd(ctx context.Context, cartID string, lines []*model.CartLineInput) (*model.CartPayload, error) {
+	return r.cartLinesAdd(ctx, cartID, lines)
+}
+
+// CartLinesUpdate is the resolver for the cartLinesUpdate field.
+func (r *mutationResolver) CartLinesUpdate(ctx context.Context, cartID string, lines []*model.CartLineInput) (*model.CartPayload, error) {
+	return r.cartLinesUpdate(ctx, cartID, lines)
+}
+
+// CartLinesRemove is the resolver for the cartLinesRemove field.
+func (r *mutationResolver) CartLinesRemove(ctx context.Context, cartID string, bookIds []string) (*model.CartPayload, error) {
+	return r.cartLinesRemove(ctx, cartID, bookIds)
+}
+
+// CartDiscountCodesUpdate is the resolver for the cartDiscountCodesUpdate field.
+func (r *mutationResolver) CartDiscountCodesUpdate(ctx context.Context, cartID string, codes []string) (*model.CartPayload, error) {
+	return r.cartDiscountCodesUpdate(ctx, cartID, codes)
+}
+
+// PromotionCreate is the resolver for the promotionCreate field.
+func (r *mutationResolver) PromotionCreate(ctx context.Context, input model.PromotionInput) (*model.PromotionPayload, error) {
+	return r.promotionCreate(ctx, input)
+}
+
+// PromotionUpdate is the resolver for the promotionUpdate field.
+func (r *mutationResolver) PromotionUpdate(ctx context.Context, id string, input model.PromotionInput) (*model.PromotionPayload, error) {
+	return r.promotionUpdate(ctx, id, input)
+}
+
+// PromotionDeactivate is the resolver for the promotionDeactivate field.
+func (r *mutationResolver) PromotionDeactivate(ctx context.Context, id string) (*model.PromotionPayload, error) {
+	return r.promotionDeactivate(ctx, id)
+}
+
+// ID is the resolver for the id field.
+func (r *promotionResolver) ID(ctx context.Context, obj *bookstore.Promotion) (string, error) {
+	return globalID(typePromotion, obj.ID), nil
+}
+
+// Category is the resolver for the category field.
+func (r *promotionResolver) Category(ctx context.Context, obj *bookstore.Promotion) (*bookstore.Category, error) {
+	return promotionCategory(ctx, obj)
+}
+
 // Node is the resolver for the node field.
 func (r *queryResolver) Node(ctx context.Context, id string) (bookstore.Node, error) {
 	typ, u, err := parseGlobalID("id", id)
@@ -258,6 +321,8 @@ func (r *queryResolver) Node(ctx context.Context, id string) (bookstore.Node, er
 	}
 	l := loaders.For(ctx)
 	switch typ {
+	case typePromotion:
+		return r.promotionNode(ctx, u, id)
 	case typeBook:
 		b, err := l.Book.Load(ctx, u)()
 		if err != nil || b == nil {
@@ -412,6 +477,16 @@ func (r *queryResolver) StockMovements(ctx context.Context, bookID string, first
 	return r.stockMovements(ctx, bookID, first, after)
 }
 
+// Cart is the resolver for the cart field.
+func (r *queryResolver) Cart(ctx context.Context, id string) (*cart.View, error) {
+	return r.cart(ctx, id)
+}
+
+// Promotions is the resolver for the promotions field.
+func (r *queryResolver) Promotions(ctx context.Context, first *int, after *string) (*model.PromotionConnection, error) {
+	return r.promotions(ctx, first, after)
+}
+
 // ID is the resolver for the id field.
 func (r *reviewResolver) ID(ctx context.Context, obj *bookstore.Review) (string, error) {
 	return globalID(typeReview, obj.ID), nil
@@ -438,6 +513,9 @@ func (r *Resolver) Book() graph.BookResolver { return &bookResolver{r} }
 // BookConnection returns graph.BookConnectionResolver implementation.
 func (r *Resolver) BookConnection() graph.BookConnectionResolver { return &bookConnectionResolver{r} }
 
+// Cart returns graph.CartResolver implementation.
+func (r *Resolver) Cart() graph.CartResolver { return &cartResolver{r} }
+
 // Category returns graph.CategoryResolver implementation.
 func (r *Resolver) Category() graph.CategoryResolver { return &categoryResolver{r} }
 
@@ -446,6 +524,9 @@ func (r *Resolver) Customer() graph.CustomerResolver { return &customerResolver{
 
 // Mutation returns graph.MutationResolver implementation.
 func (r *Resolver) Mutation() graph.MutationResolver { return &mutationResolver{r} }
+
+// Promotion returns graph.PromotionResolver implementation.
+func (r *Resolver) Promotion() graph.PromotionResolver { return &promotionResolver{r} }
 
 // Query returns graph.QueryResolver implementation.
 func (r *Resolver) Query() graph.QueryResolver { return &queryResolver{r} }
@@ -461,9 +542,11 @@ type (
 	authorResolver         struct{ *Resolver }
 	bookResolver           struct{ *Resolver }
 	bookConnectionResolver struct{ *Resolver }
+	cartResolver           struct{ *Resolver }
 	categoryResolver       struct{ *Resolver }
 	customerResolver       struct{ *Resolver }
 	mutationResolver       struct{ *Resolver }
+	promotionResolver      struct{ *Resolver }
 	queryResolver          struct{ *Resolver }
 	reviewResolver         struct{ *Resolver }
 	stockMovementResolver  struct{ *Resolver }

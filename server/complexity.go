@@ -39,6 +39,8 @@ func complexity() graph.ComplexityRoot {
 		return 10 + page(child, first)
 	}
 	c.Query.Suggest = func(child int, _ string, first *int) int { return 5 + page(child, first) }
+	// A cart's lines have no `first`: price them at the line limit's default.
+	c.Cart.Lines = func(child int) int { return 1 + mulCap(100, child) }
 	return c
 }
 

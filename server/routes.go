@@ -24,6 +24,7 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 
 	"github.com/shopfront/bookstore/auth"
+	"github.com/shopfront/bookstore/cart"
 	"github.com/shopfront/bookstore/graph"
 	"github.com/shopfront/bookstore/identity"
 	"github.com/shopfront/bookstore/loaders"
@@ -55,6 +56,8 @@ type Config struct {
 	Cache *ResponseCache
 	// Search answers search and suggest.
 	Search search.Index
+	// Carts runs the cart use cases; nil means database carts with default settings.
+	Carts *cart.Service
 	// ComplexityLimit caps a query's cost (gqlgen's complexity: 1 per field, times
 	// `first` for lists). 0 means DefaultComplexityLimit, a negative value none.
 	ComplexityLimit int
@@ -123,8 +126,13 @@ func New(cfg Config) http.Handler {
 	if countTTL <= 0 {
 		countTTL = 10 * time.Second
 	}
+	if cfg.Carts == nil {
+		// Tests and tools that do not care about carts get database carts with the
+		// defaults rather than a nil service.
+		cfg.Carts = cart.New(cart.Config{Store: cfg.DB.Carts})
+	}
 	res := &resolvers.Resolver{DB: cfg.DB, Log: cfg.Log, Counts: loaders.NewCountCache(cfg.DB, 10_000, countTTL),
-		Identity: cfg.Identity, Index: cfg.Search}
+		Identity: cfg.Identity, Index: cfg.Search, Carts: cfg.Carts}
 	// The guards run first, each in linear time: ValidationGuard before the validator
 	// (quadratic in repeated selections), QueryLimits before the complexity walk
 	// (exponential in nested fragment spreads) and the card scan. Hence the complexity

@@ -251,7 +251,7 @@ func TestInventoryReviewTakeDemandOverflow(t *testing.T) {
 }
 
 // R10: a book whose inventory row has no import baseline (every row that existed before
-// migration 30, and rows created by adjustStock/setStock for books imported without a
+// the ledger migration, and rows created by adjustStock/setStock for books imported without a
 // stock column) has its stock overwritten by the next import: units sold are given back.
 func TestInventoryReviewImportWithoutBaselineKeepsUnitsSold(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, db *store.DB) {

@@ -34,6 +34,8 @@ type DB struct {
 
 	TestPSP  *TestPSPCharges
 	Webhooks *WebhookEvents
+	Carts      *Carts
+	Promotions *Promotions
 }
 
 // Options tune the pool. Zero values keep pgx's defaults.
@@ -84,6 +86,8 @@ func newDB(pool *pgxpool.Pool, cockroach bool) *DB {
 	db.RefreshTokens = &RefreshTokens{db: db}
 	db.TestPSP = &TestPSPCharges{db: db}
 	db.Webhooks = &WebhookEvents{db: db}
+	db.Carts = &Carts{db: db}
+	db.Promotions = &Promotions{db: db}
 	return db
 }
 

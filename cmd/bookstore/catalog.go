@@ -155,8 +155,35 @@ func seed(ctx context.Context, db *store.DB, books int, seedN int64) (loadStats,
 	if err == nil {
 		err = refused
 	}
+	if err == nil {
+		err = seedPromotions(ctx, db, time.Now())
+	}
 	return loadStats{loaded: b.Loaded, took: time.Since(start)}, err
 }
+
+// seedPromotions adds the demo discount codes that the README and client examples use
+// (kept if they exist, so seeding twice changes nothing).
+func seedPromotions(ctx context.Context, db *store.DB, now time.Time) error {
+	ten := int64(10)
+	expired := now.AddDate(0, -1, 0)
+	for _, p := range []bookstore.Promotion{
+		{Code: "WELCOME10", Description: "10% off your order", Kind: bookstore.DiscountPercent, Value: 10, Active: true},
+		{Code: "BOOKWORM5", Description: "5 USD off orders over 30 USD", Kind: bookstore.DiscountFixed, Value: 500, MinSubtotalCents: 3000, Active: true},
+		{Code: "SUMMER2020", Description: "expired: ended a month ago", Kind: bookstore.DiscountPercent, Value: 20,
+			StartsAt: ptr(expired.AddDate(0, -2, 0)), EndsAt: &expired, Active: true},
+		{Code: "FIRST100", Description: "used up: all 10 redemptions taken", Kind: bookstore.DiscountPercent, Value: 15,
+			UsageLimit: &ten, Used: ten, Active: true},
+		{Code: "STACK2", Description: "2 USD off, combines with other combinable codes", Kind: bookstore.DiscountFixed, Value: 200,
+			Combinable: true, Active: true},
+	} {
+		if err := db.Promotions.Ensure(ctx, &p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func ptr[T any](v T) *T { return &v }
 
 // loadRecords loads a few records in one batch; a record the database refuses is an
 // error.

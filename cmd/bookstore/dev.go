@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"time"
 
 	"github.com/shopfront/bookstore/catalog"
 	"github.com/shopfront/bookstore/internal/localcrdb"
@@ -71,6 +72,10 @@ func cmdDev(ctx context.Context, args []string, getenv func(string) string, stdo
 			return fmt.Errorf("seed: %w", err)
 		}
 		log.Info("demo catalog loaded", "books", st.loaded, "duration", st.took.String())
+	}
+	// The demo codes, also in a data directory seeded before they existed.
+	if err := seedPromotions(ctx, db, time.Now()); err != nil {
+		return fmt.Errorf("seed promotions: %w", err)
 	}
 	return serve(ctx, cfg, db, log, nil)
 }

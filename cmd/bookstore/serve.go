@@ -82,6 +82,10 @@ func serve(ctx context.Context, cfg serveConfig, db *store.DB, log *slog.Logger,
 	if err != nil {
 		return err
 	}
+	carts, err := cfg.cart.service(db, rdb)
+	if err != nil {
+		return err
+	}
 	ix, closeIx, err := openSearch(cfg.search)
 	if err != nil {
 		return err
@@ -106,10 +110,11 @@ func serve(ctx context.Context, cfg serveConfig, db *store.DB, log *slog.Logger,
 		&events.SearchIndexer{DB: db, Index: ix}, broadcast, &events.LowStockAlerts{Log: log},
 	}}
 	var bgDone sync.WaitGroup
-	bgDone.Add(3)
+	bgDone.Add(4)
 	go func() { defer bgDone.Done(); _ = relay.Run(bg) }()
 	go func() { defer bgDone.Done(); broadcast.Listen(bg) }()
 	go func() { defer bgDone.Done(); purgeSessions(bg, db, log, 15*time.Minute) }()
+	go func() { defer bgDone.Done(); sweepCarts(bg, db, log, time.Hour) }()
 	defer bgDone.Wait()
 	defer stopBG()
 
@@ -117,6 +122,7 @@ func serve(ctx context.Context, cfg serveConfig, db *store.DB, log *slog.Logger,
 		Search:         ix,
 		Cache:          cache,
 		Identity:       sec.identity,
+		Carts:          carts,
 		Tokens:         sec.tokens,
 		TrustedProxies: sec.proxies,
 		ResponseTTL:    cfg.responseTTL,

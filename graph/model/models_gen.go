@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/shopfront/bookstore"
+	"github.com/shopfront/bookstore/cart"
 	"github.com/shopfront/bookstore/identity"
 )
 
@@ -63,6 +64,23 @@ type BookPayload struct {
 	UserErrors []*UserError    `json:"userErrors"`
 }
 
+type CartCreateInput struct {
+	Lines         []*CartLineInput `json:"lines,omitempty"`
+	DiscountCodes []string         `json:"discountCodes,omitempty"`
+}
+
+type CartLineInput struct {
+	BookID   string `json:"bookId"`
+	Quantity int    `json:"quantity"`
+}
+
+type CartPayload struct {
+	// The cart after the mutation (null when it was not found).
+	Cart *cart.View `json:"cart,omitempty"`
+	// What could not be done as asked; the rest is applied (see each mutation).
+	UserErrors []*UserError `json:"userErrors"`
+}
+
 type CategoryFacet struct {
 	Category *bookstore.Category `json:"category"`
 	Count    int                 `json:"count"`
@@ -84,6 +102,17 @@ type Highlight struct {
 type LoginInput struct {
 	Email    string `json:"email"`
 	Password string `json:"password"`
+	// A guest cart to merge into the customer's cart on sign-in. Rules: only a live guest
+	// cart merges (an unknown or expired id, or a customer's cart, is ignored and sign-in
+	// succeeds anyway); the guest lines go into the customer's current cart, or into a new
+	// customer cart when there is none; a book in both carts keeps one line with the summed
+	// quantity, capped at the per-line limit and at stock but never below what the
+	// customer's line held (no line present in both carts is dropped); a book only in the
+	// guest cart is appended, capped the same way (out of stock: not carried over), while the
+	// cart has fewer than the line limit; the customer's codes stay and each guest code is
+	// added if it applies to the merged cart; the guest cart is then deleted (its id answers
+	// NOT_FOUND / CART_NOT_FOUND).
+	CartID *string `json:"cartId,omitempty"`
 }
 
 type LogoutPayload struct {
@@ -102,6 +131,38 @@ type PriceRangeFacet struct {
 	Count    int  `json:"count"`
 }
 
+type PromotionConnection struct {
+	Edges    []*PromotionEdge    `json:"edges"`
+	PageInfo *bookstore.PageInfo `json:"pageInfo"`
+}
+
+type PromotionEdge struct {
+	Cursor string               `json:"cursor"`
+	Node   *bookstore.Promotion `json:"node"`
+}
+
+type PromotionInput struct {
+	Code             string                 `json:"code"`
+	Description      *string                `json:"description,omitempty"`
+	Kind             bookstore.DiscountKind `json:"kind"`
+	Value            int                    `json:"value"`
+	MinSubtotalCents *int                   `json:"minSubtotalCents,omitempty"`
+	// Category scope by slug (its descendants included).
+	CategorySlug     *string    `json:"categorySlug,omitempty"`
+	StartsAt         *time.Time `json:"startsAt,omitempty"`
+	EndsAt           *time.Time `json:"endsAt,omitempty"`
+	UsageLimit       *int       `json:"usageLimit,omitempty"`
+	PerCustomerLimit *int       `json:"perCustomerLimit,omitempty"`
+	Combinable       *bool      `json:"combinable,omitempty"`
+	// Default true.
+	Active *bool `json:"active,omitempty"`
+}
+
+type PromotionPayload struct {
+	Promotion  *bookstore.Promotion `json:"promotion,omitempty"`
+	UserErrors []*UserError         `json:"userErrors"`
+}
+
 type Query struct {
 }
 
@@ -117,6 +178,17 @@ type RegisterInput struct {
 	Password string  `json:"password"`
 	Name     string  `json:"name"`
 	Phone    *string `json:"phone,omitempty"`
+	// A guest cart to merge into the customer's cart on sign-in. Rules: only a live guest
+	// cart merges (an unknown or expired id, or a customer's cart, is ignored and sign-in
+	// succeeds anyway); the guest lines go into the customer's current cart, or into a new
+	// customer cart when there is none; a book in both carts keeps one line with the summed
+	// quantity, capped at the per-line limit and at stock but never below what the
+	// customer's line held (no line present in both carts is dropped); a book only in the
+	// guest cart is appended, capped the same way (out of stock: not carried over), while the
+	// cart has fewer than the line limit; the customer's codes stay and each guest code is
+	// added if it applies to the merged cart; the guest cart is then deleted (its id answers
+	// NOT_FOUND / CART_NOT_FOUND).
+	CartID *string `json:"cartId,omitempty"`
 }
 
 type SearchEdge struct {
@@ -185,7 +257,10 @@ type Suggestion struct {
 
 // An expected failure of a mutation, for the user to act on.
 type UserError struct {
-	// Stable machine-readable code: BAD_USER_INPUT, CONFLICT, NOT_FOUND, UNAUTHENTICATED (wrong password, spent refresh token) or RATE_LIMITED.
+	// Stable machine-readable code: BAD_USER_INPUT, CONFLICT, NOT_FOUND, UNAUTHENTICATED
+	// (wrong password, spent refresh token) or RATE_LIMITED; for carts OUT_OF_STOCK,
+	// INSUFFICIENT_STOCK, QUANTITY_LIMIT, LINE_LIMIT, UNKNOWN_BOOK, INVALID_DISCOUNT_CODE,
+	// DISCOUNT_NOT_APPLICABLE and CART_NOT_FOUND.
 	Code string `json:"code"`
 	// Path to the input field the error is about, if any, e.g. ["input", "email"].
 	Field   []string `json:"field,omitempty"`
