@@ -86,7 +86,12 @@ func (a *api) cartBooks(n int, stock int64) []testBook {
 
 func (a *api) setStock(b testBook, n int64) {
 	a.t.Helper()
-	if err := a.db.Inventory.SetStock(context.Background(), b.uuid, n); err != nil {
+	ctx := context.Background()
+	have, err := a.db.Inventory.Stock(ctx, []uuid.UUID{b.uuid})
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	if _, err := a.db.Inventory.SetStock(ctx, b.uuid, n, have[b.uuid], "test", nil); err != nil {
 		a.t.Fatal(err)
 	}
 }
