@@ -32,8 +32,8 @@ type DB struct {
 	Customers     *Customers
 	RefreshTokens *RefreshTokens
 
-	TestPSP  *TestPSPCharges
-	Webhooks *WebhookEvents
+	TestPSP    *TestPSPCharges
+	Webhooks   *WebhookEvents
 	Carts      *Carts
 	Promotions *Promotions
 }
