@@ -32,6 +32,7 @@ type DB struct {
 
 	TestPSP  *TestPSPCharges
 	Webhooks *WebhookEvents
+	Intents  *PaymentIntents
 }
 
 // Options tune the pool. Zero values keep pgx's defaults.
@@ -82,6 +83,7 @@ func newDB(pool *pgxpool.Pool, cockroach bool) *DB {
 	db.RefreshTokens = &RefreshTokens{db: db}
 	db.TestPSP = &TestPSPCharges{db: db}
 	db.Webhooks = &WebhookEvents{db: db}
+	db.Intents = &PaymentIntents{db: db}
 	return db
 }
 

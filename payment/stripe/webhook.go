@@ -51,8 +51,6 @@ type WebhookOptions struct {
 // an unauthenticated client from making us buffer and HMAC gigabytes.
 const maxWebhookBytes = 1 << 20
 
-const provider = "stripe"
-
 // Events we act on: the outcome of a PaymentIntent. Every other event is acknowledged
 // and ignored.
 var eventTypes = map[stripeapi.EventType]payment.EventType{
