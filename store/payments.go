@@ -141,18 +141,42 @@ WHERE webhook_events.processed_at IS NULL
   AND webhook_events.claimed_at < now() - $4::INT8 * INTERVAL '1 microsecond'
 RETURNING event_id`
 
-// Claim reserves the event for handling. It returns false when the event was processed
-// already, or is being handled by another delivery whose claim is younger than stale.
-func (w *WebhookEvents) Claim(ctx context.Context, provider, eventID, typ string, stale time.Duration) (bool, error) {
+// WebhookClaim is what Claim found.
+type WebhookClaim int
+
+const (
+	// WebhookClaimed: the caller holds the event and handles it.
+	WebhookClaimed WebhookClaim = iota + 1
+	// WebhookProcessed: the event was handled already; acknowledge the delivery.
+	WebhookProcessed
+	// WebhookBusy: another delivery holds a live claim and may still fail; the PSP must
+	// deliver again, so the delivery is not acknowledged.
+	WebhookBusy
+)
+
+// Claim reserves the event for handling, unless it was processed already or another
+// delivery's claim is younger than stale.
+func (w *WebhookEvents) Claim(ctx context.Context, provider, eventID, typ string, stale time.Duration) (WebhookClaim, error) {
 	var id string
 	err := w.db.Pool.QueryRow(ctx, claimWebhook, provider, eventID, typ, stale.Microseconds()).Scan(&id)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return false, nil
+	if err == nil {
+		return WebhookClaimed, nil
 	}
-	if err != nil {
-		return false, fmt.Errorf("claim webhook event %s: %w", eventID, err)
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return 0, fmt.Errorf("claim webhook event %s: %w", eventID, err)
 	}
-	return true, nil
+	var processed bool
+	err = w.db.Pool.QueryRow(ctx, `SELECT processed_at IS NOT NULL FROM webhook_events WHERE provider = $1 AND event_id = $2`, provider, eventID).Scan(&processed)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		// Released since: the PSP's next delivery claims it.
+		return WebhookBusy, nil
+	case err != nil:
+		return 0, fmt.Errorf("read webhook event %s: %w", eventID, err)
+	case processed:
+		return WebhookProcessed, nil
+	}
+	return WebhookBusy, nil
 }
 
 // Done marks a claimed event processed: later deliveries of it are ignored.
