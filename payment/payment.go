@@ -9,6 +9,8 @@ package payment
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
@@ -18,31 +20,59 @@ import (
 
 // Provider is a PSP as checkout, its recovery loop and cancellations use it.
 //
-// Every method honours ctx's deadline: that is the PSP call's timeout. Errors are
-// definite — nothing was charged by the call — when they are ErrNotFound,
-// ErrIdempotencyKeyReused or a *bookstore.Error (CodeBadUserInput: an unknown or
-// malformed token, a token of another method). Any other error may or may not have
-// reached the PSP (a timeout, a network failure, a PSP outage): the outcome is unknown,
-// and the caller resolves it with Lookup, now or from the recovery loop. Definite tells
-// them apart.
+// Every method honours ctx's deadline: that is the PSP call's timeout. An error from
+// Charge is definite — this call charged nothing — only when Definite says so: a
+// refused request (*bookstore.Error: an unknown or malformed token, a token of another
+// method). Any other error may or may not have reached the PSP (a timeout, a network
+// failure, a PSP outage, a key reused): the outcome is unknown.
+//
+// # Resolving an unknown outcome (checkout's recovery loop)
+//
+// Lookup alone can never prove that nothing was charged: a charge request still in
+// flight (a checkout whose PSP call has not timed out on the PSP's side, a retry inside
+// a client library, a request queued in a proxy) can land after Lookup answered
+// ErrNotFound. So the recovery loop, for an order stuck in PENDING_PAYMENT:
+//
+//  1. Lookup(order id): StatusSucceeded completes the order (PAID); StatusFailed fails
+//     it (stock restored); StatusPending waits; ErrNotFound or an error: go on to 2
+//     only once the order is older than the PSP call's timeout, else ask again later.
+//  2. Void(order id) closes the key for good: from then on no charge with it can
+//     succeed, whatever is in flight. Its answer is definite: StatusFailed — nothing
+//     was charged and nothing can be, fail the order; StatusSucceeded — the charge
+//     landed first, complete the order (or Refund it); StatusPending — the PSP is
+//     still deciding and the charge cannot be stopped, ask again. An error: try Void
+//     again later.
+//
+// Void, not a deadline carried by the charge request, is what closes a key, because a
+// PSP enforces its own state: Stripe refuses to confirm a canceled PaymentIntent, and no
+// PSP promises to drop a request whose client-side deadline has passed.
 type Provider interface {
 	// Charge authorizes and captures req.AmountCents in one step. The charge is keyed by
 	// req.IdempotencyKey (checkout passes the order id): calling again with the same key
 	// and request never charges twice and returns the first call's charge, declines
-	// included; the same key with a different request is ErrIdempotencyKeyReused.
+	// included; the same key with a different request is ErrIdempotencyKeyReused. A
+	// charge with a voided key returns the voided charge (StatusFailed).
 	//
 	// A nil error means a definite answer: Status is StatusSucceeded, or StatusFailed with
 	// the reason in Charge.Err(), or (asynchronous methods) StatusPending.
 	Charge(ctx context.Context, req ChargeRequest) (*Charge, error)
 
 	// Lookup returns the charge made with the idempotency key, or ErrNotFound when the
-	// PSP has none (the charge request never reached it).
+	// PSP has none yet. ErrNotFound is not definite: see "Resolving an unknown outcome".
 	Lookup(ctx context.Context, key string) (*Charge, error)
 
+	// Void closes the key: no charge with it can succeed afterwards. It returns the
+	// key's charge as it stands once closed — StatusFailed when nothing was (or can now
+	// be) charged, StatusSucceeded or StatusRefunded when money moved before the key was
+	// closed, StatusPending when the PSP is deciding and can no longer be stopped. It is
+	// idempotent. The answer is definite; an error is not (call Void again).
+	Void(ctx context.Context, key string) (*Charge, error)
+
 	// Refund gives back the whole amount of the succeeded charge made with key and
-	// returns it with StatusRefunded. It is idempotent: refunding a refunded charge
-	// returns it unchanged. Refunding a charge that did not succeed is ErrNotRefundable;
-	// ErrNotFound when there is no charge.
+	// returns it with StatusRefunded once the PSP reports the refund succeeded;
+	// ErrRefundPending while the PSP is still processing it (call again later). It is
+	// idempotent: refunding a refunded charge returns it unchanged. Refunding a charge
+	// that did not succeed is ErrNotRefundable; ErrNotFound when there is no charge.
 	Refund(ctx context.Context, key string) (*Charge, error)
 }
 
@@ -108,6 +138,21 @@ func (r ChargeRequest) Validate() error {
 	return nil
 }
 
+// Hash identifies the request's parameters, to tell a retry (same hash) from a key
+// reused for another payment, as Stripe does. The token is hashed, never stored.
+func (r ChargeRequest) Hash() []byte {
+	h := sha256.New()
+	var n [8]byte
+	binary.BigEndian.PutUint64(n[:], uint64(r.AmountCents))
+	h.Write(n[:])
+	for _, s := range []string{r.Currency, string(r.Method), r.Token} {
+		binary.BigEndian.PutUint64(n[:], uint64(len(s)))
+		h.Write(n[:])
+		h.Write([]byte(s))
+	}
+	return h.Sum(nil)
+}
+
 // Charge is a payment as the PSP reports it.
 type Charge struct {
 	ID             string // the PSP's reference (pi_..., ch_...)
@@ -158,20 +203,27 @@ func FailureMessage(code string) string {
 }
 
 var (
-	// ErrNotFound: the PSP has no charge with this idempotency key.
+	// ErrNotFound: the PSP has no charge with this idempotency key (yet: see Provider).
 	ErrNotFound = errors.New("payment: no charge with this idempotency key")
 	// ErrIdempotencyKeyReused: the key was used before with a different request
-	// (amount, currency, method or token); nothing was charged by this call.
+	// (amount, currency, method or token). This call charged nothing, but the key holds
+	// the earlier request's charge, which may have succeeded: Lookup it.
 	ErrIdempotencyKeyReused = errors.New("payment: idempotency key reused with a different request")
 	// ErrNotRefundable: the charge did not succeed, so there is nothing to refund.
 	ErrNotRefundable = errors.New("payment: the charge did not succeed: nothing to refund")
+	// ErrRefundPending: the PSP accepted the refund and has not completed it yet.
+	ErrRefundPending = errors.New("payment: the refund is pending at the PSP")
 )
 
-// Definite reports whether err is a definite answer from the PSP that nothing was
-// charged (see Provider), as opposed to an unknown outcome.
+// Definite reports whether err, returned by Charge, is a refusal of the request before
+// any money could move (a *bookstore.Error): the caller may tell the customer nothing
+// was charged. It is false for every other error, ErrNotFound and
+// ErrIdempotencyKeyReused included: neither says the key holds no charge (a charge may
+// be in flight, or an earlier request's charge may have succeeded). Only a charge's
+// status (StatusFailed from Charge, Lookup or Void) says no money moved for the key.
 func Definite(err error) bool {
 	var be *bookstore.Error
-	return errors.Is(err, ErrNotFound) || errors.Is(err, ErrIdempotencyKeyReused) || errors.As(err, &be)
+	return errors.As(err, &be)
 }
 
 // EventType is what a PSP notification (webhook) says happened to a charge.

@@ -2,6 +2,9 @@ package store_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,53 +19,124 @@ func TestWebhookClaims(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
 		w := db.Webhooks
-		claim := func(id string, stale time.Duration) bool {
+		claim := func(provider, id string, stale time.Duration) store.WebhookClaim {
 			t.Helper()
-			ok, err := w.Claim(ctx, "stripe", id, "payment_intent.succeeded", stale)
+			c, err := w.Claim(ctx, provider, id, "payment_intent.succeeded", stale)
 			if err != nil {
 				t.Fatal(err)
 			}
-			return ok
+			return c
 		}
 		steps := []struct {
 			name string
-			do   func() bool
-			want bool
+			do   func() store.WebhookClaim
+			want store.WebhookClaim
 		}{
-			{"first claim", func() bool { return claim("evt_1", time.Hour) }, true},
-			{"duplicate while live", func() bool { return claim("evt_1", time.Hour) }, false},
-			{"other provider's id is another event", func() bool {
-				ok, err := w.Claim(ctx, "other", "evt_1", "x", time.Hour)
-				if err != nil {
-					t.Fatal(err)
-				}
-				return ok
-			}, true},
-			{"stale claim taken over", func() bool { time.Sleep(5 * time.Millisecond); return claim("evt_1", time.Millisecond) }, true},
-			{"released claim free at once", func() bool {
+			{"first claim", func() store.WebhookClaim { return claim("stripe", "evt_1", time.Hour) }, store.WebhookClaimed},
+			{"duplicate while live is busy, not done", func() store.WebhookClaim { return claim("stripe", "evt_1", time.Hour) }, store.WebhookBusy},
+			{"other provider's id is another event", func() store.WebhookClaim { return claim("other", "evt_1", time.Hour) }, store.WebhookClaimed},
+			{"stale claim taken over", func() store.WebhookClaim {
+				time.Sleep(5 * time.Millisecond)
+				return claim("stripe", "evt_1", time.Millisecond)
+			}, store.WebhookClaimed},
+			{"released claim free at once", func() store.WebhookClaim {
 				if err := w.Release(ctx, "stripe", "evt_1"); err != nil {
 					t.Fatal(err)
 				}
-				return claim("evt_1", time.Hour)
-			}, true},
-			{"processed never again", func() bool {
+				return claim("stripe", "evt_1", time.Hour)
+			}, store.WebhookClaimed},
+			{"processed never again", func() store.WebhookClaim {
 				if err := w.Done(ctx, "stripe", "evt_1"); err != nil {
 					t.Fatal(err)
 				}
 				time.Sleep(5 * time.Millisecond)
-				return claim("evt_1", time.Millisecond)
-			}, false},
-			{"release of a processed event is a no-op", func() bool {
+				return claim("stripe", "evt_1", time.Millisecond)
+			}, store.WebhookProcessed},
+			{"release of a processed event is a no-op", func() store.WebhookClaim {
 				if err := w.Release(ctx, "stripe", "evt_1"); err != nil {
 					t.Fatal(err)
 				}
-				return claim("evt_1", time.Millisecond)
-			}, false},
+				return claim("stripe", "evt_1", time.Millisecond)
+			}, store.WebhookProcessed},
 		}
 		for _, s := range steps {
 			if got := s.do(); got != s.want {
-				t.Fatalf("%s: claimed = %v, want %v", s.name, got, s.want)
+				t.Fatalf("%s: claim = %v, want %v", s.name, got, s.want)
 			}
 		}
 	})
+}
+
+// TestPaymentIntents: the first intent recorded for a key stays (a racing charge reads
+// it back), a void keeps the intent and its first time, and a void before any intent
+// makes every later Record read the closed, intent-less row.
+func TestPaymentIntents(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		in := db.Intents
+		if _, err := in.ByKey(ctx, "stripe", "o-1"); !errors.Is(err, store.ErrPaymentIntentNotFound) {
+			t.Fatalf("ByKey of nothing: %v", err)
+		}
+		r, err := in.Record(ctx, "stripe", "o-1", "pi_1", []byte{1})
+		if err != nil || r.IntentID != "pi_1" || r.VoidedAt != nil {
+			t.Fatalf("Record = %+v, %v", r, err)
+		}
+		if r, err = in.Record(ctx, "stripe", "o-1", "pi_2", []byte{2}); err != nil || r.IntentID != "pi_1" || r.RequestHash[0] != 1 {
+			t.Fatalf("second Record = %+v, %v; want the first row", r, err)
+		}
+		v, err := in.Void(ctx, "stripe", "o-1")
+		if err != nil || v.IntentID != "pi_1" || v.VoidedAt == nil {
+			t.Fatalf("Void = %+v, %v; want the intent, voided", v, err)
+		}
+		if again, err := in.Void(ctx, "stripe", "o-1"); err != nil || !again.VoidedAt.Equal(*v.VoidedAt) {
+			t.Fatalf("second Void = %+v, %v; want the first void's time", again, err)
+		}
+		if v, err = in.Void(ctx, "stripe", "o-2"); err != nil || v.IntentID != "" || v.VoidedAt == nil {
+			t.Fatalf("Void before any intent = %+v, %v", v, err)
+		}
+		if r, err = in.Record(ctx, "stripe", "o-2", "pi_3", []byte{3}); err != nil || r.IntentID != "" || r.VoidedAt == nil {
+			t.Fatalf("Record after Void = %+v, %v; want the closed row", r, err)
+		}
+	})
+}
+
+// TestPaymentIntentsRace: records and voids of one key at once leave one row, and every
+// Record answers that row's intent.
+func TestPaymentIntentsRace(t *testing.T) {
+	db := testdb.New(t)
+	ctx := context.Background()
+	for round := range 10 {
+		key := fmt.Sprintf("o-race-%d", round)
+		var wg sync.WaitGroup
+		ids := make(chan string, 8)
+		for i := range 16 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if i%2 == 1 {
+					if _, err := db.Intents.Void(ctx, "stripe", key); err != nil {
+						t.Error(err)
+					}
+					return
+				}
+				r, err := db.Intents.Record(ctx, "stripe", key, fmt.Sprintf("pi_%d", i), []byte{1})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				ids <- r.IntentID
+			}()
+		}
+		wg.Wait()
+		close(ids)
+		final, err := db.Intents.ByKey(ctx, "stripe", key)
+		if err != nil || final.VoidedAt == nil {
+			t.Fatalf("%s: %+v, %v; want a voided row", key, final, err)
+		}
+		for id := range ids {
+			if id != final.IntentID {
+				t.Fatalf("%s: a Record answered %q, the row holds %q", key, id, final.IntentID)
+			}
+		}
+	}
 }

@@ -36,6 +36,7 @@ type DB struct {
 	Webhooks   *WebhookEvents
 	Carts      *Carts
 	Promotions *Promotions
+	Intents    *PaymentIntents
 }
 
 // Options tune the pool. Zero values keep pgx's defaults.
@@ -88,6 +89,7 @@ func newDB(pool *pgxpool.Pool, cockroach bool) *DB {
 	db.Webhooks = &WebhookEvents{db: db}
 	db.Carts = &Carts{db: db}
 	db.Promotions = &Promotions{db: db}
+	db.Intents = &PaymentIntents{db: db}
 	return db
 }
 

@@ -7,6 +7,7 @@ package localstripe
 import (
 	"bytes"
 	"context"
+	"debug/buildinfo"
 	"errors"
 	"fmt"
 	"net"
@@ -48,7 +49,10 @@ type Server struct {
 }
 
 // Binary returns the path of the pinned stripe-mock, building it with `go install` when
-// it is not in the cache yet.
+// the cache holds no verified copy. A copy is verified by its embedded build
+// information (module path and version): a truncated or foreign file has none. go
+// install writes into a private temporary directory and the binary is renamed into
+// place, so another test run never sees it half-written.
 func Binary(ctx context.Context, stderr *os.File) (string, error) {
 	cache, err := os.UserCacheDir()
 	if err != nil {
@@ -56,7 +60,7 @@ func Binary(ctx context.Context, stderr *os.File) (string, error) {
 	}
 	dir := filepath.Join(cache, "bookstore", "stripe-mock", Version)
 	bin := filepath.Join(dir, "stripe-mock")
-	if fi, err := os.Stat(bin); err == nil && fi.Mode().IsRegular() {
+	if verify(bin) == nil {
 		return bin, nil
 	}
 	goBin, err := goTool()
@@ -66,10 +70,16 @@ func Binary(ctx context.Context, stderr *os.File) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", fmt.Errorf("localstripe: %w", err)
 	}
+	// In dir, so that the rename stays on one file system.
+	tmp, err := os.MkdirTemp(dir, ".install-")
+	if err != nil {
+		return "", fmt.Errorf("localstripe: %w", err)
+	}
+	defer os.RemoveAll(tmp)
 	cmd := exec.CommandContext(ctx, goBin, "install", module+"@"+Version)
 	// Outside any module, so our go.mod neither constrains nor records the tool.
 	cmd.Dir = os.TempDir()
-	cmd.Env = append(os.Environ(), "GOBIN="+dir, "GOWORK=off")
+	cmd.Env = append(os.Environ(), "GOBIN="+tmp, "GOWORK=off")
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if stderr != nil {
@@ -78,7 +88,33 @@ func Binary(ctx context.Context, stderr *os.File) (string, error) {
 	if err := cmd.Run(); err != nil {
 		return "", fmt.Errorf("localstripe: go install %s@%s: %w\n%s", module, Version, err, tail(out.Bytes()))
 	}
+	built := filepath.Join(tmp, "stripe-mock")
+	if err := verify(built); err != nil {
+		return "", err
+	}
+	if err := os.Rename(built, bin); err != nil {
+		return "", fmt.Errorf("localstripe: %w", err)
+	}
 	return bin, nil
+}
+
+// verify checks that bin is an executable built from the pinned stripe-mock.
+func verify(bin string) error {
+	fi, err := os.Stat(bin)
+	if err != nil {
+		return fmt.Errorf("localstripe: %w", err)
+	}
+	if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o100 == 0 {
+		return fmt.Errorf("localstripe: %s is not an executable file", bin)
+	}
+	info, err := buildinfo.ReadFile(bin)
+	if err != nil {
+		return fmt.Errorf("localstripe: %s is not a complete Go binary: %w", bin, err)
+	}
+	if info.Main.Path != module || info.Main.Version != Version {
+		return fmt.Errorf("localstripe: %s is %s@%s, want %s@%s", bin, info.Main.Path, info.Main.Version, module, Version)
+	}
+	return nil
 }
 
 func goTool() (string, error) {

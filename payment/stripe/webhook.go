@@ -13,11 +13,12 @@ import (
 	"github.com/stripe/stripe-go/v85/webhook"
 
 	"github.com/shopfront/bookstore/payment"
+	"github.com/shopfront/bookstore/store"
 )
 
 // Dedup remembers which webhook events were handled: *store.WebhookEvents.
 type Dedup interface {
-	Claim(ctx context.Context, provider, eventID, typ string, stale time.Duration) (bool, error)
+	Claim(ctx context.Context, provider, eventID, typ string, stale time.Duration) (store.WebhookClaim, error)
 	Done(ctx context.Context, provider, eventID string) error
 	Release(ctx context.Context, provider, eventID string) error
 }
@@ -51,8 +52,6 @@ type WebhookOptions struct {
 // an unauthenticated client from making us buffer and HMAC gigabytes.
 const maxWebhookBytes = 1 << 20
 
-const provider = "stripe"
-
 // Events we act on: the outcome of a PaymentIntent. Every other event is acknowledged
 // and ignored.
 var eventTypes = map[stripeapi.EventType]payment.EventType{
@@ -67,8 +66,10 @@ var eventTypes = map[stripeapi.EventType]payment.EventType{
 // id), and hands the rest to opts.Handle.
 //
 // Answers: 400 for an unverifiable delivery (Stripe shows it as failed; nothing is
-// done), 200 once an event is handled or known, 500 when the handler failed (Stripe
-// retries with backoff for days; the claim is released so that the retry is handled).
+// done), 200 once an event is handled or was handled before, 409 while another delivery
+// of the event is being handled (it may still fail, so Stripe must deliver again), 500
+// when the handler failed (Stripe retries with backoff for days; the claim is released
+// so that the retry is handled).
 func WebhookHandler(opts WebhookOptions) (http.Handler, error) {
 	switch {
 	case opts.Secret == "":
@@ -125,14 +126,19 @@ func (h *webhookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	claimed, err := h.o.Dedup.Claim(ctx, provider, ev.ID, string(ev.Type), h.o.ClaimTimeout)
-	if err != nil {
+	claim, err := h.o.Dedup.Claim(ctx, provider, ev.ID, string(ev.Type), h.o.ClaimTimeout)
+	switch {
+	case err != nil:
 		h.o.Log.ErrorContext(ctx, "stripe webhook: claim event", "event", ev.ID, "err", err)
 		http.Error(w, "try again", http.StatusInternalServerError)
 		return
-	}
-	if !claimed {
+	case claim == store.WebhookProcessed:
 		w.WriteHeader(http.StatusOK)
+		return
+	case claim == store.WebhookBusy:
+		// Acknowledging would let Stripe drop the event, and the delivery holding the
+		// claim may yet fail: Stripe retries a non-2xx answer.
+		http.Error(w, "event is being handled; deliver again", http.StatusConflict)
 		return
 	}
 	if err := h.o.Handle(ctx, payment.Event{ID: ev.ID, Type: typ, Charge: *toCharge(&pi)}); err != nil {

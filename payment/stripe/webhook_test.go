@@ -206,7 +206,8 @@ func TestWebhookRetriesAfterFailure(t *testing.T) {
 }
 
 // TestWebhookConcurrentDeliveries: Stripe may deliver one event several times at once;
-// the handler runs once.
+// the handler runs once, the deliveries that find it being handled are answered 409, and
+// Stripe's redelivery of those is acknowledged once it is done.
 func TestWebhookConcurrentDeliveries(t *testing.T) {
 	t.Parallel()
 	s := &sink{delay: 50 * time.Millisecond}
@@ -222,8 +223,16 @@ func TestWebhookConcurrentDeliveries(t *testing.T) {
 			body := eventJSON(t, fmt.Sprintf("evt_c%d", i%events), stripeapi.EventTypePaymentIntentSucceeded, fmt.Sprintf("order-%d", i%events))
 			header := sign(body, testSecret, time.Now())
 			<-start
-			if code := deliver(h, body, header); code != http.StatusOK {
-				bad.Add(1)
+			for {
+				switch code := deliver(h, body, header); code {
+				case http.StatusOK:
+					return
+				case http.StatusConflict:
+					time.Sleep(10 * time.Millisecond) // Stripe's retry, much sooner
+				default:
+					bad.Add(1)
+					return
+				}
 			}
 		}()
 	}
@@ -243,5 +252,40 @@ func TestWebhookConcurrentDeliveries(t *testing.T) {
 		if n != 1 {
 			t.Fatalf("event %s handled %d times, want 1", id, n)
 		}
+	}
+}
+
+// TestWebhookDuplicateDuringHandlingIsRetried (from review): delivery B of an event,
+// arriving while delivery A holds the claim, is not acknowledged (409): if A then fails,
+// Stripe still has B's retry to deliver, and that retry is handled.
+func TestWebhookDuplicateDuringHandlingIsRetried(t *testing.T) {
+	t.Parallel()
+	inA, releaseA := make(chan struct{}), make(chan struct{})
+	var calls atomic.Int32
+	var handled atomic.Int32
+	h, err := WebhookHandler(WebhookOptions{Secret: testSecret, Dedup: testdb.New(t).Webhooks,
+		Handle: func(ctx context.Context, ev payment.Event) error {
+			if calls.Add(1) == 1 {
+				close(inA)
+				<-releaseA
+				return errors.New("completion failed (database down)")
+			}
+			handled.Add(1)
+			return nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := eventJSON(t, "evt_lost", stripeapi.EventTypePaymentIntentSucceeded, "order-lost")
+	codeA := make(chan int, 1)
+	go func() { codeA <- deliver(h, body, sign(body, testSecret, time.Now())) }()
+	<-inA
+	codeB := deliver(h, body, sign(body, testSecret, time.Now()))
+	close(releaseA)
+	if a := <-codeA; a != http.StatusInternalServerError || codeB != http.StatusConflict {
+		t.Fatalf("A (failing) answered %d, B (during A) %d; want 500 and 409", a, codeB)
+	}
+	if code := deliver(h, body, sign(body, testSecret, time.Now())); code != http.StatusOK || handled.Load() != 1 {
+		t.Fatalf("Stripe's retry: %d, handled %d times; want 200 and once", code, handled.Load())
 	}
 }

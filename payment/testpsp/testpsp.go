@@ -9,8 +9,6 @@ package testpsp
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -26,6 +24,7 @@ type Ledger interface {
 	Create(ctx context.Context, c store.TestPSPCharge) (store.TestPSPCharge, bool, error)
 	ByKey(ctx context.Context, key string) (store.TestPSPCharge, error)
 	Refund(ctx context.Context, key string) (store.TestPSPCharge, error)
+	Void(ctx context.Context, key, id string) (store.TestPSPCharge, error)
 }
 
 // Card is what a test token stands for.
@@ -40,9 +39,11 @@ type Card struct {
 }
 
 // SlowToken approves, but only after Options.SlowDelay (30 s by default): longer than
-// any sensible PSP timeout, so checkout's call times out. A timed-out call charges
-// nothing (the test PSP records the charge only when it answers), so Lookup then reports
-// ErrNotFound. Stripe has no such token; the name follows its tok_charge... style.
+// any sensible PSP timeout, so checkout's call times out. Until it answers, Lookup
+// reports ErrNotFound; the charge still lands unless the caller gave up (its context
+// ended: the test PSP records nothing then) or the key was voided meanwhile (the charge
+// then answers the voided charge). Stripe has no such token; the name follows its
+// tok_charge... style.
 const SlowToken = "tok_chargeTimeout"
 
 // Tokens are the test tokens and what each does. Brands and last 4 digits are those of
@@ -109,11 +110,16 @@ func (p *PSP) Charge(ctx context.Context, req payment.ChargeRequest) (*payment.C
 			return nil, fmt.Errorf("testpsp: charge %s: %w", req.IdempotencyKey, ctx.Err())
 		}
 	}
+	// Like a PSP dropping a request whose client hung up, record nothing for a caller
+	// that gave up (its deadline passed during the slow answer).
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("testpsp: charge %s: %w", req.IdempotencyKey, err)
+	}
 	status := payment.StatusSucceeded
 	if card.Fail != "" {
 		status = payment.StatusFailed
 	}
-	hash := requestHash(req)
+	hash := req.Hash()
 	row, created, err := p.ledger.Create(ctx, store.TestPSPCharge{
 		Key:         req.IdempotencyKey,
 		ID:          newID(),
@@ -130,7 +136,9 @@ func (p *PSP) Charge(ctx context.Context, req payment.ChargeRequest) (*payment.C
 	if err != nil {
 		return nil, fmt.Errorf("testpsp: %w", err)
 	}
-	if !created && string(row.RequestHash) != string(hash) {
+	// A voided key (no request hash) answers every later request with its voided
+	// charge, as a canceled PaymentIntent does.
+	if !created && len(row.RequestHash) > 0 && string(row.RequestHash) != string(hash) {
 		return nil, payment.ErrIdempotencyKeyReused
 	}
 	return toCharge(row), nil
@@ -144,6 +152,20 @@ func (p *PSP) Lookup(ctx context.Context, key string) (*payment.Charge, error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("testpsp: %w", err)
+	}
+	return toCharge(row), nil
+}
+
+// Void implements payment.Provider: a key without a charge gets a FAILED one
+// (PAYMENT_ERROR, no amount), which every later charge request with the key finds in the
+// ledger instead of charging; a key with a charge keeps it.
+func (p *PSP) Void(ctx context.Context, key string) (*payment.Charge, error) {
+	if key == "" || len(key) > payment.MaxKeyLen {
+		return nil, fmt.Errorf("testpsp: idempotency key must be 1 to %d bytes", payment.MaxKeyLen)
+	}
+	row, err := p.ledger.Void(ctx, key, newID())
+	if err != nil {
+		return nil, fmt.Errorf("testpsp: void %s: %w", key, err)
 	}
 	return toCharge(row), nil
 }
@@ -180,21 +202,6 @@ func toCharge(r store.TestPSPCharge) *payment.Charge {
 		c.FailureMessage = payment.FailureMessage(r.FailureCode)
 	}
 	return c
-}
-
-// requestHash identifies a request's parameters, to tell a retry (same hash) from a key
-// reused for another payment, as Stripe does. The token is hashed, not stored.
-func requestHash(r payment.ChargeRequest) []byte {
-	h := sha256.New()
-	var n [8]byte
-	binary.BigEndian.PutUint64(n[:], uint64(r.AmountCents))
-	h.Write(n[:])
-	for _, s := range []string{r.Currency, string(r.Method), r.Token} {
-		binary.BigEndian.PutUint64(n[:], uint64(len(s)))
-		h.Write(n[:])
-		h.Write([]byte(s))
-	}
-	return h.Sum(nil)
 }
 
 // newID returns a charge id in Stripe's style (ch_ + 24 hex digits).

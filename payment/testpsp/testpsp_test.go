@@ -137,8 +137,9 @@ func TestIdempotency(t *testing.T) {
 	}
 	other := req("order-1", "tok_visa", payment.MethodCard)
 	other.AmountCents++
-	if _, err := psp.Charge(ctx, other); !errors.Is(err, payment.ErrIdempotencyKeyReused) {
-		t.Fatalf("same key, other amount: err = %v, want ErrIdempotencyKeyReused", err)
+	// Not definite (from review): the key holds a succeeded charge.
+	if _, err := psp.Charge(ctx, other); !errors.Is(err, payment.ErrIdempotencyKeyReused) || payment.Definite(err) {
+		t.Fatalf("same key, other amount: err = %v, want ErrIdempotencyKeyReused, not definite", err)
 	}
 	if _, err := psp.Charge(ctx, req("order-1", "tok_mastercard", payment.MethodCard)); !errors.Is(err, payment.ErrIdempotencyKeyReused) {
 		t.Fatalf("same key, other token: err = %v, want ErrIdempotencyKeyReused", err)
@@ -315,4 +316,110 @@ func BenchmarkCharge(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestVoidDuringInFlightCharge (from review): while a charge is in flight, Lookup's
+// ErrNotFound is not definite; Void closes the key, so the charge, landing later,
+// answers the voided charge instead of taking the money, and every later call agrees.
+func TestVoidDuringInFlightCharge(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	psp := testpsp.New(db.TestPSP, testpsp.Options{SlowDelay: 300 * time.Millisecond})
+	ctx := context.Background()
+	done := make(chan *payment.Charge, 1)
+	go func() {
+		ch, err := psp.Charge(ctx, req("order-inflight", testpsp.SlowToken, payment.MethodCard))
+		if err != nil {
+			t.Error(err)
+		}
+		done <- ch
+	}()
+	time.Sleep(100 * time.Millisecond)
+	if _, err := psp.Lookup(ctx, "order-inflight"); !errors.Is(err, payment.ErrNotFound) || payment.Definite(err) {
+		t.Fatalf("Lookup during the charge: %v, want ErrNotFound, not definite", err)
+	}
+	v, err := psp.Void(ctx, "order-inflight")
+	if err != nil || v.Status != payment.StatusFailed {
+		t.Fatalf("Void = %+v, %v; want FAILED", v, err)
+	}
+	if ch := <-done; ch == nil || ch.Status != payment.StatusFailed || ch.ID != v.ID {
+		t.Fatalf("the in-flight charge answered %+v, want the voided charge %s", ch, v.ID)
+	}
+	for _, f := range []func() (*payment.Charge, error){
+		func() (*payment.Charge, error) { return psp.Lookup(ctx, "order-inflight") },
+		func() (*payment.Charge, error) { return psp.Void(ctx, "order-inflight") },
+		func() (*payment.Charge, error) {
+			return psp.Charge(ctx, req("order-inflight", "tok_visa", payment.MethodCard))
+		},
+	} {
+		if c, err := f(); err != nil || c.ID != v.ID || c.Status != payment.StatusFailed {
+			t.Fatalf("after Void: %+v, %v; want the voided charge", c, err)
+		}
+	}
+	if _, err := psp.Refund(ctx, "order-inflight"); !errors.Is(err, payment.ErrNotRefundable) {
+		t.Fatalf("Refund of a voided key: %v, want ErrNotRefundable", err)
+	}
+}
+
+// TestVoidAfterCharge: voiding a charged key changes nothing and answers the charge, so
+// the recovery loop completes (or refunds) the order instead of failing it.
+func TestVoidAfterCharge(t *testing.T) {
+	t.Parallel()
+	psp, _ := newPSP(t)
+	ctx := context.Background()
+	ch, err := psp.Charge(ctx, req("order-paid", "tok_visa", payment.MethodCard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := psp.Void(ctx, "order-paid")
+	if err != nil || v.ID != ch.ID || v.Status != payment.StatusSucceeded {
+		t.Fatalf("Void of a charged key = %+v, %v; want its SUCCEEDED charge %s", v, err, ch.ID)
+	}
+}
+
+// TestVoidRacesCharges hammers one key with charges and voids at once (a slow checkout
+// and the recovery loop): every answer names the same single charge, and either all of
+// them saw the money move or none did.
+func TestVoidRacesCharges(t *testing.T) {
+	t.Parallel()
+	psp, db := newPSP(t)
+	ctx := context.Background()
+	for round := range 20 {
+		key := fmt.Sprintf("order-race-%d", round)
+		var wg sync.WaitGroup
+		got := make(chan *payment.Charge, 16)
+		for i := range 16 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var c *payment.Charge
+				var err error
+				if i%2 == 0 {
+					c, err = psp.Charge(ctx, req(key, "tok_visa", payment.MethodCard))
+				} else {
+					c, err = psp.Void(ctx, key)
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				got <- c
+			}()
+		}
+		wg.Wait()
+		close(got)
+		var first *payment.Charge
+		for c := range got {
+			if first == nil {
+				first = c
+			}
+			if c.ID != first.ID || c.Status != first.Status {
+				t.Fatalf("%s: answers disagree: %s %s and %s %s", key, first.ID, first.Status, c.ID, c.Status)
+			}
+		}
+		var n int
+		if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM test_psp_charges WHERE idempotency_key = $1`, key).Scan(&n); err != nil || n != 1 {
+			t.Fatalf("%s: %d ledger rows (%v), want 1", key, n, err)
+		}
+	}
 }
