@@ -86,7 +86,8 @@ func parseTaxRates(s string) (bookstore.TaxRates, error) {
 			return nil, fmt.Errorf("%q: want COUNTRY:PERCENT with a two-letter country", part)
 		}
 		f, err := strconv.ParseFloat(strings.TrimSpace(rate), 64)
-		if err != nil || f < 0 || f > 100 {
+		// !(f >= 0 && f <= 100) also refuses NaN, which compares false with everything.
+		if err != nil || !(f >= 0 && f <= 100) {
 			return nil, fmt.Errorf("%q: the rate must be a percentage between 0 and 100", part)
 		}
 		out[cc] = int64(f*100 + 0.5)

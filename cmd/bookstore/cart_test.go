@@ -30,6 +30,8 @@ func TestParseTaxRates(t *testing.T) {
 		{in: "DE:-1", bad: true},
 		{in: "DE:101", bad: true},
 		{in: "DE:abc", bad: true},
+		{in: "DE:NaN", bad: true},
+		{in: "DE:Inf", bad: true},
 		{in: "@/no/such/file", bad: true},
 	} {
 		got, err := parseTaxRates(tc.in)
