@@ -165,15 +165,24 @@ func promotionWriteErr(err error) error {
 	return fmt.Errorf("write promotion: %w", err)
 }
 
-// Claim counts one use of the promotion by redeemer (the blind index of the normalised
-// email; nil for no per-customer count) inside tx: a conditional increment that fails
-// once usage_limit uses are taken, plus, for a per-customer limited promotion, the
-// (promotion, redeemer) row's conditional increment. On ErrPromotionUnavailable the
-// caller must roll tx back (the first increment may have happened). Concurrent claims
-// serialise on the promotion's row, so no more than usage_limit ever commit.
-func (s *Promotions) Claim(ctx context.Context, tx pgx.Tx, id uuid.UUID, redeemer []byte, now time.Time) error {
+// Claim counts one use of the promotion for the order inside tx: a conditional increment
+// that fails once usage_limit uses are taken, plus, for a per-customer limited promotion
+// (redeemer is the blind index of the normalised email), the (promotion, redeemer) row's
+// conditional increment, and a claim row keyed by the order. Claiming again for an order
+// that holds a claim changes nothing (a retried checkout). On ErrPromotionUnavailable
+// the caller must roll tx back (the first increment may have happened). Concurrent
+// claims serialise on the promotion's row, so no more than usage_limit ever commit.
+func (s *Promotions) Claim(ctx context.Context, tx pgx.Tx, id, order uuid.UUID, redeemer []byte, now time.Time) error {
+	tag, err := tx.Exec(ctx, `INSERT INTO promotion_claims (promotion_id, order_id, redeemer) VALUES ($1, $2, $3)
+		ON CONFLICT (promotion_id, order_id) DO NOTHING`, id, order, redeemer)
+	if err != nil {
+		return fmt.Errorf("claim promotion %s for order %s: %w", id, order, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return nil // this order already holds its use
+	}
 	var perCustomer *int64
-	err := tx.QueryRow(ctx, `UPDATE promotions SET used = used + 1
+	err = tx.QueryRow(ctx, `UPDATE promotions SET used = used + 1
 		WHERE id = $1 AND active AND (usage_limit IS NULL OR used < usage_limit)
 		AND (starts_at IS NULL OR starts_at <= $2) AND (ends_at IS NULL OR ends_at > $2)
 		RETURNING per_customer_limit`, id, now).Scan(&perCustomer)
@@ -202,10 +211,19 @@ func (s *Promotions) Claim(ctx context.Context, tx pgx.Tx, id uuid.UUID, redeeme
 	return nil
 }
 
-// Release gives back one use claimed with the same arguments (an order that failed to
-// pay). The caller releases once per claim (checkout does it in the transaction that
-// moves the order to PAYMENT_FAILED).
-func (s *Promotions) Release(ctx context.Context, tx pgx.Tx, id uuid.UUID, redeemer []byte) error {
+// Release gives back the use the order claimed (an order that failed to pay or was
+// cancelled), with its per-customer count. It is idempotent: an order that holds no
+// claim (never claimed, or released already) gives back nothing.
+func (s *Promotions) Release(ctx context.Context, tx pgx.Tx, id, order uuid.UUID) error {
+	var redeemer []byte
+	err := tx.QueryRow(ctx, `DELETE FROM promotion_claims WHERE promotion_id = $1 AND order_id = $2 RETURNING redeemer`,
+		id, order).Scan(&redeemer)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("release promotion %s for order %s: %w", id, order, err)
+	}
 	if _, err := tx.Exec(ctx, `UPDATE promotions SET used = used - 1 WHERE id = $1 AND used > 0`, id); err != nil {
 		return fmt.Errorf("release promotion %s: %w", id, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/shopfront/bookstore"
@@ -15,15 +16,44 @@ import (
 	"github.com/shopfront/bookstore/store"
 )
 
+// claims remembers which orders claimed a promotion for a redeemer, so tests can release
+// a given redeemer's use.
+var (
+	claimsMu sync.Mutex
+	claims   = map[string][]uuid.UUID{} // promotion id + redeemer -> orders
+)
+
 func claim(db *store.DB, p *bookstore.Promotion, redeemer []byte) error {
-	return db.ExecuteTx(context.Background(), func(tx pgx.Tx) error {
-		return db.Promotions.Claim(context.Background(), tx, p.ID, redeemer, time.Now())
+	order := uuid.New()
+	err := db.ExecuteTx(context.Background(), func(tx pgx.Tx) error {
+		return db.Promotions.Claim(context.Background(), tx, p.ID, order, redeemer, time.Now())
 	})
+	if err == nil {
+		claimsMu.Lock()
+		k := p.ID.String() + string(redeemer)
+		claims[k] = append(claims[k], order)
+		claimsMu.Unlock()
+	}
+	return err
 }
 
+// release gives back one use claimed for redeemer (by the oldest order holding one).
 func release(db *store.DB, p *bookstore.Promotion, redeemer []byte) error {
+	claimsMu.Lock()
+	k := p.ID.String() + string(redeemer)
+	orders := claims[k]
+	if len(orders) == 0 {
+		claimsMu.Unlock()
+		return errors.New("no claim to release")
+	}
+	claims[k] = orders[1:]
+	claimsMu.Unlock()
+	return releaseOrder(db, p, orders[0])
+}
+
+func releaseOrder(db *store.DB, p *bookstore.Promotion, order uuid.UUID) error {
 	return db.ExecuteTx(context.Background(), func(tx pgx.Tx) error {
-		return db.Promotions.Release(context.Background(), tx, p.ID, redeemer)
+		return db.Promotions.Release(context.Background(), tx, p.ID, order)
 	})
 }
 
@@ -67,10 +97,26 @@ func TestPromotionLedgerHammer(t *testing.T) {
 		if won.Load() != 10 || refused.Load() != 190 || used(t, db, p) != 10 {
 			t.Fatalf("claims: %d won, %d refused, used %d; want 10, 190, 10", won.Load(), refused.Load(), used(t, db, p))
 		}
-		for range 3 {
-			if err := release(db, p, nil); err != nil {
+		claimsMu.Lock()
+		var held []uuid.UUID
+		for k, orders := range claims {
+			if k[:36] == p.ID.String() {
+				held = append(held, orders...)
+			}
+		}
+		claimsMu.Unlock()
+		for _, order := range held[:3] {
+			if err := releaseOrder(db, p, order); err != nil {
 				t.Fatal(err)
 			}
+			// Releasing the same order again gives back nothing more.
+			if err := releaseOrder(db, p, order); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// An order that never claimed gives back nothing.
+		if err := releaseOrder(db, p, uuid.New()); err != nil {
+			t.Fatal(err)
 		}
 		if n := used(t, db, p); n != 7 {
 			t.Fatalf("used %d after 3 releases, want 7", n)

@@ -48,5 +48,16 @@ CREATE TABLE promotion_redemptions (
     PRIMARY KEY (promotion_id, redeemer)
 );
 
+-- One row per claimed use, keyed by the order that claimed it: a release gives back only
+-- a use that its order holds, once, so a retried or mistaken release cannot free another
+-- order's use.
+CREATE TABLE promotion_claims (
+    promotion_id UUID NOT NULL REFERENCES promotions (id) ON DELETE CASCADE,
+    order_id     UUID NOT NULL,
+    redeemer     BYTEA,
+    claimed_at   TIMESTAMPTZ NOT NULL DEFAULT now(),
+    PRIMARY KEY (promotion_id, order_id)
+);
+
 -- +goose Down
 SELECT 1;
