@@ -328,6 +328,7 @@ func (r *Reader) record(fields []string) (Record, error) {
 	// A file without a stock column (a price list, say) leaves stock alone; an empty cell
 	// in a stock column still means 0.
 	rec.StockUnknown = r.cols[colStock] < 0
+	rec.CategoriesUnknown = r.cols[colCategories] < 0
 	return rec, nil
 }
 

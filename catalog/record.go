@@ -32,6 +32,9 @@ type Record struct {
 	// not given back; StockUnknown leaves stock as it is.
 	Stock        int64
 	StockUnknown bool
+	// CategoriesUnknown: the source has no categories column, so loading keeps the book's
+	// categories (an empty list in a categories column still clears them).
+	CategoriesUnknown bool
 	PublishedAt  *bookstore.Date
 	Publisher    string
 	Language     string // BCP 47; "" means "en"

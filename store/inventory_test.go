@@ -351,3 +351,40 @@ func TestImportKeepsUnitsSold(t *testing.T) {
 		}
 	})
 }
+
+// TestImportWithoutCategoriesKeepsThem: a price list (no categories column) re-imported
+// over the catalog keeps every book's categories; an empty cell in a categories column
+// still clears them.
+func TestImportWithoutCategoriesKeepsThem(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		recs := fixture(3)
+		load(t, db, recs)
+		count := func() int {
+			var n int
+			if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM book_categories`).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		before := count()
+		if before == 0 {
+			t.Fatal("the fixture has no categories")
+		}
+		prices := make([]catalog.Record, len(recs))
+		for i, r := range recs {
+			prices[i] = catalog.Record{ISBN: r.ISBN, Title: r.Title, Authors: r.Authors, PriceCents: r.PriceCents + 1,
+				Language: r.Language, CategoriesUnknown: true, StockUnknown: true}
+		}
+		load(t, db, prices)
+		if n := count(); n != before {
+			t.Fatalf("a file without a categories column left %d category links of %d", n, before)
+		}
+		cleared := prices[0]
+		cleared.CategoriesUnknown = false
+		load(t, db, []catalog.Record{cleared})
+		if n := count(); n >= before {
+			t.Fatalf("an empty categories cell kept the book's categories (%d links)", n)
+		}
+	})
+}

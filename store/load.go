@@ -311,7 +311,7 @@ func nonEmpty(s string) *string {
 func (db *DB) linkBooks(ctx context.Context, tx pgx.Tx, recs []catalog.Record, bookIDs []uuid.UUID, authorIDs, catIDs map[string]uuid.UUID) error {
 	var baBook, baAuthor, bcBook, bcCat []uuid.UUID
 	var baPos []int32
-	var stockIDs []uuid.UUID
+	var stockIDs, catBooks []uuid.UUID
 	var stock []int64
 	var rID, rBook []uuid.UUID
 	var rRating []int32
@@ -327,14 +327,17 @@ func (db *DB) linkBooks(ctx context.Context, tx pgx.Tx, recs []catalog.Record, b
 			seenA[id] = true
 			baBook, baAuthor, baPos = append(baBook, bookIDs[i]), append(baAuthor, id), append(baPos, int32(pos))
 		}
-		seenC := map[uuid.UUID]bool{}
-		for _, p := range r.Categories {
-			id, ok := catIDs[pathKey(p)]
-			if !ok || seenC[id] {
-				continue
+		if !r.CategoriesUnknown { // else keep the stored categories
+			catBooks = append(catBooks, bookIDs[i])
+			seenC := map[uuid.UUID]bool{}
+			for _, p := range r.Categories {
+				id, ok := catIDs[pathKey(p)]
+				if !ok || seenC[id] {
+					continue
+				}
+				seenC[id] = true
+				bcBook, bcCat = append(bcBook, bookIDs[i]), append(bcCat, id)
 			}
-			seenC[id] = true
-			bcBook, bcCat = append(bcBook, bookIDs[i]), append(bcCat, id)
 		}
 		if !r.StockUnknown {
 			stockIDs, stock = append(stockIDs, bookIDs[i]), append(stock, r.Stock)
@@ -356,7 +359,7 @@ func (db *DB) linkBooks(ctx context.Context, tx pgx.Tx, recs []catalog.Record, b
 		{"clear authors", `DELETE FROM book_authors WHERE book_id = ANY($1::UUID[])`, []any{bookIDs}},
 		{"link authors", `INSERT INTO book_authors (book_id, author_id, position)
 			SELECT * FROM unnest($1::UUID[], $2::UUID[], $3::INT4[])`, []any{baBook, baAuthor, baPos}},
-		{"clear categories", `DELETE FROM book_categories WHERE book_id = ANY($1::UUID[])`, []any{bookIDs}},
+		{"clear categories", `DELETE FROM book_categories WHERE book_id = ANY($1::UUID[])`, []any{catBooks}},
 		{"link categories", `INSERT INTO book_categories (book_id, category_id)
 			SELECT * FROM unnest($1::UUID[], $2::UUID[])`, []any{bcBook, bcCat}},
 		{"insert reviews", `INSERT INTO reviews (id, book_id, rating, title, body, reviewer_name, created_at)
