@@ -281,6 +281,12 @@ func TestHostileRequestsGetTypedRefusals(t *testing.T) {
 		fmt.Fprintf(&bomb, "fragment F%d on Query { ...F%d ...F%d }\n", i, i+1, i+1)
 	}
 	bomb.WriteString("fragment F40 on Query { __typename }\n")
+	var ibomb strings.Builder // the same built of introspection fields: 2^20 __type
+	ibomb.WriteString("{ ...F20 }\n")
+	ibomb.WriteString(`fragment F0 on Query { __type(name: "Query") { name } }` + "\n")
+	for i := 1; i <= 20; i++ {
+		fmt.Fprintf(&ibomb, "fragment F%d on Query { ...F%d ...F%d }\n", i, i-1, i-1)
+	}
 	var frags strings.Builder
 	frags.WriteString("{ ")
 	for i := range 1000 {
@@ -320,7 +326,10 @@ func TestHostileRequestsGetTypedRefusals(t *testing.T) {
 			status: 400, code: "COMPLEXITY_LIMIT_EXCEEDED"},
 		{name: "fragment bomb: 40 fragments each spreading the next twice",
 			req:    hreq{body: gqlBody(bomb.String(), nil)},
-			status: 400, code: "COMPLEXITY_LIMIT_EXCEEDED", fast: true},
+			status: 400, code: "COMPLEXITY_LIMIT_EXCEEDED", says: "fragments are expanded", fast: true},
+		{name: "fragment bomb of introspection fields: 20 fragments each spreading the previous twice",
+			req:    hreq{body: gqlBody(ibomb.String(), nil)},
+			status: 400, code: "COMPLEXITY_LIMIT_EXCEEDED", says: "fragments are expanded", fast: true},
 		{name: "the same field 14,000 times (quadratic validation)",
 			req:    hreq{body: gqlBody("{ "+strings.Repeat("__typename ", 14_000)+"}", nil)},
 			status: 400, code: "GRAPHQL_VALIDATION_FAILED", fast: true},
