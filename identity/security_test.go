@@ -148,6 +148,95 @@ func TestAttackerCannotLockTheOwnerOut(t *testing.T) {
 	})
 }
 
+// One client signing in to its own account in a loop (successes, which the failure
+// limits refund) takes only its share of the hashing: another customer's correct
+// password still signs in, and the loop is the one answered RATE_LIMITED.
+func TestOwnLoginLoopCannotStarveOthers(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, testdb.New(t), func(c *identity.Config) {
+		c.HashBudget = limiter(t, auth.Limit{Rate: 1, Period: time.Hour, Burst: 20})
+		c.HashPerIP = nil // the defaults under test
+		c.HashPerAccount = limiter(t, auth.PerMinute(10_000))
+	})
+	register(t, e, ann())
+	bob := ann()
+	bob.Email, bob.Name = "bob@example.com", "Bob"
+	register(t, e, bob)
+	const looper, other = "203.0.113.7", "198.51.100.8"
+	var ok, limited int
+	for range 30 {
+		_, err := e.svc.Login(ctx, "ann.reader@example.com", password, looper)
+		switch bookstore.ErrorCode(err) {
+		case "":
+			ok++
+		case auth.CodeRateLimited:
+			limited++
+		default:
+			t.Fatalf("login: %v", err)
+		}
+	}
+	if limited == 0 || ok >= 20 {
+		t.Fatalf("the loop signed in %d times, throttled %d: want it held to its per-IP share", ok, limited)
+	}
+	if _, err := e.svc.Login(ctx, "bob@example.com", password, other); err != nil {
+		t.Fatalf("another customer's login after the loop: %v", err)
+	}
+}
+
+// The same bound per account: one account signed in to from many addresses.
+func TestHashesPerAccountAreBounded(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, testdb.New(t), func(c *identity.Config) { c.HashPerAccount = nil })
+	register(t, e, ann())
+	limited := 0
+	for i := range 20 {
+		_, err := e.svc.Login(ctx, "ann.reader@example.com", password, fmt.Sprintf("192.0.2.%d", i+1))
+		if bookstore.ErrorCode(err) == auth.CodeRateLimited {
+			limited++
+		} else if err != nil {
+			t.Fatalf("login: %v", err)
+		}
+	}
+	if limited == 0 {
+		t.Fatal("20 logins to one account in a row were never throttled")
+	}
+}
+
+// A login refused by the loose per-email limit gives back the strict (email, IP) token
+// it took: while a distributed guess holds the email's limit, the owner's attempts do
+// not use up their own budget.
+func TestLooseLimitRefusalKeepsTheStrictToken(t *testing.T) {
+	ctx := context.Background()
+	var now atomic.Int64
+	now.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
+	clock := func() time.Time { return time.Unix(0, now.Load()) }
+	lim := func(l auth.Limit) auth.Limiter {
+		ll, err := auth.NewLocalLimiter(l, auth.LocalOptions{Now: clock})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ll
+	}
+	e := newEnv(t, testdb.New(t), func(c *identity.Config) {
+		c.LoginPerAccountIP = lim(auth.Limit{Rate: 1, Period: time.Hour, Burst: 3})
+		c.LoginPerAccount = lim(auth.Limit{Rate: 1, Period: time.Minute, Burst: 2})
+	})
+	register(t, e, ann())
+	for i := range 2 {
+		_, err := e.svc.Login(ctx, "ann.reader@example.com", "wrong guess", fmt.Sprintf("203.0.113.%d", i+1))
+		wantCode(t, err, bookstore.CodeUnauthenticated)
+	}
+	const owner = "198.51.100.20"
+	for range 5 {
+		_, err := e.svc.Login(ctx, "ann.reader@example.com", password, owner)
+		wantCode(t, err, auth.CodeRateLimited)
+	}
+	now.Add(int64(time.Minute)) // the loose limit has one token again
+	if _, err := e.svc.Login(ctx, "ann.reader@example.com", password, owner); err != nil {
+		t.Fatalf("the owner's login once the loose limit refilled: %v", err)
+	}
+}
+
 // A flood of logins never runs more hashes than the bound, queues only a few and turns
 // the rest away at once as RATE_LIMITED, so the CPU the catalog needs stays free.
 func TestLoginFloodIsBoundedAndFailsFast(t *testing.T) {

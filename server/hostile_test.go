@@ -1272,6 +1272,7 @@ func TestLoginFloodLeavesBrowsingAlone(t *testing.T) {
 			lenient, _ := auth.NewLocalLimiter(auth.PerMinute(1_000_000), auth.LocalOptions{})
 			ic.Hasher = hasher
 			ic.LoginPerIP, ic.LoginPerAccount, ic.LoginPerAccountIP, ic.HashBudget = lenient, lenient, lenient, lenient
+			ic.HashPerIP, ic.HashPerAccount = lenient, lenient
 		})
 	})
 	h := newHClient(t, a.url)
