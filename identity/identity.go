@@ -784,16 +784,20 @@ func validateText(field, s string, min, max int) (string, error) {
 }
 
 // validatePhone accepts an international number (a leading "+" and a country code) that
-// the country's numbering plan admits (pii.ParsePhone), kept as typed. It never runs the
+// the country's numbering plan admits (pii.ParsePhone), kept as typed once NFKC turns
+// no-break spaces into plain ones. It never runs the
 // card-number heuristic on a valid phone number (one in ten mobiles passes Luhn), and
 // refuses a card number typed into the field with the card message.
 func validatePhone(s string) (string, error) {
-	s = strings.TrimSpace(s)
 	if _, ok := pii.ParsePhone(s); ok {
-		return s, nil
+		return pii.NormalizePhone(s), nil
 	}
-	if len(s) <= 64 && pii.LooksLikeCardNumber(strings.TrimPrefix(s, "+")) {
-		return "", bookstore.InvalidField("phone", "must not contain a payment card number")
+	// Only a number typed without the "+" of a phone number gets the card message: with
+	// one it was meant as a phone and is told the format.
+	if len(s) <= 64 {
+		if s = pii.NormalizePhone(s); !strings.HasPrefix(s, "+") && pii.LooksLikeCardNumber(s) {
+			return "", bookstore.InvalidField("phone", "must not contain a payment card number")
+		}
 	}
 	return "", bookstore.InvalidField("phone", "must be an international phone number such as +44 20 7946 0958")
 }

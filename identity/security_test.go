@@ -457,11 +457,23 @@ func TestAddressCapUnderConcurrency(t *testing.T) {
 // Real phone numbers are accepted even when their digits pass Luhn; card numbers are not.
 func TestPhonesAreNotCards(t *testing.T) {
 	e := newEnv(t, testdb.New(t), nil)
-	for i, p := range []string{"+55 11 91234-5676", "+49 1512 3456787", "+5511912345676", "+1 (650) 253-0000"} {
+	for i, p := range []string{"+55 11 91234-5676", "+49 1512 3456787", "+5511912345676", "+1 (650) 253-0000",
+		"+55\u00a011\u00a091234-5676", "+49\u202f1512\u202f3456787"} {
 		in := ann()
 		in.Email, in.Phone = fmt.Sprintf("phone%d@example.com", i), &p
-		if s := register(t, e, in); s.Customer.Phone == nil || *s.Customer.Phone != p {
+		want := strings.NewReplacer("\u00a0", " ", "\u202f", " ").Replace(p) // stored with plain spaces
+		if s := register(t, e, in); s.Customer.Phone == nil || *s.Customer.Phone != want {
 			t.Fatalf("phone %q stored as %v", p, s.Customer.Phone)
+		}
+	}
+	// A number meant as a phone that does not parse is told the format, not "card".
+	for _, p := range []string{"+4111111111111111", "+55\u00a011\u00a091234", "+999 1234567"} {
+		in := ann()
+		in.Email, in.Phone = "bad.phone@example.com", &p
+		_, err := e.svc.Register(context.Background(), in, "192.0.2.1")
+		wantField(t, err, "phone")
+		if !strings.Contains(err.Error(), "international phone number") {
+			t.Fatalf("phone %q: %v, want the phone-format message", p, err)
 		}
 	}
 	for _, p := range []string{"378282246310005", "+4111111111111111", "4111 1111 1111 1111", "+44 20", "+999 1234567"} {
@@ -476,7 +488,7 @@ func TestPhonesAreNotCards(t *testing.T) {
 func TestAddressCountries(t *testing.T) {
 	e := newEnv(t, testdb.New(t), nil)
 	s := register(t, e, ann())
-	for _, c := range []string{"UK", "EU", "XX", "ZZ", "UN", "AA", "QZ", "G1"} {
+	for _, c := range []string{"UK", "EU", "XX", "ZZ", "UN", "AA", "QZ", "G1", "YU", "SU", "NT", "AN", "CS", "DD", "ZR", "TP", "BU"} {
 		_, err := e.svc.AddAddress(context.Background(), s.Customer.ID, identity.Address{Recipient: "R", Line1: "L", City: "C", Country: c})
 		wantField(t, err, "country")
 	}
