@@ -734,11 +734,11 @@ func normalizeAddress(a *Address) error {
 // bare addr-spec (no display name) of at most 254 bytes with a dotted domain.
 func validateEmail(s string) (string, error) {
 	bad := bookstore.InvalidField("email", "must be a valid email address")
-	if len(s) > maxEmailBytes+64 {
+	if len(s) > maxEmailBytes { // the same answer as Login's
 		return "", bookstore.InvalidField("email", "must be at most %d bytes", maxEmailBytes)
 	}
 	s = strings.TrimSpace(s)
-	if s == "" || len(s) > maxEmailBytes || !utf8.ValidString(s) {
+	if s == "" || !utf8.ValidString(s) {
 		return "", bad
 	}
 	addr, err := mail.ParseAddress(s)

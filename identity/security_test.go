@@ -62,6 +62,17 @@ func TestLoginRefusesOversizedInputBeforeAnyWork(t *testing.T) {
 	wantField(t, err, "email")
 	_, err = e.svc.Login(ctx, "ann@example.com", strings.Repeat("p", 129), "198.51.100.7")
 	wantField(t, err, "password")
+	// Register and login answer an over-long email alike, whatever its length.
+	for _, n := range []int{255, 300, 1000} {
+		long := strings.Repeat("a", n-len("@example.com")) + "@example.com"
+		_, lerr := e.svc.Login(ctx, long, password, "198.51.100.7")
+		_, rerr := e.svc.Register(ctx, identity.RegisterInput{Email: long, Name: "N", Password: password}, "198.51.100.8")
+		wantField(t, lerr, "email")
+		wantField(t, rerr, "email")
+		if lerr.Error() != rerr.Error() {
+			t.Fatalf("a %d-byte email: login says %q, register %q", n, lerr, rerr)
+		}
+	}
 	_, err = e.svc.Login(ctx, "ann@example.com", strings.Repeat("e\u0301", 100_000), "198.51.100.7")
 	wantField(t, err, "password")
 	if n := ip.n.Load(); n != 0 {

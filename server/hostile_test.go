@@ -1216,6 +1216,10 @@ func TestHostileIdentityAbuse(t *testing.T) {
 	nul := base64.RawURLEncoding.EncodeToString([]byte(`{"s":"TITLE","k":"a\u0000b","i":"` + uuid.NewString() + `"}`))
 	r = h.gql(`query($c: String!) { books(sort: TITLE, after: $c) { edges { cursor } } }`, map[string]any{"c": nul})
 	fieldErrors(t, r, bookstore.CodeBadUserInput)
+	// Nor one whose key is not UTF-8 (JSON decoding would quietly replace the byte).
+	notUTF8 := base64.RawURLEncoding.EncodeToString([]byte(`{"s":"TITLE","k":"a` + "\xff" + `b","i":"` + uuid.NewString() + `"}`))
+	r = h.gql(`query($c: String!) { books(sort: TITLE, after: $c) { edges { cursor } } }`, map[string]any{"c": notUTF8})
+	fieldErrors(t, r, bookstore.CodeBadUserInput)
 
 	// Two operations and no operationName: a message that says what to do.
 	r = h.gql(`query A { __typename } query B { __typename }`, nil)
