@@ -49,6 +49,14 @@ var (
 	// instance, 40 at once then 10 a second, whoever asks: with hashing bounded to
 	// DefaultHashConcurrency this keeps the CPU the catalog needs free.
 	DefaultHashBudget = auth.Limit{Rate: 10, Period: time.Second, Burst: 40}
+	// DefaultHashPerIP: password hashes per client IP bucket, 6 at once then 2 a second,
+	// successes included (never refunded): one client's share of DefaultHashBudget, so
+	// that signing in to its own account in a loop cannot take the hashing every other
+	// user's login needs.
+	DefaultHashPerIP = auth.Limit{Rate: 2, Period: time.Second, Burst: 6}
+	// DefaultHashPerAccount: password hashes per email, 3 at once then 1 a second,
+	// successes included: the same bound for one account signed in to from many places.
+	DefaultHashPerAccount = auth.Limit{Rate: 1, Period: time.Second, Burst: 3}
 	// DefaultRegisterPerIP: 5 registrations, then one every 6 minutes, per client IP.
 	DefaultRegisterPerIP = auth.Limit{Rate: 10, Period: time.Hour, Burst: 5}
 )
@@ -84,6 +92,11 @@ type Config struct {
 	// HashBudget bounds password hashes per instance (nil: DefaultHashBudget in process;
 	// it protects this instance's CPU, so it is never shared).
 	HashBudget auth.Limiter
+	// HashPerIP and HashPerAccount bound the hashes one client IP bucket and one email
+	// may cause on this instance (nil: DefaultHashPerIP, DefaultHashPerAccount in
+	// process), whether the password was right or not.
+	HashPerIP      auth.Limiter
+	HashPerAccount auth.Limiter
 
 	// Revocations receives the sessions this service ends; nil: a database-backed set
 	// (NewRevocations without Redis). The HTTP layer checks tokens against the same set.
@@ -129,6 +142,16 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.HashBudget == nil {
 		if cfg.HashBudget, err = local(DefaultHashBudget); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.HashPerIP == nil {
+		if cfg.HashPerIP, err = local(DefaultHashPerIP); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.HashPerAccount == nil {
+		if cfg.HashPerAccount, err = local(DefaultHashPerAccount); err != nil {
 			return nil, err
 		}
 	}
@@ -231,6 +254,9 @@ func (s *Service) Register(ctx context.Context, in RegisterInput, ip string) (*S
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
+	if err := s.throttle(ctx, s.cfg.HashPerIP, "ip:"+auth.IPBucket(ip)); err != nil {
+		return nil, err
+	}
 	if err := s.throttle(ctx, s.cfg.HashBudget, "all"); err != nil {
 		return nil, err
 	}
@@ -277,8 +303,9 @@ func hashError(op string, err error) error {
 	return fmt.Errorf("%s: %w", op, err)
 }
 
-// Login checks an email and password and starts a session. Attempts are throttled per IP
-// and per email; a throttled attempt is a *auth.ThrottledError (code RATE_LIMITED).
+// Login checks an email and password and starts a session. Failures are throttled per IP
+// and per email, hashes (successes too) per IP, per email and per instance; a throttled
+// attempt is a *auth.ThrottledError (code RATE_LIMITED).
 // Unknown email and wrong password give the same error and take the same time. ip must be
 // the client's address as resolved by the HTTP layer (trusted proxies), never empty: all
 // callers with the same ip share one throttle.
@@ -298,15 +325,26 @@ func (s *Service) Login(ctx context.Context, email, password, ip string) (*Sessi
 	idx := s.cfg.Index.Email(email)
 	account := "email:" + hex.EncodeToString(idx)
 	spent := []limiterKey{{s.cfg.LoginPerIP, bucket}}
-	for _, k := range []limiterKey{{s.cfg.LoginPerAccountIP, account + "|" + bucket}, {s.cfg.LoginPerAccount, account}} {
-		if err := s.throttle(ctx, k.l, k.key); err != nil {
-			return nil, err // the tokens taken so far count this attempt as a failure
-		}
-		spent = append(spent, k)
+	strict := limiterKey{s.cfg.LoginPerAccountIP, account + "|" + bucket}
+	if err := s.throttle(ctx, strict.l, strict.key); err != nil {
+		return nil, err // the IP token counts this attempt as a failure
 	}
-	if err := s.throttle(ctx, s.cfg.HashBudget, "all"); err != nil {
-		s.refund(ctx, spent) // the instance is busy: not the caller's failure
+	spent = append(spent, strict)
+	if err := s.throttle(ctx, s.cfg.LoginPerAccount, account); err != nil {
+		// A distributed guess spent the email's loose limit: the owner's strict
+		// (email, IP) budget must not drain while it lasts.
+		s.refund(ctx, []limiterKey{strict})
 		return nil, err
+	}
+	spent = append(spent, limiterKey{s.cfg.LoginPerAccount, account})
+	// The hash bounds count successes too (never refunded, unlike the failure limits
+	// above), and come before the shared budget and queue: a client signing in to its
+	// own account in a loop takes its share of the hashing, not everyone's.
+	for _, k := range []limiterKey{{s.cfg.HashPerIP, bucket}, {s.cfg.HashPerAccount, account}, {s.cfg.HashBudget, "all"}} {
+		if err := s.throttle(ctx, k.l, k.key); err != nil {
+			s.refund(ctx, spent) // the password was not checked: not a failure
+			return nil, err
+		}
 	}
 	sess, err := s.login(ctx, idx, auth.NormalizePassword(password))
 	if err == nil || errors.Is(err, auth.ErrHasherBusy) {
@@ -696,11 +734,11 @@ func normalizeAddress(a *Address) error {
 // bare addr-spec (no display name) of at most 254 bytes with a dotted domain.
 func validateEmail(s string) (string, error) {
 	bad := bookstore.InvalidField("email", "must be a valid email address")
-	if len(s) > maxEmailBytes+64 {
+	if len(s) > maxEmailBytes { // the same answer as Login's
 		return "", bookstore.InvalidField("email", "must be at most %d bytes", maxEmailBytes)
 	}
 	s = strings.TrimSpace(s)
-	if s == "" || len(s) > maxEmailBytes || !utf8.ValidString(s) {
+	if s == "" || !utf8.ValidString(s) {
 		return "", bad
 	}
 	addr, err := mail.ParseAddress(s)
@@ -746,16 +784,20 @@ func validateText(field, s string, min, max int) (string, error) {
 }
 
 // validatePhone accepts an international number (a leading "+" and a country code) that
-// the country's numbering plan admits (pii.ParsePhone), kept as typed. It never runs the
+// the country's numbering plan admits (pii.ParsePhone), kept as typed once NFKC turns
+// no-break spaces into plain ones. It never runs the
 // card-number heuristic on a valid phone number (one in ten mobiles passes Luhn), and
 // refuses a card number typed into the field with the card message.
 func validatePhone(s string) (string, error) {
-	s = strings.TrimSpace(s)
 	if _, ok := pii.ParsePhone(s); ok {
-		return s, nil
+		return pii.NormalizePhone(s), nil
 	}
-	if len(s) <= 64 && pii.LooksLikeCardNumber(strings.TrimPrefix(s, "+")) {
-		return "", bookstore.InvalidField("phone", "must not contain a payment card number")
+	// Only a number typed without the "+" of a phone number gets the card message: with
+	// one it was meant as a phone and is told the format.
+	if len(s) <= 64 {
+		if s = pii.NormalizePhone(s); !strings.HasPrefix(s, "+") && pii.LooksLikeCardNumber(s) {
+			return "", bookstore.InvalidField("phone", "must not contain a payment card number")
+		}
 	}
 	return "", bookstore.InvalidField("phone", "must be an international phone number such as +44 20 7946 0958")
 }

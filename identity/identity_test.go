@@ -90,8 +90,8 @@ func newEnv(t testing.TB, db *store.DB, edit func(*identity.Config)) *env {
 	}
 	cfg := identity.Config{DB: db, PII: kr, Index: idx, Hasher: hasher, Tokens: tokens, Now: c.Now,
 		LoginPerIP: lenient(), LoginPerAccount: lenient(), LoginPerAccountIP: lenient(), RegisterPerIP: lenient(),
-		HashBudget: lenient(),
-		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil))}
+		HashBudget: lenient(), HashPerIP: lenient(), HashPerAccount: lenient(),
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	if edit != nil {
 		edit(&cfg)
 	}

@@ -62,6 +62,17 @@ func TestLoginRefusesOversizedInputBeforeAnyWork(t *testing.T) {
 	wantField(t, err, "email")
 	_, err = e.svc.Login(ctx, "ann@example.com", strings.Repeat("p", 129), "198.51.100.7")
 	wantField(t, err, "password")
+	// Register and login answer an over-long email alike, whatever its length.
+	for _, n := range []int{255, 300, 1000} {
+		long := strings.Repeat("a", n-len("@example.com")) + "@example.com"
+		_, lerr := e.svc.Login(ctx, long, password, "198.51.100.7")
+		_, rerr := e.svc.Register(ctx, identity.RegisterInput{Email: long, Name: "N", Password: password}, "198.51.100.8")
+		wantField(t, lerr, "email")
+		wantField(t, rerr, "email")
+		if lerr.Error() != rerr.Error() {
+			t.Fatalf("a %d-byte email: login says %q, register %q", n, lerr, rerr)
+		}
+	}
 	_, err = e.svc.Login(ctx, "ann@example.com", strings.Repeat("e\u0301", 100_000), "198.51.100.7")
 	wantField(t, err, "password")
 	if n := ip.n.Load(); n != 0 {
@@ -146,6 +157,95 @@ func TestAttackerCannotLockTheOwnerOut(t *testing.T) {
 		_, err = e.svc.Login(ctx, "ann.reader@example.com", "wrong", "192.0.2.99")
 		wantCode(t, err, auth.CodeRateLimited)
 	})
+}
+
+// One client signing in to its own account in a loop (successes, which the failure
+// limits refund) takes only its share of the hashing: another customer's correct
+// password still signs in, and the loop is the one answered RATE_LIMITED.
+func TestOwnLoginLoopCannotStarveOthers(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, testdb.New(t), func(c *identity.Config) {
+		c.HashBudget = limiter(t, auth.Limit{Rate: 1, Period: time.Hour, Burst: 20})
+		c.HashPerIP = nil // the defaults under test
+		c.HashPerAccount = limiter(t, auth.PerMinute(10_000))
+	})
+	register(t, e, ann())
+	bob := ann()
+	bob.Email, bob.Name = "bob@example.com", "Bob"
+	register(t, e, bob)
+	const looper, other = "203.0.113.7", "198.51.100.8"
+	var ok, limited int
+	for range 30 {
+		_, err := e.svc.Login(ctx, "ann.reader@example.com", password, looper)
+		switch bookstore.ErrorCode(err) {
+		case "":
+			ok++
+		case auth.CodeRateLimited:
+			limited++
+		default:
+			t.Fatalf("login: %v", err)
+		}
+	}
+	if limited == 0 || ok >= 20 {
+		t.Fatalf("the loop signed in %d times, throttled %d: want it held to its per-IP share", ok, limited)
+	}
+	if _, err := e.svc.Login(ctx, "bob@example.com", password, other); err != nil {
+		t.Fatalf("another customer's login after the loop: %v", err)
+	}
+}
+
+// The same bound per account: one account signed in to from many addresses.
+func TestHashesPerAccountAreBounded(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, testdb.New(t), func(c *identity.Config) { c.HashPerAccount = nil })
+	register(t, e, ann())
+	limited := 0
+	for i := range 20 {
+		_, err := e.svc.Login(ctx, "ann.reader@example.com", password, fmt.Sprintf("192.0.2.%d", i+1))
+		if bookstore.ErrorCode(err) == auth.CodeRateLimited {
+			limited++
+		} else if err != nil {
+			t.Fatalf("login: %v", err)
+		}
+	}
+	if limited == 0 {
+		t.Fatal("20 logins to one account in a row were never throttled")
+	}
+}
+
+// A login refused by the loose per-email limit gives back the strict (email, IP) token
+// it took: while a distributed guess holds the email's limit, the owner's attempts do
+// not use up their own budget.
+func TestLooseLimitRefusalKeepsTheStrictToken(t *testing.T) {
+	ctx := context.Background()
+	var now atomic.Int64
+	now.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
+	clock := func() time.Time { return time.Unix(0, now.Load()) }
+	lim := func(l auth.Limit) auth.Limiter {
+		ll, err := auth.NewLocalLimiter(l, auth.LocalOptions{Now: clock})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ll
+	}
+	e := newEnv(t, testdb.New(t), func(c *identity.Config) {
+		c.LoginPerAccountIP = lim(auth.Limit{Rate: 1, Period: time.Hour, Burst: 3})
+		c.LoginPerAccount = lim(auth.Limit{Rate: 1, Period: time.Minute, Burst: 2})
+	})
+	register(t, e, ann())
+	for i := range 2 {
+		_, err := e.svc.Login(ctx, "ann.reader@example.com", "wrong guess", fmt.Sprintf("203.0.113.%d", i+1))
+		wantCode(t, err, bookstore.CodeUnauthenticated)
+	}
+	const owner = "198.51.100.20"
+	for range 5 {
+		_, err := e.svc.Login(ctx, "ann.reader@example.com", password, owner)
+		wantCode(t, err, auth.CodeRateLimited)
+	}
+	now.Add(int64(time.Minute)) // the loose limit has one token again
+	if _, err := e.svc.Login(ctx, "ann.reader@example.com", password, owner); err != nil {
+		t.Fatalf("the owner's login once the loose limit refilled: %v", err)
+	}
 }
 
 // A flood of logins never runs more hashes than the bound, queues only a few and turns
@@ -368,11 +468,23 @@ func TestAddressCapUnderConcurrency(t *testing.T) {
 // Real phone numbers are accepted even when their digits pass Luhn; card numbers are not.
 func TestPhonesAreNotCards(t *testing.T) {
 	e := newEnv(t, testdb.New(t), nil)
-	for i, p := range []string{"+55 11 91234-5676", "+49 1512 3456787", "+5511912345676", "+1 (650) 253-0000"} {
+	for i, p := range []string{"+55 11 91234-5676", "+49 1512 3456787", "+5511912345676", "+1 (650) 253-0000",
+		"+55\u00a011\u00a091234-5676", "+49\u202f1512\u202f3456787"} {
 		in := ann()
 		in.Email, in.Phone = fmt.Sprintf("phone%d@example.com", i), &p
-		if s := register(t, e, in); s.Customer.Phone == nil || *s.Customer.Phone != p {
+		want := strings.NewReplacer("\u00a0", " ", "\u202f", " ").Replace(p) // stored with plain spaces
+		if s := register(t, e, in); s.Customer.Phone == nil || *s.Customer.Phone != want {
 			t.Fatalf("phone %q stored as %v", p, s.Customer.Phone)
+		}
+	}
+	// A number meant as a phone that does not parse is told the format, not "card".
+	for _, p := range []string{"+4111111111111111", "+55\u00a011\u00a091234", "+999 1234567"} {
+		in := ann()
+		in.Email, in.Phone = "bad.phone@example.com", &p
+		_, err := e.svc.Register(context.Background(), in, "192.0.2.1")
+		wantField(t, err, "phone")
+		if !strings.Contains(err.Error(), "international phone number") {
+			t.Fatalf("phone %q: %v, want the phone-format message", p, err)
 		}
 	}
 	for _, p := range []string{"378282246310005", "+4111111111111111", "4111 1111 1111 1111", "+44 20", "+999 1234567"} {
@@ -387,7 +499,7 @@ func TestPhonesAreNotCards(t *testing.T) {
 func TestAddressCountries(t *testing.T) {
 	e := newEnv(t, testdb.New(t), nil)
 	s := register(t, e, ann())
-	for _, c := range []string{"UK", "EU", "XX", "ZZ", "UN", "AA", "QZ", "G1"} {
+	for _, c := range []string{"UK", "EU", "XX", "ZZ", "UN", "AA", "QZ", "G1", "YU", "SU", "NT", "AN", "CS", "DD", "ZR", "TP", "BU"} {
 		_, err := e.svc.AddAddress(context.Background(), s.Customer.ID, identity.Address{Recipient: "R", Line1: "L", City: "C", Country: c})
 		wantField(t, err, "country")
 	}

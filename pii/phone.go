@@ -4,6 +4,7 @@ import (
 	"strings"
 
 	"github.com/nyaruka/phonenumbers"
+	"golang.org/x/text/unicode/norm"
 )
 
 // maxPhoneBytes bounds what ParsePhone looks at: E.164 has at most 15 digits, and the
@@ -20,7 +21,13 @@ const maxPhoneBytes = 32
 // would otherwise be refused as a PAN. A card number does not parse: it has no "+", and
 // with one it matches no country's plan.
 func ParsePhone(s string) (string, bool) {
-	s = strings.TrimSpace(s)
+	// NFKC first, so that a number typed with no-break or narrow spaces (U+00A0,
+	// U+202F, as phones and word processors insert) parses; a space takes at most 3
+	// bytes, which bounds the input normalised.
+	if len(s) > 3*maxPhoneBytes {
+		return "", false
+	}
+	s = NormalizePhone(s)
 	if len(s) > maxPhoneBytes || !strings.HasPrefix(s, "+") {
 		return "", false
 	}
@@ -37,3 +44,7 @@ func ParsePhone(s string) (string, bool) {
 	}
 	return phonenumbers.Format(n, phonenumbers.E164), true
 }
+
+// NormalizePhone is the form a phone number is parsed and stored in: NFKC (no-break
+// and other compatibility spaces become plain ones), trimmed.
+func NormalizePhone(s string) string { return strings.TrimSpace(norm.NFKC.String(s)) }

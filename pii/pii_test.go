@@ -313,6 +313,10 @@ func TestParsePhone(t *testing.T) {
 		"+49 1512 3456787":  "+4915123456787",
 		"+44 20 7946 0958":  "+442079460958",
 		"+1 (650) 253-0000": "+16502530000",
+		// No-break and narrow no-break spaces, as phones and word processors type them.
+		"+44\u00a020 7946 0958":       "+442079460958",
+		"+49\u202f1512\u202f3456787":  "+4915123456787",
+		"+55\u00a011\u00a091234-5676": "+5511912345676",
 	} {
 		if got, ok := pii.ParsePhone(s); !ok || got != want {
 			t.Errorf("ParsePhone(%q) = %q, %v; want %q", s, got, ok, want)
@@ -322,7 +326,7 @@ func TestParsePhone(t *testing.T) {
 		}
 	}
 	for _, s := range []string{"4111 1111 1111 1111", "+4111111111111111", "+378282246310005", "020 7946 0958",
-		"+44 20", "+1 800 FLOWERS", "+44\u00a020 7946 0958", strings.Repeat("+1", 40)} {
+		"+44 20", "+1 800 FLOWERS", "+44\u00a020", strings.Repeat("+1", 40), strings.Repeat("\u00a0", 60) + "+44 20 7946 0958"} {
 		if got, ok := pii.ParsePhone(s); ok {
 			t.Errorf("ParsePhone(%q) = %q, want refused", s, got)
 		}

@@ -163,6 +163,16 @@ type apq struct {
 }
 
 func (a apq) MutateOperationParameters(ctx context.Context, raw *graphql.RawParams) *gqlerror.Error {
+	// A hash that is no SHA-256 (64 hex digits) can name no query: gqlgen would look it
+	// up and answer PERSISTED_QUERY_NOT_FOUND, telling the client to retry with the text.
+	if pq, ok := raw.Extensions["persistedQuery"].(map[string]any); ok {
+		if h, ok := pq["sha256Hash"].(string); ok {
+			if _, err := hex.DecodeString(h); err != nil || len(h) != 2*sha256.Size {
+				return &gqlerror.Error{Message: "persistedQuery.sha256Hash must be 64 hex digits",
+					Extensions: map[string]any{"code": CodeBadRequest}}
+			}
+		}
+	}
 	err := a.AutomaticPersistedQuery.MutateOperationParameters(ctx, raw)
 	if err != nil && err.Extensions["code"] == nil {
 		if err.Extensions == nil {

@@ -281,6 +281,12 @@ func TestHostileRequestsGetTypedRefusals(t *testing.T) {
 		fmt.Fprintf(&bomb, "fragment F%d on Query { ...F%d ...F%d }\n", i, i+1, i+1)
 	}
 	bomb.WriteString("fragment F40 on Query { __typename }\n")
+	var ibomb strings.Builder // the same built of introspection fields: 2^20 __type
+	ibomb.WriteString("{ ...F20 }\n")
+	ibomb.WriteString(`fragment F0 on Query { __type(name: "Query") { name } }` + "\n")
+	for i := 1; i <= 20; i++ {
+		fmt.Fprintf(&ibomb, "fragment F%d on Query { ...F%d ...F%d }\n", i, i-1, i-1)
+	}
 	var frags strings.Builder
 	frags.WriteString("{ ")
 	for i := range 1000 {
@@ -320,7 +326,10 @@ func TestHostileRequestsGetTypedRefusals(t *testing.T) {
 			status: 400, code: "COMPLEXITY_LIMIT_EXCEEDED"},
 		{name: "fragment bomb: 40 fragments each spreading the next twice",
 			req:    hreq{body: gqlBody(bomb.String(), nil)},
-			status: 400, code: "COMPLEXITY_LIMIT_EXCEEDED", fast: true},
+			status: 400, code: "COMPLEXITY_LIMIT_EXCEEDED", says: "fragments are expanded", fast: true},
+		{name: "fragment bomb of introspection fields: 20 fragments each spreading the previous twice",
+			req:    hreq{body: gqlBody(ibomb.String(), nil)},
+			status: 400, code: "COMPLEXITY_LIMIT_EXCEEDED", says: "fragments are expanded", fast: true},
 		{name: "the same field 14,000 times (quadratic validation)",
 			req:    hreq{body: gqlBody("{ "+strings.Repeat("__typename ", 14_000)+"}", nil)},
 			status: 400, code: "GRAPHQL_VALIDATION_FAILED", fast: true},
@@ -354,6 +363,10 @@ func TestHostileRequestsGetTypedRefusals(t *testing.T) {
 		{name: "a JSON string", req: hreq{body: []byte(`"{ __typename }"`)}, status: 400, code: server.CodeBadRequest},
 		{name: "query is a list", req: hreq{body: []byte(`{"query": ["{ __typename }"]}`)}, status: 400, code: server.CodeBadRequest},
 		{name: "variables is a list", req: hreq{body: []byte(`{"query": "{ __typename }", "variables": [1]}`)}, status: 400, code: server.CodeBadRequest},
+		{name: "200,000 tiny strings in a list variable",
+			req: hreq{body: gqlBody(`query($s: [String!]) { search(query: "x", filter: {categorySlugs: $s}) { totalCount } }`,
+				map[string]any{"s": strings.Split(strings.Repeat("a,", 200_000), ",")})},
+			status: 400, code: "BAD_USER_INPUT", says: "more than 10000 values", fast: true},
 		{name: "variables nested 100,000 deep",
 			req:    hreq{body: []byte(`{"query": "{ __typename }", "variables": {"a": ` + strings.Repeat("[", 100_000) + strings.Repeat("]", 100_000) + `}}`)},
 			status: 400, code: server.CodeBadRequest},
@@ -1203,6 +1216,10 @@ func TestHostileIdentityAbuse(t *testing.T) {
 	nul := base64.RawURLEncoding.EncodeToString([]byte(`{"s":"TITLE","k":"a\u0000b","i":"` + uuid.NewString() + `"}`))
 	r = h.gql(`query($c: String!) { books(sort: TITLE, after: $c) { edges { cursor } } }`, map[string]any{"c": nul})
 	fieldErrors(t, r, bookstore.CodeBadUserInput)
+	// Nor one whose key is not UTF-8 (JSON decoding would quietly replace the byte).
+	notUTF8 := base64.RawURLEncoding.EncodeToString([]byte(`{"s":"TITLE","k":"a` + "\xff" + `b","i":"` + uuid.NewString() + `"}`))
+	r = h.gql(`query($c: String!) { books(sort: TITLE, after: $c) { edges { cursor } } }`, map[string]any{"c": notUTF8})
+	fieldErrors(t, r, bookstore.CodeBadUserInput)
 
 	// Two operations and no operationName: a message that says what to do.
 	r = h.gql(`query A { __typename } query B { __typename }`, nil)
@@ -1263,6 +1280,7 @@ func TestLoginFloodLeavesBrowsingAlone(t *testing.T) {
 			lenient, _ := auth.NewLocalLimiter(auth.PerMinute(1_000_000), auth.LocalOptions{})
 			ic.Hasher = hasher
 			ic.LoginPerIP, ic.LoginPerAccount, ic.LoginPerAccountIP, ic.HashBudget = lenient, lenient, lenient, lenient
+			ic.HashPerIP, ic.HashPerAccount = lenient, lenient
 		})
 	})
 	h := newHClient(t, a.url)

@@ -13,7 +13,7 @@ import (
 // credentialFields are the mutations that check a password or exchange a token: each
 // costs an argon2id hash (or a serializable transaction), so thirty aliases of login in
 // one request would be thirty hashes behind one throttle check of the HTTP layer.
-var credentialFields = map[string]bool{"login": true, "register": true, "refreshToken": true, "changePassword": true}
+var credentialFields = map[string]bool{"login": true, "register": true, "refreshToken": true}
 
 // CredentialGuard allows at most one credential field per operation
 // (CREDENTIAL_FIELD_LIMIT_EXCEEDED), however it is spelled: aliases, inline fragments
@@ -61,7 +61,7 @@ func (CredentialGuard) MutateOperationContext(_ context.Context, oc *graphql.Ope
 	walk(oc.Operation.SelectionSet)
 	if n > 1 {
 		return &gqlerror.Error{
-			Message:    "an operation may run at most one of login, register, refreshToken and changePassword",
+			Message:    "an operation may run at most one of login, register and refreshToken",
 			Extensions: map[string]any{"code": bookstore.CodeCredentialFieldLimit},
 		}
 	}

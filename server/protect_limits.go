@@ -57,10 +57,10 @@ const (
 // levels deep, and harmless.
 //
 // MaxCost is the complexity limit, enforced here on a lower bound of the complexity:
-// the operation's fields after fragment expansion, each costing at least 1. gqlgen's
-// complexity walk expands every fragment spread anew, so 30 fragments that each spread
-// the next twice (a few hundred bytes) take it 2^30 steps; measured here once per
-// fragment, such an operation is refused with COMPLEXITY_LIMIT_EXCEEDED before that walk
+// the operation's fields after fragment expansion (introspection fields and __typename
+// included), each costing at least 1. gqlgen's complexity walk expands every fragment
+// spread anew, so 30 fragments that each spread the next twice (a few hundred bytes) take
+// it 2^30 steps; measured here once per fragment, such an operation is refused with COMPLEXITY_LIMIT_EXCEEDED before that walk
 // runs. QueryLimits must therefore run before the complexity extension.
 type QueryLimits struct {
 	MaxDepth   int
@@ -104,7 +104,7 @@ func limitError(code, format string, args ...any) *gqlerror.Error {
 // shape is what the limits look at in a selection set.
 type shape struct {
 	depth   int // fields deep, outside introspection
-	fields  int // fields after fragment expansion, outside introspection
+	fields  int // fields after fragment expansion, introspection and __typename included
 	aliases int // aliased fields, a fragment's counted at each spread
 }
 
@@ -125,11 +125,14 @@ func (m *measurer) selectionSet(set ast.SelectionSet) shape {
 			if s.Alias != "" && s.Alias != s.Name {
 				out.aliases = satAdd(out.aliases, 1)
 			}
-			if s.Name == "__schema" || s.Name == "__type" {
-				continue
-			}
 			out.fields = satAdd(out.fields, 1)
-			merge(m.selectionSet(s.SelectionSet), 1)
+			sub := m.selectionSet(s.SelectionSet)
+			if s.Name == "__schema" || s.Name == "__type" {
+				// Introspection's depth is the validator's to bound, but its fields
+				// count like any other: gqlgen's complexity walk expands them too.
+				sub.depth = -1
+			}
+			merge(sub, 1)
 		case *ast.InlineFragment:
 			merge(m.selectionSet(s.SelectionSet), 0)
 		case *ast.FragmentSpread:

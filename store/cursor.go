@@ -33,7 +33,9 @@ func encodeCursor(sort string, key any, id uuid.UUID) string {
 func decodeCursor(s, sort string, key any) (uuid.UUID, error) {
 	bad := bookstore.InvalidField("after", "invalid cursor; pass a cursor from this list's pageInfo or edges")
 	raw, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil || len(raw) > 1024 {
+	// Checked on the raw bytes: json.Unmarshal would replace invalid UTF-8 with U+FFFD
+	// and hand the query a key no cursor of ours holds.
+	if err != nil || len(raw) > 1024 || !utf8.Valid(raw) {
 		return uuid.Nil, bad
 	}
 	var c cursor

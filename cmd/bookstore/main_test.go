@@ -173,14 +173,17 @@ func TestServeRefusesToStartWithoutKeys(t *testing.T) {
 }
 
 // TestServeRefusesALongAccessTokenTTL: an access token is a bearer secret checked against
-// the revocation set; its lifetime is capped at start-up.
+// the revocation set; its lifetime is capped at start-up, and one under a minute (which
+// expires before a client can use it) is refused too.
 func TestServeRefusesALongAccessTokenTTL(t *testing.T) {
 	url := testdb.NewURL(t)
-	var out bytes.Buffer
-	vars := withKeys(t, map[string]string{"DATABASE_URL": url, "ACCESS_TOKEN_TTL": "2h"})
-	err := run(context.Background(), []string{"serve", "--addr", "127.0.0.1:0"}, env(vars), &out, &out)
-	if err == nil || !strings.Contains(err.Error(), "ACCESS_TOKEN_TTL") {
-		t.Fatalf("serve with a 2h access-token TTL: %v", err)
+	for _, ttl := range []string{"2h", "30s", "0s"} {
+		var out bytes.Buffer
+		vars := withKeys(t, map[string]string{"DATABASE_URL": url, "ACCESS_TOKEN_TTL": ttl})
+		err := run(context.Background(), []string{"serve", "--addr", "127.0.0.1:0"}, env(vars), &out, &out)
+		if err == nil || !strings.Contains(err.Error(), "ACCESS_TOKEN_TTL") {
+			t.Fatalf("serve with a %s access-token TTL: %v", ttl, err)
+		}
 	}
 }
 

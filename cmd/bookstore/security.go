@@ -35,8 +35,12 @@ const (
 
 var keyVars = []string{envJWTKeys, envPIIMasterKeys, envPIIIndexKey}
 
-// maxAccessTTL caps ACCESS_TOKEN_TTL.
-const maxAccessTTL = time.Hour
+// ACCESS_TOKEN_TTL's bounds: a token shorter-lived than a minute expires between a
+// client's refresh and its next request (and in transit under clock skew).
+const (
+	minAccessTTL = time.Minute
+	maxAccessTTL = time.Hour
+)
 
 // securityConfig is the identity part of the server configuration.
 type securityConfig struct {
@@ -49,7 +53,7 @@ type securityConfig struct {
 
 func (c *securityConfig) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.StringVar(&c.keysFile, "keys-file", getenv("KEYS_FILE"), "file of KEY=value lines supplying JWT_KEYS, PII_MASTER_KEYS, PII_INDEX_KEY when unset (KEYS_FILE)")
-	fs.DurationVar(&c.accessTTL, "access-token-ttl", envDuration(getenv, "ACCESS_TOKEN_TTL", auth.DefaultAccessTTL), "access token lifetime, at most 1h (ACCESS_TOKEN_TTL)")
+	fs.DurationVar(&c.accessTTL, "access-token-ttl", envDuration(getenv, "ACCESS_TOKEN_TTL", auth.DefaultAccessTTL), "access token lifetime, 1m to 1h (ACCESS_TOKEN_TTL)")
 	fs.StringVar(&c.trustedProxies, "trusted-proxies", getenv("TRUSTED_PROXIES"), "comma-separated CIDRs whose X-Forwarded-For is believed (TRUSTED_PROXIES)")
 	// argon2id costs: stored in every hash, so raising them re-hashes each password at its
 	// owner's next login.
@@ -179,10 +183,10 @@ func buildSecurity(cfg securityConfig, getenv func(string) string, db *store.DB,
 	if err != nil {
 		return nil, fmt.Errorf("TRUSTED_PROXIES: %w", err)
 	}
-	if cfg.accessTTL <= 0 || cfg.accessTTL > maxAccessTTL {
+	if cfg.accessTTL < minAccessTTL || cfg.accessTTL > maxAccessTTL {
 		// An access token is a bearer credential checked against the revocation set; a
 		// long one is a long-lived secret in every client's storage and log.
-		return nil, fmt.Errorf("ACCESS_TOKEN_TTL %s: must be positive and at most %s", cfg.accessTTL, maxAccessTTL)
+		return nil, fmt.Errorf("ACCESS_TOKEN_TTL %s: must be between %s and %s", cfg.accessTTL, minAccessTTL, maxAccessTTL)
 	}
 	params := cfg.argon
 	if cfg.argonLanes < 1 || cfg.argonLanes > 255 {
