@@ -35,11 +35,11 @@ type Record struct {
 	// CategoriesUnknown: the source has no categories column, so loading keeps the book's
 	// categories (an empty list in a categories column still clears them).
 	CategoriesUnknown bool
-	PublishedAt  *bookstore.Date
-	Publisher    string
-	Language     string // BCP 47; "" means "en"
-	PageCount    int32  // 0: unknown
-	CoverURL     string
+	PublishedAt       *bookstore.Date
+	Publisher         string
+	Language          string // BCP 47; "" means "en"
+	PageCount         int32  // 0: unknown
+	CoverURL          string
 	// Reviews to insert with a new book (the demo generator uses this; CSV has none).
 	Reviews []bookstore.Review
 }
