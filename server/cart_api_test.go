@@ -22,11 +22,16 @@ import (
 // cartStores runs fn on an API whose carts live in the database and on one whose carts
 // live in Redis: the API behaves the same on both.
 func cartStores(t *testing.T, books int, fn func(t *testing.T, a *api)) {
+	cartStoresWith(t, books, func(c *server.Config) { c.ResponseTTL = -1 }, fn)
+}
+
+// cartStoresWith is cartStores with the configuration changed by mod first.
+func cartStoresWith(t *testing.T, books int, mod func(*server.Config), fn func(t *testing.T, a *api)) {
 	for _, name := range []string{"postgres", "redis"} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			a := newAPIWith(t, books, func(c *server.Config) {
-				c.ResponseTTL = -1
+				mod(c)
 				st := cart.Store(c.DB.Carts)
 				if name == "redis" {
 					st = cartredis.New(testdb.Redis(t), "test:"+cart.NewID()[:12]+":")
