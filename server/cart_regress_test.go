@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"sync"
 	"testing"
 	"time"
 
@@ -65,6 +66,61 @@ func TestCartIsNeverServedFromTheResponseCache(t *testing.T) {
 		a.login("gia@example.com", g.ID)
 		if c, code := a.readCart("", g.ID); c != nil || code != bookstore.CodeNotFound {
 			t.Fatalf("guest id after merge: %+v %s (served from the cache?)", c, code)
+		}
+	})
+}
+
+// TestMergeKeepsEveryAcknowledgedAdd: guests keep adding new books while they sign in;
+// every add the API confirmed is in me.cart afterwards, and every other add failed with
+// CART_NOT_FOUND.
+func TestMergeKeepsEveryAcknowledgedAdd(t *testing.T) {
+	cartStores(t, 40, func(t *testing.T, a *api) {
+		bs := a.cartBooks(33, 50)
+		a.register("hal@example.com", "Hal")
+		for round := range 3 {
+			g := a.createCart("", []map[string]any{line(bs[0], 1)}).Cart
+			var mu sync.Mutex
+			acked := map[string]bool{bs[0].ID: true}
+			var wg sync.WaitGroup
+			started := make(chan struct{}, 4)
+			for w := range 4 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := range 8 {
+						b := bs[1+w*8+i]
+						p := a.cartMut("", `mutation($id: ID!, $l: [CartLineInput!]!) { cartLinesAdd(cartId: $id, lines: $l) { cart { id } userErrors { code field message } } }`,
+							map[string]any{"id": g.ID, "l": []map[string]any{line(b, 1)}})
+						if i == 1 {
+							started <- struct{}{}
+						}
+						switch {
+						case p.Cart != nil && len(p.UserErrors) == 0:
+							mu.Lock()
+							acked[b.ID] = true
+							mu.Unlock()
+						case len(p.UserErrors) == 1 && p.UserErrors[0].Code == bookstore.CodeCartNotFound:
+						default:
+							t.Errorf("add during merge: %+v", p)
+						}
+					}
+				}()
+			}
+			for range 4 {
+				<-started
+			}
+			s := a.login("hal@example.com", g.ID)
+			wg.Wait()
+			c := a.myCart(s.AccessToken)
+			for id := range acked {
+				if c == nil || c.qty(id) < 1 {
+					t.Fatalf("round %d: acknowledged add of %s lost by the merge (%d acknowledged, cart %+v)", round, id, len(acked), c)
+				}
+			}
+			// Empty the customer's cart for the next round.
+			for _, l := range c.Lines {
+				a.updateLines(s.AccessToken, c.ID, map[string]any{"bookId": l.Book.ID, "quantity": 0})
+			}
 		}
 	})
 }
