@@ -181,9 +181,10 @@ func (s *Service) Create(ctx context.Context, cat Catalog, customer uuid.UUID, l
 			return nil, err
 		}
 	}
+	var apply *codeInputs
 	if len(codes) > 0 {
-		apply, err := s.prepareCodes(ctx, cat, codes)
-		if err != nil {
+		var err error
+		if apply, err = s.prepareCodes(ctx, cat, codes, "discountCodes"); err != nil {
 			return nil, err
 		}
 		c.DiscountCodes = apply.set(&res.Problems)
@@ -191,7 +192,33 @@ func (s *Service) Create(ctx context.Context, cat Catalog, customer uuid.UUID, l
 	if err := s.cfg.Store.Create(ctx, c); err != nil {
 		return nil, err
 	}
+	if apply != nil {
+		if err := s.reportInapplicable(ctx, cat, res, apply); err != nil {
+			return nil, err
+		}
+	}
 	return res, nil
+}
+
+// reportInapplicable adds a DISCOUNT_NOT_APPLICABLE problem for each kept code that does
+// not apply to the cart as stored, at the code's input position.
+func (s *Service) reportInapplicable(ctx context.Context, cat Catalog, res *Result, ci *codeInputs) error {
+	v, err := s.View(ctx, cat, res.Cart)
+	if err != nil {
+		return err
+	}
+	for _, r := range v.Pricing.Codes {
+		if r.Applicable {
+			continue
+		}
+		field := ci.field
+		if j := slices.Index(ci.codes, r.Code); j >= 0 {
+			field = fmt.Sprintf("%s.%d", ci.field, ci.index[j])
+		}
+		res.Problems = append(res.Problems, &bookstore.Error{Code: bookstore.CodeDiscountNotApplicable,
+			Field: field, Message: r.Code + ": " + r.Message})
+	}
+	return nil
 }
 
 // AddLines adds quantities to the cart (a book already there gets the sum), capped at
@@ -248,7 +275,7 @@ func (s *Service) SetCodes(ctx context.Context, cat Catalog, id string, customer
 	if _, err := s.Get(ctx, id, customer); err != nil {
 		return nil, err
 	}
-	apply, err := s.prepareCodes(ctx, cat, codes)
+	apply, err := s.prepareCodes(ctx, cat, codes, "codes")
 	if err != nil {
 		return nil, err
 	}
@@ -259,15 +286,8 @@ func (s *Service) SetCodes(ctx context.Context, cat Catalog, id string, customer
 	if err != nil {
 		return nil, err
 	}
-	v, err := s.View(ctx, cat, res.Cart)
-	if err != nil {
+	if err := s.reportInapplicable(ctx, cat, res, apply); err != nil {
 		return nil, err
-	}
-	for _, r := range v.Pricing.Codes {
-		if !r.Applicable {
-			res.Problems = append(res.Problems, &bookstore.Error{Code: bookstore.CodeDiscountNotApplicable,
-				Field: "codes", Message: r.Code + ": " + r.Message})
-		}
 	}
 	return res, nil
 }
@@ -405,22 +425,26 @@ func (li *lineInputs) set(c *bookstore.Cart, lim bookstore.CartLimits, problems 
 // codeInputs are normalised codes with the promotions found for them.
 type codeInputs struct {
 	codes []string
+	index []int  // input position of each code (its first occurrence), for error fields
+	field string // the input field: codes or discountCodes
 	promo map[string]*bookstore.Promotion
 	now   time.Time
 }
 
-func (s *Service) prepareCodes(ctx context.Context, cat Catalog, in []string) (*codeInputs, error) {
+func (s *Service) prepareCodes(ctx context.Context, cat Catalog, in []string, field string) (*codeInputs, error) {
 	if len(in) > s.cfg.Limits.MaxCodes {
-		return nil, bookstore.InvalidField("codes", "at most %d discount codes", s.cfg.Limits.MaxCodes)
+		return nil, bookstore.InvalidField(field, "at most %d discount codes", s.cfg.Limits.MaxCodes)
 	}
-	ci := &codeInputs{now: s.cfg.Now()}
+	ci := &codeInputs{now: s.cfg.Now(), field: field}
 	for i, c := range in {
 		n := bookstore.NormalizeCode(c)
-		if n == "" || len(n) > bookstore.MaxCodeLen {
-			return nil, &bookstore.Error{Code: bookstore.CodeInvalidDiscountCode, Field: fmt.Sprintf("codes.%d", i), Message: "malformed discount code"}
+		if !bookstore.WellFormedCode(n) {
+			return nil, &bookstore.Error{Code: bookstore.CodeInvalidDiscountCode, Field: fmt.Sprintf("%s.%d", field, i),
+				Message: fmt.Sprintf("malformed discount code: 1 to %d letters, digits, - and _", bookstore.MaxCodeLen)}
 		}
 		if !slices.Contains(ci.codes, n) {
 			ci.codes = append(ci.codes, n)
+			ci.index = append(ci.index, i)
 		}
 	}
 	p, err := cat.Promotions(ctx, ci.codes)
@@ -434,14 +458,14 @@ func (s *Service) prepareCodes(ctx context.Context, cat Catalog, in []string) (*
 // set returns the codes to keep and reports the refused ones.
 func (ci *codeInputs) set(problems *[]*bookstore.Error) []string {
 	var keep []string
-	for i, code := range ci.codes {
+	for j, code := range ci.codes {
 		p := ci.promo[code]
 		msg := "unknown discount code"
 		if p != nil {
 			msg = p.Redeemable(ci.now)
 		}
 		if msg != "" {
-			*problems = append(*problems, &bookstore.Error{Code: bookstore.CodeInvalidDiscountCode, Field: fmt.Sprintf("codes.%d", i), Message: code + ": " + msg})
+			*problems = append(*problems, &bookstore.Error{Code: bookstore.CodeInvalidDiscountCode, Field: fmt.Sprintf("%s.%d", ci.field, ci.index[j]), Message: code + ": " + msg})
 			continue
 		}
 		keep = append(keep, code)

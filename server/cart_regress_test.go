@@ -1,14 +1,18 @@
 package server_test
 
 import (
+	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/shopfront/bookstore"
+	"github.com/shopfront/bookstore/cart"
 	"github.com/shopfront/bookstore/server"
 )
 
@@ -123,4 +127,110 @@ func TestMergeKeepsEveryAcknowledgedAdd(t *testing.T) {
 			}
 		}
 	})
+}
+
+func fieldIs(u userError, want ...string) bool {
+	return strings.Join(u.Field, ".") == strings.Join(want, ".")
+}
+
+// TestCartCodeInputErrors: malformed codes (a NUL above all) are INVALID_DISCOUNT_CODE at
+// their input position, never INTERNAL; error paths name the input as sent.
+func TestCartCodeInputErrors(t *testing.T) {
+	cartStores(t, 10, func(t *testing.T, a *api) {
+		bs := a.cartBooks(1, 50)
+		g := a.createCart("", []map[string]any{line(bs[0], 1)}).Cart
+		for _, bad := range []string{"WEL\x00COME10", "\x00", "WELCOME 10", "ÄPFEL", strings.Repeat("A", 65)} {
+			p := a.setCodes("", g.ID, "WELCOME10", bad)
+			if len(p.UserErrors) != 1 || p.UserErrors[0].Code != bookstore.CodeInvalidDiscountCode || !fieldIs(p.UserErrors[0], "codes", "1") {
+				t.Errorf("cartDiscountCodesUpdate %q: %+v", bad, p.UserErrors)
+			}
+			p = a.createCart("", []map[string]any{line(bs[0], 1)}, bad)
+			if p.Cart != nil || len(p.UserErrors) != 1 || p.UserErrors[0].Code != bookstore.CodeInvalidDiscountCode ||
+				!fieldIs(p.UserErrors[0], "input", "discountCodes", "0") {
+				t.Errorf("cartCreate %q: %+v", bad, p)
+			}
+		}
+
+		// Input positions survive duplicates; inapplicable codes carry theirs.
+		p := a.createCart("", []map[string]any{line(bs[0], 1)}, "welcome10", "WELCOME10", "NOPE", "BOOKWORM5")
+		want := map[string][]string{bookstore.CodeInvalidDiscountCode: {"input", "discountCodes", "2"},
+			bookstore.CodeDiscountNotApplicable: {"input", "discountCodes", "3"}}
+		if len(p.UserErrors) != 2 {
+			t.Fatalf("cartCreate with a duplicate: %+v", p.UserErrors)
+		}
+		for _, u := range p.UserErrors {
+			if !fieldIs(u, want[u.Code]...) {
+				t.Errorf("%s at %v, want %v", u.Code, u.Field, want[u.Code])
+			}
+		}
+		p = a.setCodes("", g.ID, "STACK2", "stack2", "BOOKWORM5")
+		if len(p.UserErrors) != 1 || p.UserErrors[0].Code != bookstore.CodeDiscountNotApplicable || !fieldIs(p.UserErrors[0], "codes", "2") {
+			t.Errorf("inapplicable code path: %+v", p.UserErrors)
+		}
+
+		// An empty cart reports an inapplicable code at creation as the update does.
+		p = a.createCart("", nil, "WELCOME10")
+		if p.Cart == nil || len(p.UserErrors) != 1 || p.UserErrors[0].Code != bookstore.CodeDiscountNotApplicable ||
+			!fieldIs(p.UserErrors[0], "input", "discountCodes", "0") {
+			t.Errorf("cartCreate of an empty cart with a code: %+v", p)
+		}
+		e := a.setCodes("", p.Cart.ID, "WELCOME10")
+		if len(e.UserErrors) != 1 || e.UserErrors[0].Code != bookstore.CodeDiscountNotApplicable {
+			t.Errorf("cartDiscountCodesUpdate on the empty cart: %+v", e.UserErrors)
+		}
+
+		// CART_NOT_FOUND names the cartId argument.
+		if p := a.addLines("", cart.NewID(), line(bs[0], 1)); len(p.UserErrors) != 1 || p.UserErrors[0].Code != bookstore.CodeCartNotFound ||
+			!fieldIs(p.UserErrors[0], "cartId") {
+			t.Errorf("missing cart: %+v", p.UserErrors)
+		}
+		if p := a.setCodes("", "not-a-cart-id", "WELCOME10"); len(p.UserErrors) != 1 || !fieldIs(p.UserErrors[0], "cartId") {
+			t.Errorf("malformed cart id: %+v", p.UserErrors)
+		}
+
+		// A code that takes nothing off is not applicable.
+		if err := a.db.Promotions.Ensure(context.Background(), &bookstore.Promotion{Code: "ALLOFF", Kind: bookstore.DiscountFixed,
+			Value: 100_000_000, Combinable: true, Active: true}); err != nil {
+			t.Fatal(err)
+		}
+		p = a.setCodes("", g.ID, "ALLOFF", "STACK2")
+		if c := p.Cart; c == nil || !c.DiscountCodes[0].Applicable || c.DiscountCodes[1].Applicable || c.DiscountCodes[1].DiscountCents != 0 ||
+			c.Cost.DiscountCents != c.Cost.SubtotalCents {
+			t.Fatalf("a code taking nothing off: %+v", p)
+		}
+		if len(p.UserErrors) != 1 || p.UserErrors[0].Code != bookstore.CodeDiscountNotApplicable || !fieldIs(p.UserErrors[0], "codes", "1") {
+			t.Errorf("a code taking nothing off: %+v", p.UserErrors)
+		}
+	})
+}
+
+// TestPromotionDescriptionInput: a NUL in a description is BAD_USER_INPUT, and the limit
+// counts characters, not bytes.
+func TestPromotionDescriptionInput(t *testing.T) {
+	a := newAPI(t, 5)
+	admin, _, err := a.tokens.Issue(adminIdentity())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const create = `mutation($in: PromotionInput!) { promotionCreate(input: $in) { promotion { code description } userErrors { code field message } } }`
+	for i, tc := range []struct {
+		desc string
+		ok   bool
+	}{{"ten\x00percent", false}, {strings.Repeat("é", 500), true}, {strings.Repeat("é", 501), false}} {
+		var out struct {
+			PromotionCreate struct {
+				Promotion  *struct{ Code, Description string }
+				UserErrors []userError
+			}
+		}
+		a.mustAsVars(admin, create, map[string]any{"in": map[string]any{"code": fmt.Sprintf("D%d", i), "kind": "PERCENT", "value": 5, "description": tc.desc}}, &out)
+		p := out.PromotionCreate
+		if tc.ok && (p.Promotion == nil || p.Promotion.Description != tc.desc) {
+			t.Errorf("description %d: %+v", i, p)
+		}
+		if !tc.ok && (p.Promotion != nil || len(p.UserErrors) != 1 || p.UserErrors[0].Code != bookstore.CodeBadUserInput ||
+			!fieldIs(p.UserErrors[0], "input", "description")) {
+			t.Errorf("description %d: %+v", i, p)
+		}
+	}
 }
