@@ -22,6 +22,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/shopfront/bookstore"
+	"github.com/shopfront/bookstore/auth"
 )
 
 // Store keeps carts. Get, Current, Update and Take return bookstore.ErrCartNotFound for
@@ -58,6 +59,14 @@ type Config struct {
 	// GuestTTL and CustomerTTL are how long a cart lives after its last change
 	// (defaults 7 and 30 days).
 	GuestTTL, CustomerTTL time.Duration
+	// EmptyTTL is how long a cart without lines lives (default 1 day): an empty cart
+	// costs storage and is worth nothing, so creating many cannot fill the store for a
+	// week. Adding a line gives the cart its full TTL.
+	EmptyTTL time.Duration
+	// CreateLimit, if not nil, bounds cartCreate: guests per client IP (IPv6 by /64,
+	// auth.IPBucket), customers per customer. Over it, Create fails with
+	// auth.ThrottledError (RATE_LIMITED). A failing limiter lets the creation through.
+	CreateLimit auth.Limiter
 	// Shipping lists the methods offered (default bookstore.DefaultShippingMethods).
 	Shipping []bookstore.ShippingMethod
 	Tax      bookstore.TaxRates
@@ -75,6 +84,9 @@ func New(cfg Config) *Service {
 	}
 	if cfg.CustomerTTL <= 0 {
 		cfg.CustomerTTL = 30 * 24 * time.Hour
+	}
+	if cfg.EmptyTTL <= 0 {
+		cfg.EmptyTTL = 24 * time.Hour
 	}
 	if cfg.Shipping == nil {
 		cfg.Shipping = bookstore.DefaultShippingMethods()
@@ -125,10 +137,14 @@ type Result struct {
 }
 
 func (s *Service) ttl(c *bookstore.Cart) time.Duration {
+	ttl := s.cfg.GuestTTL
 	if c.CustomerID != nil {
-		return s.cfg.CustomerTTL
+		ttl = s.cfg.CustomerTTL
 	}
-	return s.cfg.GuestTTL
+	if len(c.Lines) == 0 {
+		ttl = min(ttl, s.cfg.EmptyTTL)
+	}
+	return ttl
 }
 
 func (s *Service) touch(c *bookstore.Cart) {
@@ -166,11 +182,13 @@ func (s *Service) Current(ctx context.Context, customer uuid.UUID) (*bookstore.C
 // given. A customer's new cart becomes their current cart (me.cart). Invalid input
 // creates nothing.
 func (s *Service) Create(ctx context.Context, cat Catalog, customer uuid.UUID, lines []bookstore.CartLineInput, codes []string) (*Result, error) {
+	if err := s.allowCreate(ctx, customer); err != nil {
+		return nil, err
+	}
 	c := &bookstore.Cart{ID: NewID(), CreatedAt: s.cfg.Now().UTC()}
 	if customer != uuid.Nil {
 		c.CustomerID = &customer
 	}
-	s.touch(c)
 	res := &Result{Cart: c}
 	if len(lines) > 0 {
 		apply, err := s.prepareLines(ctx, cat, lines, false)
@@ -189,6 +207,7 @@ func (s *Service) Create(ctx context.Context, cat Catalog, customer uuid.UUID, l
 		}
 		c.DiscountCodes = apply.set(&res.Problems)
 	}
+	s.touch(c) // after the lines: an empty cart gets the short TTL
 	if err := s.cfg.Store.Create(ctx, c); err != nil {
 		return nil, err
 	}
@@ -219,6 +238,22 @@ func (s *Service) reportInapplicable(ctx context.Context, cat Catalog, res *Resu
 			Field: field, Message: r.Code + ": " + r.Message})
 	}
 	return nil
+}
+
+// allowCreate spends one cart creation from the caller's budget.
+func (s *Service) allowCreate(ctx context.Context, customer uuid.UUID) error {
+	if s.cfg.CreateLimit == nil {
+		return nil
+	}
+	key := "ip:" + auth.IPBucket(auth.ClientIP(ctx))
+	if customer != uuid.Nil {
+		key = "customer:" + customer.String()
+	}
+	ok, retry, err := s.cfg.CreateLimit.Allow(ctx, key)
+	if err != nil || ok {
+		return nil // an outage of the limiter must not stop shopping
+	}
+	return &auth.ThrottledError{RetryAfter: retry}
 }
 
 // AddLines adds quantities to the cart (a book already there gets the sum), capped at

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/shopfront/bookstore"
+	"github.com/shopfront/bookstore/auth"
 	"github.com/shopfront/bookstore/cart"
 	"github.com/shopfront/bookstore/server"
 )
@@ -232,5 +233,41 @@ func TestPromotionDescriptionInput(t *testing.T) {
 			!fieldIs(p.UserErrors[0], "input", "description")) {
 			t.Errorf("description %d: %+v", i, p)
 		}
+	}
+}
+
+// TestGuestCartsAreBounded: an empty cart lives a day, not a week, until a line is
+// added; cart creation is rate limited per client IP.
+func TestGuestCartsAreBounded(t *testing.T) {
+	cartStoresWith(t, 5, func(c *server.Config) { c.ResponseTTL = -1 }, func(t *testing.T, a *api) {
+		bs := a.cartBooks(1, 50)
+		e := a.createCart("", nil).Cart
+		if d := time.Until(e.ExpiresAt); d > 25*time.Hour || d < 23*time.Hour {
+			t.Fatalf("an empty cart expires in %v, want a day", d)
+		}
+		if d := time.Until(a.addLines("", e.ID, line(bs[0], 1)).Cart.ExpiresAt); d < 6*24*time.Hour {
+			t.Fatalf("a cart with a line expires in %v, want the guest TTL", d)
+		}
+	})
+	lim, err := auth.NewLocalLimiter(auth.Limit{Rate: 3, Period: time.Hour, Burst: 3}, auth.LocalOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := newAPIWith(t, 5, func(c *server.Config) {
+		c.Carts = cart.New(cart.Config{Store: c.DB.Carts, CreateLimit: lim})
+	})
+	for i := range 3 {
+		if p := a.createCart("", nil); p.Cart == nil {
+			t.Fatalf("creation %d refused: %+v", i, p)
+		}
+	}
+	r := a.do(`mutation { cartCreate(input: {}) { cart { id } } }`, nil)
+	if code(r) != auth.CodeRateLimited {
+		t.Fatalf("a fourth cart from one IP within the hour: %+v", r.Errors)
+	}
+	// A customer spends their own budget, not the IP's.
+	s := a.register("ida@example.com", "Ida")
+	if p := a.createCart(s.AccessToken, nil); p.Cart == nil {
+		t.Fatalf("a customer's cart refused with the IP's budget spent: %+v", p)
 	}
 }
