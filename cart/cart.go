@@ -399,38 +399,44 @@ func (s *Service) prepareLines(ctx context.Context, cat Catalog, in []bookstore.
 	return li, nil
 }
 
-// put sets the cart's quantity of line j to want, capped at the limit and stock, and
-// reports what was capped. want 0 removes the line.
-func (li *lineInputs) put(c *bookstore.Cart, j, want int, lim bookstore.CartLimits, problems *[]*bookstore.Error) error {
+// put sets the cart's quantity of line j to want, capped at the limit and at stock, and
+// reports the cap that bound (only that one, with the quantity the line ends with).
+// want 0 removes the line. floor is what the line must keep at least: an add never
+// removes or lowers copies already in the cart, even when stock fell below them.
+func (li *lineInputs) put(c *bookstore.Cart, j, want, floor int, lim bookstore.CartLimits, problems *[]*bookstore.Error) error {
 	l := li.lines[j]
 	field := fmt.Sprintf("lines.%d.quantity", li.index[j])
 	at := c.Line(l.BookID)
-	if want > lim.MaxQuantity {
-		want = lim.MaxQuantity
-		*problems = append(*problems, &bookstore.Error{Code: bookstore.CodeQuantityLimit, Field: field,
-			Message: fmt.Sprintf("at most %d copies per line; the line holds %d", lim.MaxQuantity, want)})
-	}
-	if have := li.stock[l.BookID]; int64(want) > have {
-		title := li.books[l.BookID].Title
-		if have <= 0 {
-			*problems = append(*problems, &bookstore.Error{Code: bookstore.CodeOutOfStock, Field: field, Message: fmt.Sprintf("%q is out of stock", title)})
-		} else {
-			*problems = append(*problems, &bookstore.Error{Code: bookstore.CodeInsufficientStock, Field: field,
-				Message: fmt.Sprintf("only %d of %q available; the line holds %d", have, title, have)})
+	got := min(want, lim.MaxQuantity)
+	stock := int(max(min(li.stock[l.BookID], int64(lim.MaxQuantity)), 0))
+	short := stock < got
+	got = max(min(got, stock), floor)
+	title := li.books[l.BookID].Title
+	switch {
+	case short && stock == 0:
+		msg := fmt.Sprintf("%q is out of stock", title)
+		if got > 0 {
+			msg += fmt.Sprintf("; the line holds %d", got)
 		}
-		want = int(max(have, 0))
+		*problems = append(*problems, &bookstore.Error{Code: bookstore.CodeOutOfStock, Field: field, Message: msg})
+	case short:
+		*problems = append(*problems, &bookstore.Error{Code: bookstore.CodeInsufficientStock, Field: field,
+			Message: fmt.Sprintf("only %d of %q available; the line holds %d", stock, title, got)})
+	case want > lim.MaxQuantity:
+		*problems = append(*problems, &bookstore.Error{Code: bookstore.CodeQuantityLimit, Field: field,
+			Message: fmt.Sprintf("at most %d copies per line; the line holds %d", lim.MaxQuantity, got)})
 	}
 	switch {
-	case want == 0 && at >= 0:
+	case got == 0 && at >= 0:
 		c.Lines = slices.Delete(c.Lines, at, at+1)
-	case want == 0:
+	case got == 0:
 	case at >= 0:
-		c.Lines[at].Quantity = want
+		c.Lines[at].Quantity = got
 	default:
 		if len(c.Lines) >= lim.MaxLines {
 			return &bookstore.Error{Code: bookstore.CodeLineLimit, Field: "lines", Message: fmt.Sprintf("a cart holds at most %d lines", lim.MaxLines)}
 		}
-		c.Lines = append(c.Lines, bookstore.CartLine{BookID: l.BookID, Quantity: want})
+		c.Lines = append(c.Lines, bookstore.CartLine{BookID: l.BookID, Quantity: got})
 	}
 	return nil
 }
@@ -441,17 +447,24 @@ func (li *lineInputs) add(c *bookstore.Cart, lim bookstore.CartLimits, problems 
 		if at := c.Line(l.BookID); at >= 0 {
 			have = c.Lines[at].Quantity
 		}
-		if err := li.put(c, j, have+l.Quantity, lim, problems); err != nil {
+		if err := li.put(c, j, have+l.Quantity, have, lim, problems); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
+// set applies removals first, so that at the line limit the order of the input does not
+// decide whether a new line fits.
 func (li *lineInputs) set(c *bookstore.Cart, lim bookstore.CartLimits, problems *[]*bookstore.Error) error {
-	for j, l := range li.lines {
-		if err := li.put(c, j, l.Quantity, lim, problems); err != nil {
-			return err
+	for _, removals := range []bool{true, false} {
+		for j, l := range li.lines {
+			if (l.Quantity == 0) != removals {
+				continue
+			}
+			if err := li.put(c, j, l.Quantity, 0, lim, problems); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

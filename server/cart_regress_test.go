@@ -271,3 +271,56 @@ func TestGuestCartsAreBounded(t *testing.T) {
 		t.Fatalf("a customer's cart refused with the IP's budget spent: %+v", p)
 	}
 }
+
+// TestCartLineCaps: an add never lowers a line; a capped line reports only the cap that
+// bound, with the quantity it ends with; at the line limit, removals count first.
+func TestCartLineCaps(t *testing.T) {
+	cartStores(t, 10, func(t *testing.T, a *api) {
+		bs := a.cartBooks(3, 10)
+		g := a.createCart("", []map[string]any{line(bs[0], 5), line(bs[1], 3)}).Cart
+		a.setStock(bs[0], 2)
+		a.setStock(bs[1], 0)
+		p := a.addLines("", g.ID, line(bs[0], 1), line(bs[1], 1))
+		if p.Cart.qty(bs[0].ID) != 5 || p.Cart.qty(bs[1].ID) != 3 {
+			t.Fatalf("an add lowered existing lines: %+v", p.Cart.Lines)
+		}
+		if strings.Join(codes(p.UserErrors), ",") != "INSUFFICIENT_STOCK,OUT_OF_STOCK" || !strings.Contains(p.UserErrors[0].Message, "holds 5") {
+			t.Fatalf("userErrors: %+v", p.UserErrors)
+		}
+		var warn []string
+		for _, w := range p.Cart.Warnings {
+			warn = append(warn, w.Code)
+		}
+		if strings.Join(warn, ",") != "INSUFFICIENT_STOCK,OUT_OF_STOCK" {
+			t.Fatalf("warnings: %+v", p.Cart.Warnings)
+		}
+
+		// Both caps: only the binding one, with the true final quantity.
+		a.setStock(bs[2], 50)
+		p = a.addLines("", g.ID, line(bs[2], 99), line(bs[2], 99))
+		if p.Cart.qty(bs[2].ID) != 50 || len(p.UserErrors) != 1 || p.UserErrors[0].Code != bookstore.CodeInsufficientStock ||
+			!strings.Contains(p.UserErrors[0].Message, "holds 50") {
+			t.Fatalf("stock below the per-line limit: %+v %d", p.UserErrors, p.Cart.qty(bs[2].ID))
+		}
+		a.setStock(bs[2], 500)
+		p = a.addLines("", g.ID, line(bs[2], 99))
+		if p.Cart.qty(bs[2].ID) != 99 || len(p.UserErrors) != 1 || p.UserErrors[0].Code != bookstore.CodeQuantityLimit ||
+			!strings.Contains(p.UserErrors[0].Message, "holds 99") {
+			t.Fatalf("per-line limit below stock: %+v %d", p.UserErrors, p.Cart.qty(bs[2].ID))
+		}
+	})
+	lim, err := auth.NewLocalLimiter(auth.PerMinute(100), auth.LocalOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := newAPIWith(t, 5, func(c *server.Config) {
+		c.Carts = cart.New(cart.Config{Store: c.DB.Carts, CreateLimit: lim, Limits: bookstore.CartLimits{MaxLines: 2}})
+	})
+	bs := a.cartBooks(3, 10)
+	for _, order := range [][]map[string]any{{line(bs[2], 1), line(bs[0], 0)}, {line(bs[1], 0), line(bs[2], 1)}} {
+		g := a.createCart("", []map[string]any{line(bs[0], 1), line(bs[1], 1)}).Cart
+		if p := a.updateLines("", g.ID, order...); len(p.UserErrors) != 0 || len(p.Cart.Lines) != 2 || p.Cart.qty(bs[2].ID) != 1 {
+			t.Errorf("replace a line at the limit, %v: %+v", order, p)
+		}
+	}
+}
