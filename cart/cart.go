@@ -148,7 +148,8 @@ func (s *Service) ttl(c *bookstore.Cart) time.Duration {
 }
 
 func (s *Service) touch(c *bookstore.Cart) {
-	now := s.cfg.Now().UTC()
+	// Both stores keep microseconds: what a mutation returns is what a later read shows.
+	now := s.cfg.Now().UTC().Truncate(time.Microsecond)
 	c.UpdatedAt = now
 	c.ExpiresAt = now.Add(s.ttl(c))
 }
@@ -185,7 +186,7 @@ func (s *Service) Create(ctx context.Context, cat Catalog, customer uuid.UUID, l
 	if err := s.allowCreate(ctx, customer); err != nil {
 		return nil, err
 	}
-	c := &bookstore.Cart{ID: NewID(), CreatedAt: s.cfg.Now().UTC()}
+	c := &bookstore.Cart{ID: NewID(), CreatedAt: s.cfg.Now().UTC().Truncate(time.Microsecond)}
 	if customer != uuid.Nil {
 		c.CustomerID = &customer
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -78,7 +79,7 @@ func (s *Service) Merge(ctx context.Context, cat Catalog, guestID string, custom
 		out, err = s.cfg.Store.Update(ctx, target.ID, merge)
 	}
 	if target == nil || errors.Is(err, bookstore.ErrCartNotFound) {
-		out = &bookstore.Cart{ID: NewID(), CustomerID: &customer, CreatedAt: s.cfg.Now().UTC()}
+		out = &bookstore.Cart{ID: NewID(), CustomerID: &customer, CreatedAt: s.cfg.Now().UTC().Truncate(time.Microsecond)}
 		_ = merge(out)
 		err = s.cfg.Store.Create(ctx, out)
 	}

@@ -11,9 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/shopfront/bookstore"
 	"github.com/shopfront/bookstore/auth"
 	"github.com/shopfront/bookstore/cart"
+	cartredis "github.com/shopfront/bookstore/cart/redis"
 	"github.com/shopfront/bookstore/server"
 )
 
@@ -323,4 +326,33 @@ func TestCartLineCaps(t *testing.T) {
 			t.Errorf("replace a line at the limit, %v: %+v", order, p)
 		}
 	}
+}
+
+// TestCartsWithRedisDown: cart operations answer UNAVAILABLE, not INTERNAL, while Redis
+// cannot be reached; timestamps of a mutation equal a later read's.
+func TestCartsWithRedisDown(t *testing.T) {
+	dead := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", DialTimeout: 200 * time.Millisecond, MaxRetries: -1})
+	t.Cleanup(func() { dead.Close() })
+	a := newAPIWith(t, 5, func(c *server.Config) {
+		c.ResponseTTL = -1
+		c.Carts = cart.New(cart.Config{Store: cartredis.New(dead, "x:")})
+	})
+	bs := a.cartBooks(1, 5)
+	r := a.do(`mutation($l: [CartLineInput!]) { cartCreate(input: {lines: $l}) { cart { id } } }`, map[string]any{"l": []map[string]any{line(bs[0], 1)}})
+	if code(r) != bookstore.CodeUnavailable {
+		t.Fatalf("cartCreate with Redis down: %+v", r.Errors)
+	}
+	if _, c := a.readCart("", cart.NewID()); c != bookstore.CodeUnavailable {
+		t.Fatalf("cart read with Redis down: %s", c)
+	}
+
+	cartStores(t, 5, func(t *testing.T, a *api) {
+		bs := a.cartBooks(1, 5)
+		p := a.createCart("", []map[string]any{line(bs[0], 1)})
+		p2 := a.addLines("", p.Cart.ID, line(bs[0], 1))
+		got, _ := a.readCart("", p.Cart.ID)
+		if !got.UpdatedAt.Equal(p2.Cart.UpdatedAt) || !got.ExpiresAt.Equal(p2.Cart.ExpiresAt) {
+			t.Fatalf("mutation said %v/%v, read says %v/%v", p2.Cart.UpdatedAt, p2.Cart.ExpiresAt, got.UpdatedAt, got.ExpiresAt)
+		}
+	})
 }

@@ -11,8 +11,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/google/uuid"
@@ -112,7 +115,7 @@ func (s *Store) Create(ctx context.Context, c *bookstore.Cart) error {
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("create cart: %w", err)
+		return failed("create cart", err)
 	}
 	if c.CustomerID != nil {
 		// The index is its own key (another hash slot): written after the cart.
@@ -124,7 +127,7 @@ func (s *Store) Create(ctx context.Context, c *bookstore.Cart) error {
 			return nil
 		})
 		if err != nil {
-			return fmt.Errorf("index cart: %w", err)
+			return failed("index cart", err)
 		}
 	}
 	return nil
@@ -134,7 +137,7 @@ func (s *Store) Create(ctx context.Context, c *bookstore.Cart) error {
 func (s *Store) Get(ctx context.Context, id string) (*bookstore.Cart, error) {
 	m, err := s.rdb.HGetAll(ctx, s.key(id)).Result()
 	if err != nil {
-		return nil, fmt.Errorf("get cart: %w", err)
+		return nil, failed("get cart", err)
 	}
 	return decode(id, m)
 }
@@ -144,7 +147,7 @@ func (s *Store) Current(ctx context.Context, customer uuid.UUID) (*bookstore.Car
 	ik := s.customerKey(customer)
 	ids, err := s.rdb.ZRevRange(ctx, ik, 0, -1).Result()
 	if err != nil {
-		return nil, fmt.Errorf("current cart: %w", err)
+		return nil, failed("current cart", err)
 	}
 	for _, id := range ids {
 		c, err := s.Get(ctx, id)
@@ -152,7 +155,7 @@ func (s *Store) Current(ctx context.Context, customer uuid.UUID) (*bookstore.Car
 			// Expired (or merged away): forget it. Removing only this member cannot
 			// undo a concurrent Create.
 			if err := s.rdb.ZRem(ctx, ik, id).Err(); err != nil {
-				return nil, fmt.Errorf("current cart: %w", err)
+				return nil, failed("current cart", err)
 			}
 			continue
 		}
@@ -194,7 +197,7 @@ func (s *Store) Update(ctx context.Context, id string, fn func(*bookstore.Cart) 
 		args := append([]any{old, c.ExpiresAt.UnixMilli()}, fields(c)...)
 		n, err := cas.Run(ctx, s.rdb, []string{k}, args...).Int()
 		if err != nil {
-			return nil, fmt.Errorf("update cart: %w", err)
+			return nil, failed("update cart", err)
 		}
 		switch n {
 		case 1:
@@ -202,7 +205,7 @@ func (s *Store) Update(ctx context.Context, id string, fn func(*bookstore.Cart) 
 				// An update does not make a cart current (only creation does); the
 				// index must just outlive the cart.
 				if err := extendTTL.Run(ctx, s.rdb, []string{s.customerKey(*c.CustomerID)}, max(time.Until(c.ExpiresAt).Milliseconds(), 1)).Err(); err != nil {
-					return nil, fmt.Errorf("refresh cart index: %w", err)
+					return nil, failed("refresh cart index", err)
 				}
 			}
 			return c, nil
@@ -225,9 +228,24 @@ func (s *Store) Take(ctx context.Context, id string) (*bookstore.Cart, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("take cart: %w", err)
+		return nil, failed("take cart", err)
 	}
 	return decode(id, get.Val())
+}
+
+// errUnavailable is what a cart operation answers while Redis cannot be reached: the
+// client may retry (UNAVAILABLE), rather than an INTERNAL error.
+var errUnavailable = bookstore.Errorf(bookstore.CodeUnavailable, "carts are unavailable right now; retry shortly")
+
+// failed wraps a Redis error; a connection failure (refused, reset, timed out, closed)
+// also matches errUnavailable.
+func failed(op string, err error) error {
+	var ne net.Error
+	if errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, goredis.ErrClosed) || errors.Is(err, goredis.ErrPoolTimeout) {
+		return errors.Join(errUnavailable, fmt.Errorf("%s: %w", op, err))
+	}
+	return fmt.Errorf("%s: %w", op, err)
 }
 
 func backoff(ctx context.Context, attempt int) error {
