@@ -664,8 +664,13 @@ func TestPromotionAdmin(t *testing.T) {
 	}
 	a.mustAsVars(admin, `mutation($id: ID!, $in: PromotionInput!) { promotionUpdate(id: $id, input: $in) { promotion { id code value active } userErrors { code } } }`,
 		map[string]any{"id": p.ID, "in": map[string]any{"code": "SPRING-25", "kind": "PERCENT", "value": 30}}, &upd)
-	if u := upd.PromotionUpdate.Promotion; u == nil || u.Value != 30 || !u.Active {
-		t.Fatalf("update: %+v", upd.PromotionUpdate)
+	if u := upd.PromotionUpdate.Promotion; u == nil || u.Value != 30 || u.Active {
+		t.Fatalf("an update without active re-activated the promotion (or failed): %+v", upd.PromotionUpdate)
+	}
+	a.mustAsVars(admin, `mutation($id: ID!, $in: PromotionInput!) { promotionUpdate(id: $id, input: $in) { promotion { id code value active } userErrors { code } } }`,
+		map[string]any{"id": p.ID, "in": map[string]any{"code": "SPRING-25", "kind": "PERCENT", "value": 30, "active": true}}, &upd)
+	if u := upd.PromotionUpdate.Promotion; u == nil || !u.Active {
+		t.Fatalf("explicit re-activation: %+v", upd.PromotionUpdate)
 	}
 	var list struct {
 		Promotions struct {
