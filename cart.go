@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 )
@@ -105,6 +106,14 @@ const MaxCodeLen = 64
 // surrounding space is ignored.
 func NormalizeCode(code string) string { return strings.ToUpper(strings.TrimSpace(code)) }
 
+// WellFormedCode reports whether a normalised code has the form every stored code has
+// (1..MaxCodeLen of A-Z, 0-9, - and _): anything else cannot name a promotion and is
+// refused before it reaches the database (a NUL would fail there as an internal error).
+func WellFormedCode(code string) bool {
+	return code != "" && len(code) <= MaxCodeLen &&
+		!strings.ContainsFunc(code, func(r rune) bool { return !(r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') })
+}
+
 // DiscountKind says how a promotion takes money off.
 type DiscountKind string
 
@@ -146,9 +155,11 @@ func (p *Promotion) Validate() error {
 	switch {
 	case p.Code == "" || len(p.Code) > MaxCodeLen:
 		return InvalidField("code", "must be 1 to %d characters", MaxCodeLen)
-	case strings.ContainsFunc(p.Code, func(r rune) bool { return !(r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') }):
+	case !WellFormedCode(p.Code):
 		return InvalidField("code", "may contain only letters, digits, - and _")
-	case len(p.Description) > 500:
+	case !utf8.ValidString(p.Description) || strings.ContainsRune(p.Description, 0):
+		return InvalidField("description", "must be valid UTF-8 text without NUL characters")
+	case utf8.RuneCountInString(p.Description) > 500:
 		return InvalidField("description", "must be at most 500 characters")
 	case p.Kind == DiscountPercent && (p.Value < 1 || p.Value > 100):
 		return InvalidField("value", "a percentage must be between 1 and 100")
@@ -346,6 +357,12 @@ func Price(in PriceInput) Pricing {
 					d = min(p.Value, eligible)
 				}
 				d = min(d, subtotal-discount)
+				if d <= 0 {
+					// Nothing off (a percentage of a few cents rounds to zero): not
+					// applicable, so checkout never claims a use for nothing.
+					r.Message = "takes nothing off this cart"
+					break
+				}
 				r.Applicable, r.DiscountCents = true, d
 				r.Message = fmt.Sprintf("%s off", cents(d, cur))
 				discount += d

@@ -25,6 +25,7 @@ func TestPrice(t *testing.T) {
 		"GONE":      {Code: "GONE", Kind: bookstore.DiscountPercent, Value: 10, UsageLimit: &limit, Used: 5, Active: true},
 		"STACK2":    {Code: "STACK2", Kind: bookstore.DiscountFixed, Value: 200, Combinable: true, Active: true},
 		"STACK3":    {Code: "STACK3", Kind: bookstore.DiscountFixed, Value: 300, Combinable: true, Active: true},
+		"ALLOFF":    {Code: "ALLOFF", Kind: bookstore.DiscountFixed, Value: 1_000_000, Combinable: true, Active: true},
 	}
 	base := bookstore.PriceInput{
 		Books:          map[uuid.UUID]*bookstore.Book{a.ID: a, b.ID: b},
@@ -75,6 +76,8 @@ func TestPrice(t *testing.T) {
 			want: bookstore.Cost{SubtotalCents: 4998, DiscountCents: 499, ShippingCents: 499, TaxCents: 950, TotalCents: 5948}, applicable: []bool{true}},
 		{name: "country without a rate", lines: lines, ship: std, country: "US",
 			want: bookstore.Cost{SubtotalCents: 4998, ShippingCents: 499, TotalCents: 5497}},
+		{name: "a code that takes nothing off does not apply", lines: lines[1:], codes: []string{"ALLOFF", "STACK2"},
+			want: bookstore.Cost{SubtotalCents: 1000, DiscountCents: 1000}, applicable: []bool{true, false}},
 		{name: "empty cart ships nothing", ship: std, country: "DE", want: bookstore.Cost{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -88,10 +91,20 @@ func TestPrice(t *testing.T) {
 			if len(p.Codes) != len(tc.codes) {
 				t.Fatalf("%d code results for %d codes", len(p.Codes), len(tc.codes))
 			}
+			applied := 0
 			for i, r := range p.Codes {
 				if r.Applicable != tc.applicable[i] || r.Message == "" {
 					t.Errorf("code %s: applicable %v (%q), want %v", r.Code, r.Applicable, r.Message, tc.applicable[i])
 				}
+				if r.Applicable {
+					if r.DiscountCents <= 0 || p.Applied[applied] != r.Promotion {
+						t.Errorf("code %s: applicable for %d cents, applied %v", r.Code, r.DiscountCents, p.Applied)
+					}
+					applied++
+				}
+			}
+			if len(p.Applied) != applied {
+				t.Errorf("%d promotions applied (to be claimed), %d codes applicable", len(p.Applied), applied)
 			}
 		})
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/shopfront/bookstore"
+	"github.com/shopfront/bookstore/auth"
 )
 
 // Store keeps carts. Get, Current, Update and Take return bookstore.ErrCartNotFound for
@@ -58,6 +59,14 @@ type Config struct {
 	// GuestTTL and CustomerTTL are how long a cart lives after its last change
 	// (defaults 7 and 30 days).
 	GuestTTL, CustomerTTL time.Duration
+	// EmptyTTL is how long a cart without lines lives (default 1 day): an empty cart
+	// costs storage and is worth nothing, so creating many cannot fill the store for a
+	// week. Adding a line gives the cart its full TTL.
+	EmptyTTL time.Duration
+	// CreateLimit, if not nil, bounds cartCreate: guests per client IP (IPv6 by /64,
+	// auth.IPBucket), customers per customer. Over it, Create fails with
+	// auth.ThrottledError (RATE_LIMITED). A failing limiter lets the creation through.
+	CreateLimit auth.Limiter
 	// Shipping lists the methods offered (default bookstore.DefaultShippingMethods).
 	Shipping []bookstore.ShippingMethod
 	Tax      bookstore.TaxRates
@@ -75,6 +84,9 @@ func New(cfg Config) *Service {
 	}
 	if cfg.CustomerTTL <= 0 {
 		cfg.CustomerTTL = 30 * 24 * time.Hour
+	}
+	if cfg.EmptyTTL <= 0 {
+		cfg.EmptyTTL = 24 * time.Hour
 	}
 	if cfg.Shipping == nil {
 		cfg.Shipping = bookstore.DefaultShippingMethods()
@@ -125,14 +137,19 @@ type Result struct {
 }
 
 func (s *Service) ttl(c *bookstore.Cart) time.Duration {
+	ttl := s.cfg.GuestTTL
 	if c.CustomerID != nil {
-		return s.cfg.CustomerTTL
+		ttl = s.cfg.CustomerTTL
 	}
-	return s.cfg.GuestTTL
+	if len(c.Lines) == 0 {
+		ttl = min(ttl, s.cfg.EmptyTTL)
+	}
+	return ttl
 }
 
 func (s *Service) touch(c *bookstore.Cart) {
-	now := s.cfg.Now().UTC()
+	// Both stores keep microseconds: what a mutation returns is what a later read shows.
+	now := s.cfg.Now().UTC().Truncate(time.Microsecond)
 	c.UpdatedAt = now
 	c.ExpiresAt = now.Add(s.ttl(c))
 }
@@ -166,11 +183,13 @@ func (s *Service) Current(ctx context.Context, customer uuid.UUID) (*bookstore.C
 // given. A customer's new cart becomes their current cart (me.cart). Invalid input
 // creates nothing.
 func (s *Service) Create(ctx context.Context, cat Catalog, customer uuid.UUID, lines []bookstore.CartLineInput, codes []string) (*Result, error) {
-	c := &bookstore.Cart{ID: NewID(), CreatedAt: s.cfg.Now().UTC()}
+	if err := s.allowCreate(ctx, customer); err != nil {
+		return nil, err
+	}
+	c := &bookstore.Cart{ID: NewID(), CreatedAt: s.cfg.Now().UTC().Truncate(time.Microsecond)}
 	if customer != uuid.Nil {
 		c.CustomerID = &customer
 	}
-	s.touch(c)
 	res := &Result{Cart: c}
 	if len(lines) > 0 {
 		apply, err := s.prepareLines(ctx, cat, lines, false)
@@ -181,17 +200,61 @@ func (s *Service) Create(ctx context.Context, cat Catalog, customer uuid.UUID, l
 			return nil, err
 		}
 	}
+	var apply *codeInputs
 	if len(codes) > 0 {
-		apply, err := s.prepareCodes(ctx, cat, codes)
-		if err != nil {
+		var err error
+		if apply, err = s.prepareCodes(ctx, cat, codes, "discountCodes"); err != nil {
 			return nil, err
 		}
 		c.DiscountCodes = apply.set(&res.Problems)
 	}
+	s.touch(c) // after the lines: an empty cart gets the short TTL
 	if err := s.cfg.Store.Create(ctx, c); err != nil {
 		return nil, err
 	}
+	if apply != nil {
+		if err := s.reportInapplicable(ctx, cat, res, apply); err != nil {
+			return nil, err
+		}
+	}
 	return res, nil
+}
+
+// reportInapplicable adds a DISCOUNT_NOT_APPLICABLE problem for each kept code that does
+// not apply to the cart as stored, at the code's input position.
+func (s *Service) reportInapplicable(ctx context.Context, cat Catalog, res *Result, ci *codeInputs) error {
+	v, err := s.View(ctx, cat, res.Cart)
+	if err != nil {
+		return err
+	}
+	for _, r := range v.Pricing.Codes {
+		if r.Applicable {
+			continue
+		}
+		field := ci.field
+		if j := slices.Index(ci.codes, r.Code); j >= 0 {
+			field = fmt.Sprintf("%s.%d", ci.field, ci.index[j])
+		}
+		res.Problems = append(res.Problems, &bookstore.Error{Code: bookstore.CodeDiscountNotApplicable,
+			Field: field, Message: r.Code + ": " + r.Message})
+	}
+	return nil
+}
+
+// allowCreate spends one cart creation from the caller's budget.
+func (s *Service) allowCreate(ctx context.Context, customer uuid.UUID) error {
+	if s.cfg.CreateLimit == nil {
+		return nil
+	}
+	key := "ip:" + auth.IPBucket(auth.ClientIP(ctx))
+	if customer != uuid.Nil {
+		key = "customer:" + customer.String()
+	}
+	ok, retry, err := s.cfg.CreateLimit.Allow(ctx, key)
+	if err != nil || ok {
+		return nil // an outage of the limiter must not stop shopping
+	}
+	return &auth.ThrottledError{RetryAfter: retry}
 }
 
 // AddLines adds quantities to the cart (a book already there gets the sum), capped at
@@ -248,7 +311,7 @@ func (s *Service) SetCodes(ctx context.Context, cat Catalog, id string, customer
 	if _, err := s.Get(ctx, id, customer); err != nil {
 		return nil, err
 	}
-	apply, err := s.prepareCodes(ctx, cat, codes)
+	apply, err := s.prepareCodes(ctx, cat, codes, "codes")
 	if err != nil {
 		return nil, err
 	}
@@ -259,15 +322,8 @@ func (s *Service) SetCodes(ctx context.Context, cat Catalog, id string, customer
 	if err != nil {
 		return nil, err
 	}
-	v, err := s.View(ctx, cat, res.Cart)
-	if err != nil {
+	if err := s.reportInapplicable(ctx, cat, res, apply); err != nil {
 		return nil, err
-	}
-	for _, r := range v.Pricing.Codes {
-		if !r.Applicable {
-			res.Problems = append(res.Problems, &bookstore.Error{Code: bookstore.CodeDiscountNotApplicable,
-				Field: "codes", Message: r.Code + ": " + r.Message})
-		}
 	}
 	return res, nil
 }
@@ -344,38 +400,44 @@ func (s *Service) prepareLines(ctx context.Context, cat Catalog, in []bookstore.
 	return li, nil
 }
 
-// put sets the cart's quantity of line j to want, capped at the limit and stock, and
-// reports what was capped. want 0 removes the line.
-func (li *lineInputs) put(c *bookstore.Cart, j, want int, lim bookstore.CartLimits, problems *[]*bookstore.Error) error {
+// put sets the cart's quantity of line j to want, capped at the limit and at stock, and
+// reports the cap that bound (only that one, with the quantity the line ends with).
+// want 0 removes the line. floor is what the line must keep at least: an add never
+// removes or lowers copies already in the cart, even when stock fell below them.
+func (li *lineInputs) put(c *bookstore.Cart, j, want, floor int, lim bookstore.CartLimits, problems *[]*bookstore.Error) error {
 	l := li.lines[j]
 	field := fmt.Sprintf("lines.%d.quantity", li.index[j])
 	at := c.Line(l.BookID)
-	if want > lim.MaxQuantity {
-		want = lim.MaxQuantity
-		*problems = append(*problems, &bookstore.Error{Code: bookstore.CodeQuantityLimit, Field: field,
-			Message: fmt.Sprintf("at most %d copies per line; the line holds %d", lim.MaxQuantity, want)})
-	}
-	if have := li.stock[l.BookID]; int64(want) > have {
-		title := li.books[l.BookID].Title
-		if have <= 0 {
-			*problems = append(*problems, &bookstore.Error{Code: bookstore.CodeOutOfStock, Field: field, Message: fmt.Sprintf("%q is out of stock", title)})
-		} else {
-			*problems = append(*problems, &bookstore.Error{Code: bookstore.CodeInsufficientStock, Field: field,
-				Message: fmt.Sprintf("only %d of %q available; the line holds %d", have, title, have)})
+	got := min(want, lim.MaxQuantity)
+	stock := int(max(min(li.stock[l.BookID], int64(lim.MaxQuantity)), 0))
+	short := stock < got
+	got = max(min(got, stock), floor)
+	title := li.books[l.BookID].Title
+	switch {
+	case short && stock == 0:
+		msg := fmt.Sprintf("%q is out of stock", title)
+		if got > 0 {
+			msg += fmt.Sprintf("; the line holds %d", got)
 		}
-		want = int(max(have, 0))
+		*problems = append(*problems, &bookstore.Error{Code: bookstore.CodeOutOfStock, Field: field, Message: msg})
+	case short:
+		*problems = append(*problems, &bookstore.Error{Code: bookstore.CodeInsufficientStock, Field: field,
+			Message: fmt.Sprintf("only %d of %q available; the line holds %d", stock, title, got)})
+	case want > lim.MaxQuantity:
+		*problems = append(*problems, &bookstore.Error{Code: bookstore.CodeQuantityLimit, Field: field,
+			Message: fmt.Sprintf("at most %d copies per line; the line holds %d", lim.MaxQuantity, got)})
 	}
 	switch {
-	case want == 0 && at >= 0:
+	case got == 0 && at >= 0:
 		c.Lines = slices.Delete(c.Lines, at, at+1)
-	case want == 0:
+	case got == 0:
 	case at >= 0:
-		c.Lines[at].Quantity = want
+		c.Lines[at].Quantity = got
 	default:
 		if len(c.Lines) >= lim.MaxLines {
 			return &bookstore.Error{Code: bookstore.CodeLineLimit, Field: "lines", Message: fmt.Sprintf("a cart holds at most %d lines", lim.MaxLines)}
 		}
-		c.Lines = append(c.Lines, bookstore.CartLine{BookID: l.BookID, Quantity: want})
+		c.Lines = append(c.Lines, bookstore.CartLine{BookID: l.BookID, Quantity: got})
 	}
 	return nil
 }
@@ -386,17 +448,24 @@ func (li *lineInputs) add(c *bookstore.Cart, lim bookstore.CartLimits, problems 
 		if at := c.Line(l.BookID); at >= 0 {
 			have = c.Lines[at].Quantity
 		}
-		if err := li.put(c, j, have+l.Quantity, lim, problems); err != nil {
+		if err := li.put(c, j, have+l.Quantity, have, lim, problems); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
+// set applies removals first, so that at the line limit the order of the input does not
+// decide whether a new line fits.
 func (li *lineInputs) set(c *bookstore.Cart, lim bookstore.CartLimits, problems *[]*bookstore.Error) error {
-	for j, l := range li.lines {
-		if err := li.put(c, j, l.Quantity, lim, problems); err != nil {
-			return err
+	for _, removals := range []bool{true, false} {
+		for j, l := range li.lines {
+			if (l.Quantity == 0) != removals {
+				continue
+			}
+			if err := li.put(c, j, l.Quantity, 0, lim, problems); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -405,22 +474,26 @@ func (li *lineInputs) set(c *bookstore.Cart, lim bookstore.CartLimits, problems 
 // codeInputs are normalised codes with the promotions found for them.
 type codeInputs struct {
 	codes []string
+	index []int  // input position of each code (its first occurrence), for error fields
+	field string // the input field: codes or discountCodes
 	promo map[string]*bookstore.Promotion
 	now   time.Time
 }
 
-func (s *Service) prepareCodes(ctx context.Context, cat Catalog, in []string) (*codeInputs, error) {
+func (s *Service) prepareCodes(ctx context.Context, cat Catalog, in []string, field string) (*codeInputs, error) {
 	if len(in) > s.cfg.Limits.MaxCodes {
-		return nil, bookstore.InvalidField("codes", "at most %d discount codes", s.cfg.Limits.MaxCodes)
+		return nil, bookstore.InvalidField(field, "at most %d discount codes", s.cfg.Limits.MaxCodes)
 	}
-	ci := &codeInputs{now: s.cfg.Now()}
+	ci := &codeInputs{now: s.cfg.Now(), field: field}
 	for i, c := range in {
 		n := bookstore.NormalizeCode(c)
-		if n == "" || len(n) > bookstore.MaxCodeLen {
-			return nil, &bookstore.Error{Code: bookstore.CodeInvalidDiscountCode, Field: fmt.Sprintf("codes.%d", i), Message: "malformed discount code"}
+		if !bookstore.WellFormedCode(n) {
+			return nil, &bookstore.Error{Code: bookstore.CodeInvalidDiscountCode, Field: fmt.Sprintf("%s.%d", field, i),
+				Message: fmt.Sprintf("malformed discount code: 1 to %d letters, digits, - and _", bookstore.MaxCodeLen)}
 		}
 		if !slices.Contains(ci.codes, n) {
 			ci.codes = append(ci.codes, n)
+			ci.index = append(ci.index, i)
 		}
 	}
 	p, err := cat.Promotions(ctx, ci.codes)
@@ -434,14 +507,14 @@ func (s *Service) prepareCodes(ctx context.Context, cat Catalog, in []string) (*
 // set returns the codes to keep and reports the refused ones.
 func (ci *codeInputs) set(problems *[]*bookstore.Error) []string {
 	var keep []string
-	for i, code := range ci.codes {
+	for j, code := range ci.codes {
 		p := ci.promo[code]
 		msg := "unknown discount code"
 		if p != nil {
 			msg = p.Redeemable(ci.now)
 		}
 		if msg != "" {
-			*problems = append(*problems, &bookstore.Error{Code: bookstore.CodeInvalidDiscountCode, Field: fmt.Sprintf("codes.%d", i), Message: code + ": " + msg})
+			*problems = append(*problems, &bookstore.Error{Code: bookstore.CodeInvalidDiscountCode, Field: fmt.Sprintf("%s.%d", ci.field, ci.index[j]), Message: code + ": " + msg})
 			continue
 		}
 		keep = append(keep, code)

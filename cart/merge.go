@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -44,8 +45,17 @@ func (s *Service) Merge(ctx context.Context, cat Catalog, guestID string, custom
 	if err != nil {
 		return nil, err
 	}
-	// Read the data to cap and price the merged cart before taking the guest cart, so a
-	// failing read loses nothing.
+	if g, err = s.cfg.Store.Take(ctx, guestID); errors.Is(err, bookstore.ErrCartNotFound) {
+		return target, nil // merged meanwhile by a concurrent sign-in
+	} else if err != nil {
+		return nil, err
+	}
+	if g.CustomerID != nil { // cannot happen: carts never change owner in place
+		return target, s.cfg.Store.Create(ctx, g)
+	}
+	// The data to cap and price the merge is read for the cart actually taken, not for an
+	// earlier read of it: every add acknowledged before the Take is in g and must merge.
+	// A failing read puts the guest cart back, so it loses nothing.
 	lines := slices.Clone(g.Lines)
 	codes := slices.Clone(g.DiscountCodes)
 	if target != nil {
@@ -54,15 +64,10 @@ func (s *Service) Merge(ctx context.Context, cat Catalog, guestID string, custom
 	}
 	in, err := s.PriceInput(ctx, cat, lines, codes)
 	if err != nil {
+		if rerr := s.cfg.Store.Create(ctx, g); rerr != nil {
+			return nil, errors.Join(err, rerr)
+		}
 		return nil, err
-	}
-	if g, err = s.cfg.Store.Take(ctx, guestID); errors.Is(err, bookstore.ErrCartNotFound) {
-		return target, nil // merged meanwhile by a concurrent sign-in
-	} else if err != nil {
-		return nil, err
-	}
-	if g.CustomerID != nil { // cannot happen: carts never change owner in place
-		return target, s.cfg.Store.Create(ctx, g)
 	}
 	merge := func(c *bookstore.Cart) error {
 		s.mergeInto(c, g, in)
@@ -74,7 +79,7 @@ func (s *Service) Merge(ctx context.Context, cat Catalog, guestID string, custom
 		out, err = s.cfg.Store.Update(ctx, target.ID, merge)
 	}
 	if target == nil || errors.Is(err, bookstore.ErrCartNotFound) {
-		out = &bookstore.Cart{ID: NewID(), CustomerID: &customer, CreatedAt: s.cfg.Now().UTC()}
+		out = &bookstore.Cart{ID: NewID(), CustomerID: &customer, CreatedAt: s.cfg.Now().UTC().Truncate(time.Microsecond)}
 		_ = merge(out)
 		err = s.cfg.Store.Create(ctx, out)
 	}

@@ -121,6 +121,25 @@ func TestStoreContract(t *testing.T) {
 		if err != nil || cur.ID != second.ID || cur.CustomerID == nil || *cur.CustomerID != cust {
 			t.Fatalf("current: %+v, %v; want %s", cur, err, second.ID)
 		}
+		// The latest created stays current: updating an older cart does not move it,
+		// and a newer cart that expired gives way to the latest live one.
+		if _, err := s.Update(ctx, first.ID, func(c *bookstore.Cart) error {
+			c.Lines = []bookstore.CartLine{{BookID: book, Quantity: 1}}
+			c.UpdatedAt, c.ExpiresAt = time.Now().UTC(), time.Now().UTC().Add(2*time.Hour)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		expired := newCart(&cust, -time.Second)
+		expired.CreatedAt = second.CreatedAt.Add(time.Millisecond)
+		if err := s.Create(ctx, expired); err != nil {
+			t.Fatal(err)
+		}
+		for range 2 { // the second time after Redis forgot the expired cart
+			if cur, err := s.Current(ctx, cust); err != nil || cur.ID != second.ID {
+				t.Fatalf("current after updating the older cart: %+v, %v; want %s", cur, err, second.ID)
+			}
+		}
 
 		// Take: exactly one of many concurrent takes gets the cart.
 		var wins atomic.Int32

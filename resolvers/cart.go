@@ -60,8 +60,13 @@ func (r *Resolver) cartPayload(ctx context.Context, cartID, prefix string, res *
 		if !errors.As(err, &be) || !cartUserFacing[be.Code] {
 			return nil, err
 		}
+		if be.Code == bookstore.CodeCartNotFound {
+			// Always the cartId argument (the one shared error value has no field).
+			out.UserErrors = append(out.UserErrors, &model.UserError{Code: be.Code, Field: []string{"cartId"}, Message: be.Message})
+			return out, nil
+		}
 		out.UserErrors = append(out.UserErrors, toUserError(be, prefix))
-		if be.Code == bookstore.CodeCartNotFound || cartID == "" {
+		if cartID == "" {
 			return out, nil
 		}
 		c, gerr := r.Carts.Get(ctx, cartID, caller(ctx))

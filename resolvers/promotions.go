@@ -69,7 +69,7 @@ func (r *mutationResolver) promotionUpdate(ctx context.Context, id string, in mo
 	p, err := r.promotionInput(ctx, in)
 	if err == nil {
 		p.ID = pid
-		err = r.DB.Promotions.Update(ctx, p)
+		err = r.DB.Promotions.Update(ctx, p, in.Active)
 	}
 	return promotionPayload(p, err)
 }

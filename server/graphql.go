@@ -358,8 +358,9 @@ func (t HTTPTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.G
 		panic(fmt.Errorf("marshal GraphQL response: %w", err)) // recovered and logged by handler.Server
 	}
 	h.Set("Content-Type", media+"; charset=utf-8")
-	if op := opCtx.Operation.Operation; op == ast.Mutation || r.Header.Get("Authorization") != "" || r.Header.Get("Cookie") != "" {
-		// A customer's data, or tokens: never kept by a browser's or a shared cache.
+	if !Public(opCtx.Operation) || r.Header.Get("Authorization") != "" || r.Header.Get("Cookie") != "" {
+		// A customer's data, a cart (its id is a capability), tokens: never kept by a
+		// browser's or a shared cache. Only public catalog queries may be.
 		h.Set("Cache-Control", "private, no-store")
 	}
 	w.WriteHeader(http.StatusOK)

@@ -91,8 +91,7 @@ func (rc *ResponseCache) InterceptResponse(ctx context.Context, next graphql.Res
 		return next(ctx)
 	}
 	oc := graphql.GetOperationContext(ctx)
-	if oc.Operation == nil || oc.Operation.Operation != ast.Query || oc.Headers.Get("Authorization") != "" ||
-		oc.Headers.Get("Cookie") != "" {
+	if !Public(oc.Operation) || oc.Headers.Get("Authorization") != "" || oc.Headers.Get("Cookie") != "" {
 		return next(ctx)
 	}
 	key, err := responseKey(oc, rc.gen.Load())
@@ -127,6 +126,49 @@ func (rc *ResponseCache) InterceptResponse(ctx context.Context, next graphql.Res
 		return next(ctx)
 	}
 	return &graphql.Response{Data: cr.Data}
+}
+
+// publicFields are the root query fields whose answers are the same for everyone: the
+// public catalog. An allowlist, so that a root field added later (a cart, a customer, an
+// admin list) is personal until someone decides otherwise. node is not on it: it reaches
+// any object type, a cart included.
+var publicFields = map[string]bool{
+	"books": true, "bestsellers": true, "newReleases": true, "book": true, "bookByIsbn": true,
+	"categories": true, "category": true, "author": true, "search": true, "suggest": true,
+	"__typename": true, "__schema": true, "__type": true,
+}
+
+// Public reports whether op is a query that selects only public catalog data (root
+// fields of publicFields, through fragments too): only such answers may be cached, by
+// the ResponseCache or by a browser or CDN. A cart id is a capability: an answer holding
+// a cart must never be served to anyone else, nor be served stale.
+func Public(op *ast.OperationDefinition) bool {
+	return op != nil && op.Operation == ast.Query && publicSelection(op.SelectionSet, 0)
+}
+
+func publicSelection(set ast.SelectionSet, depth int) bool {
+	if depth > 16 { // fragment cycles are refused by validation; stay bounded regardless
+		return false
+	}
+	for _, sel := range set {
+		switch s := sel.(type) {
+		case *ast.Field:
+			if !publicFields[s.Name] {
+				return false
+			}
+		case *ast.InlineFragment:
+			if !publicSelection(s.SelectionSet, depth+1) {
+				return false
+			}
+		case *ast.FragmentSpread:
+			if s.Definition == nil || !publicSelection(s.Definition.SelectionSet, depth+1) {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // responseKey identifies an operation by its text, name and variables.

@@ -73,7 +73,7 @@ func (s *Carts) Get(ctx context.Context, id string) (*bookstore.Cart, error) {
 // bookstore.ErrCartNotFound.
 func (s *Carts) Current(ctx context.Context, customer uuid.UUID) (*bookstore.Cart, error) {
 	return scanCart(s.db.Pool.QueryRow(ctx, `SELECT `+cartCols+` FROM carts
-		WHERE customer_id = $1 AND expires_at > now() ORDER BY created_at DESC LIMIT 1`, customer))
+		WHERE customer_id = $1 AND expires_at > now() ORDER BY created_at DESC, id DESC LIMIT 1`, customer))
 }
 
 // Update applies fn to the cart and stores the result if nobody wrote it meanwhile,

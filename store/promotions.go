@@ -127,13 +127,15 @@ func (s *Promotions) Ensure(ctx context.Context, p *bookstore.Promotion) error {
 }
 
 // Update replaces a promotion's terms (not its use count).
-func (s *Promotions) Update(ctx context.Context, p *bookstore.Promotion) error {
+func (s *Promotions) Update(ctx context.Context, p *bookstore.Promotion, active *bool) error {
+	// active nil keeps the stored state: an edit that does not mention it must not undo a
+	// deactivation.
 	err := s.db.Pool.QueryRow(ctx, `UPDATE promotions SET code = $2, description = $3, kind = $4, value = $5,
 		min_subtotal_cents = $6, category_id = $7, starts_at = $8, ends_at = $9, usage_limit = $10,
-		per_customer_limit = $11, combinable = $12, active = $13, updated_at = now()
-		WHERE id = $1 RETURNING used, created_at, updated_at`,
+		per_customer_limit = $11, combinable = $12, active = COALESCE($13, active), updated_at = now()
+		WHERE id = $1 RETURNING used, active, created_at, updated_at`,
 		p.ID, p.Code, p.Description, p.Kind, p.Value, p.MinSubtotalCents, p.CategoryID, p.StartsAt, p.EndsAt,
-		p.UsageLimit, p.PerCustomerLimit, p.Combinable, p.Active).Scan(&p.Used, &p.CreatedAt, &p.UpdatedAt)
+		p.UsageLimit, p.PerCustomerLimit, p.Combinable, active).Scan(&p.Used, &p.Active, &p.CreatedAt, &p.UpdatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return bookstore.Errorf(bookstore.CodeNotFound, "no promotion with this id")
 	}

@@ -1,6 +1,7 @@
 // Package redis stores carts in Redis: one hash per cart (version, owner, lines, codes,
 // timestamps) expiring at the cart's expiresAt, which every write pushes forward (a
-// sliding TTL), plus a pointer from each customer to their current cart. Writes are a
+// sliding TTL), plus an index of each customer's carts by creation time (a sorted set):
+// the current cart is the latest created live one, as in the database store. Writes are a
 // compare-and-set on the version in a Lua script, so concurrent writers never lose an
 // update; every script touches one key, so it runs on Redis Cluster too.
 package redis
@@ -10,8 +11,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/google/uuid"
@@ -87,6 +91,20 @@ func decode(id string, m map[string]string) (*bookstore.Cart, error) {
 	return c, err
 }
 
+// maxIndexed bounds a customer's cart index: the newest carts are kept. An older cart
+// stays readable by id; it just cannot become me.cart again, which needs every newer
+// one of maxIndexed to have expired first.
+const maxIndexed = 50
+
+// extendTTL pushes a key's expiry out to ARGV[1] ms from now, never pulling it in: the
+// index lives as long as its longest-lived cart.
+var extendTTL = goredis.NewScript(`
+local p = redis.call('PTTL', KEYS[1])
+if p == -2 then return 0 end
+if p < tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return 1
+`)
+
 // Create stores a new cart (version 1).
 func (s *Store) Create(ctx context.Context, c *bookstore.Cart) error {
 	c.Version = 1
@@ -94,13 +112,23 @@ func (s *Store) Create(ctx context.Context, c *bookstore.Cart) error {
 	_, err := s.rdb.TxPipelined(ctx, func(p goredis.Pipeliner) error {
 		p.HSet(ctx, k, fields(c)...)
 		p.PExpireAt(ctx, k, c.ExpiresAt)
-		if c.CustomerID != nil {
-			p.Set(ctx, s.customerKey(*c.CustomerID), c.ID, time.Until(c.ExpiresAt))
-		}
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("create cart: %w", err)
+		return failed("create cart", err)
+	}
+	if c.CustomerID != nil {
+		// The index is its own key (another hash slot): written after the cart.
+		ik := s.customerKey(*c.CustomerID)
+		_, err := s.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+			p.ZAdd(ctx, ik, goredis.Z{Score: float64(c.CreatedAt.UnixMicro()), Member: c.ID})
+			p.ZRemRangeByRank(ctx, ik, 0, -maxIndexed-1)
+			extendTTL.Eval(ctx, p, []string{ik}, max(time.Until(c.ExpiresAt).Milliseconds(), 1))
+			return nil
+		})
+		if err != nil {
+			return failed("index cart", err)
+		}
 	}
 	return nil
 }
@@ -109,28 +137,36 @@ func (s *Store) Create(ctx context.Context, c *bookstore.Cart) error {
 func (s *Store) Get(ctx context.Context, id string) (*bookstore.Cart, error) {
 	m, err := s.rdb.HGetAll(ctx, s.key(id)).Result()
 	if err != nil {
-		return nil, fmt.Errorf("get cart: %w", err)
+		return nil, failed("get cart", err)
 	}
 	return decode(id, m)
 }
 
-// Current returns the customer's current cart, or bookstore.ErrCartNotFound.
+// Current returns the customer's latest created live cart, or bookstore.ErrCartNotFound.
 func (s *Store) Current(ctx context.Context, customer uuid.UUID) (*bookstore.Cart, error) {
-	id, err := s.rdb.Get(ctx, s.customerKey(customer)).Result()
-	if errors.Is(err, goredis.Nil) {
-		return nil, bookstore.ErrCartNotFound
-	}
+	ik := s.customerKey(customer)
+	ids, err := s.rdb.ZRevRange(ctx, ik, 0, -1).Result()
 	if err != nil {
-		return nil, fmt.Errorf("current cart: %w", err)
+		return nil, failed("current cart", err)
 	}
-	c, err := s.Get(ctx, id)
-	if err != nil {
-		return nil, err
+	for _, id := range ids {
+		c, err := s.Get(ctx, id)
+		if errors.Is(err, bookstore.ErrCartNotFound) {
+			// Expired (or merged away): forget it. Removing only this member cannot
+			// undo a concurrent Create.
+			if err := s.rdb.ZRem(ctx, ik, id).Err(); err != nil {
+				return nil, failed("current cart", err)
+			}
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if c.CustomerID != nil && *c.CustomerID == customer {
+			return c, nil
+		}
 	}
-	if c.CustomerID == nil || *c.CustomerID != customer {
-		return nil, bookstore.ErrCartNotFound // a stale pointer
-	}
-	return c, nil
+	return nil, bookstore.ErrCartNotFound
 }
 
 // cas writes the cart's fields if its version is still ARGV[1]: 1 written, 0 another
@@ -161,14 +197,15 @@ func (s *Store) Update(ctx context.Context, id string, fn func(*bookstore.Cart) 
 		args := append([]any{old, c.ExpiresAt.UnixMilli()}, fields(c)...)
 		n, err := cas.Run(ctx, s.rdb, []string{k}, args...).Int()
 		if err != nil {
-			return nil, fmt.Errorf("update cart: %w", err)
+			return nil, failed("update cart", err)
 		}
 		switch n {
 		case 1:
 			if c.CustomerID != nil {
-				// The pointer's own key (another hash slot): refreshed after the write.
-				if err := s.rdb.Set(ctx, s.customerKey(*c.CustomerID), c.ID, time.Until(c.ExpiresAt)).Err(); err != nil {
-					return nil, fmt.Errorf("refresh current cart: %w", err)
+				// An update does not make a cart current (only creation does); the
+				// index must just outlive the cart.
+				if err := extendTTL.Run(ctx, s.rdb, []string{s.customerKey(*c.CustomerID)}, max(time.Until(c.ExpiresAt).Milliseconds(), 1)).Err(); err != nil {
+					return nil, failed("refresh cart index", err)
 				}
 			}
 			return c, nil
@@ -191,9 +228,24 @@ func (s *Store) Take(ctx context.Context, id string) (*bookstore.Cart, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("take cart: %w", err)
+		return nil, failed("take cart", err)
 	}
 	return decode(id, get.Val())
+}
+
+// errUnavailable is what a cart operation answers while Redis cannot be reached: the
+// client may retry (UNAVAILABLE), rather than an INTERNAL error.
+var errUnavailable = bookstore.Errorf(bookstore.CodeUnavailable, "carts are unavailable right now; retry shortly")
+
+// failed wraps a Redis error; a connection failure (refused, reset, timed out, closed)
+// also matches errUnavailable.
+func failed(op string, err error) error {
+	var ne net.Error
+	if errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, goredis.ErrClosed) || errors.Is(err, goredis.ErrPoolTimeout) {
+		return errors.Join(errUnavailable, fmt.Errorf("%s: %w", op, err))
+	}
+	return fmt.Errorf("%s: %w", op, err)
 }
 
 func backoff(ctx context.Context, attempt int) error {

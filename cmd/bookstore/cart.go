@@ -13,8 +13,10 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/shopfront/bookstore"
+	"github.com/shopfront/bookstore/auth"
 	"github.com/shopfront/bookstore/cart"
 	cartredis "github.com/shopfront/bookstore/cart/redis"
+	"github.com/shopfront/bookstore/server"
 	"github.com/shopfront/bookstore/store"
 )
 
@@ -24,11 +26,13 @@ type cartConfig struct {
 	maxLines, maxQuantity int
 	taxRates              string
 	shipping              string
+	createPerHour         int
 }
 
 func (c *cartConfig) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.DurationVar(&c.guestTTL, "cart-guest-ttl", envDuration(getenv, "CART_GUEST_TTL", 7*24*time.Hour), "a guest cart is deleted this long after its last change (CART_GUEST_TTL)")
 	fs.DurationVar(&c.customerTTL, "cart-customer-ttl", envDuration(getenv, "CART_CUSTOMER_TTL", 30*24*time.Hour), "a customer's cart is deleted this long after its last change (CART_CUSTOMER_TTL)")
+	fs.IntVar(&c.createPerHour, "cart-create-per-hour", envInt(getenv, "CART_CREATE_PER_HOUR", 60), "carts a client IP (IPv6: /64) or customer may create per hour, in bursts of up to a sixth of it (CART_CREATE_PER_HOUR)")
 	fs.IntVar(&c.maxLines, "cart-max-lines", envInt(getenv, "CART_MAX_LINES", 100), "lines per cart (CART_MAX_LINES)")
 	fs.IntVar(&c.maxQuantity, "cart-max-quantity", envInt(getenv, "CART_MAX_QUANTITY", 99), "copies per cart line (CART_MAX_QUANTITY)")
 	fs.StringVar(&c.taxRates, "tax-rates", getenv("TAX_RATES"), "tax rate per destination country in percent, e.g. US:0,DE:19,FR:5.5, or @file with one COUNTRY:RATE per line; empty = no tax (TAX_RATES)")
@@ -36,7 +40,7 @@ func (c *cartConfig) register(fs *flag.FlagSet, getenv func(string) string) {
 }
 
 // service builds the cart service: carts in Redis when rdb is set, else in the database.
-func (c cartConfig) service(db *store.DB, rdb *redis.Client) (*cart.Service, error) {
+func (c cartConfig) service(db *store.DB, rdb *redis.Client, log *slog.Logger) (*cart.Service, error) {
 	if c.guestTTL <= 0 || c.customerTTL <= 0 {
 		return nil, fmt.Errorf("--cart-guest-ttl and --cart-customer-ttl must be positive")
 	}
@@ -55,7 +59,14 @@ func (c cartConfig) service(db *store.DB, rdb *redis.Client) (*cart.Service, err
 	if rdb != nil {
 		st = cartredis.New(rdb, "cart:")
 	}
-	return cart.New(cart.Config{Store: st, GuestTTL: c.guestTTL, CustomerTTL: c.customerTTL, Tax: tax, Shipping: ship,
+	if c.createPerHour < 1 {
+		return nil, fmt.Errorf("--cart-create-per-hour must be positive")
+	}
+	lim, err := server.NewRateLimiter(rdb, "cart-create", auth.Limit{Rate: c.createPerHour, Period: time.Hour, Burst: max(c.createPerHour/6, 1)}, log)
+	if err != nil {
+		return nil, err
+	}
+	return cart.New(cart.Config{Store: st, GuestTTL: c.guestTTL, CustomerTTL: c.customerTTL, Tax: tax, Shipping: ship, CreateLimit: lim,
 		Limits: bookstore.CartLimits{MaxLines: c.maxLines, MaxQuantity: c.maxQuantity}}), nil
 }
 

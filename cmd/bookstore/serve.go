@@ -82,7 +82,7 @@ func serve(ctx context.Context, cfg serveConfig, db *store.DB, log *slog.Logger,
 	if err != nil {
 		return err
 	}
-	carts, err := cfg.cart.service(db, rdb)
+	carts, err := cfg.cart.service(db, rdb, log)
 	if err != nil {
 		return err
 	}
