@@ -40,6 +40,7 @@ func Run(t *testing.T, open func(t *testing.T) search.Index) {
 		{"TyposInLetters", testTyposInLetters},
 		{"QuerySyntax", testQuerySyntax},
 		{"SuggestPopularity", testSuggestPopularity},
+		{"SuggestAuthorSalesTypoNeighbours", testSuggestAuthorSalesTypoNeighbours},
 		{"Suggest", testSuggest},
 		{"Delete", testDelete},
 		{"UpsertReplaces", testUpsertReplaces},
