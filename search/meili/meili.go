@@ -79,6 +79,7 @@ type Index struct {
 	index  meilisearch.IndexManager
 	uid    string
 	cfg    Config
+	tombs  *search.Tombstones // shared with the indexes a Rebuild fills
 }
 
 var _ search.Rebuildable = (*Index)(nil)
@@ -118,7 +119,7 @@ func Open(ctx context.Context, cfg Config) (*Index, error) {
 		opts = append(opts, meilisearch.WithCustomClient(cfg.HTTPClient))
 	}
 	client := meilisearch.New(cfg.URL, opts...)
-	ix := &Index{client: client, index: client.Index(cfg.Index), uid: cfg.Index, cfg: cfg}
+	ix := &Index{client: client, index: client.Index(cfg.Index), uid: cfg.Index, cfg: cfg, tombs: &search.Tombstones{}}
 	if err := ix.create(ctx, cfg.Index, settings(cfg)); err != nil {
 		return nil, err
 	}
@@ -211,7 +212,7 @@ func (ix *Index) Rebuild(ctx context.Context, m search.Meta, fill func(w search.
 		return err
 	}
 	suffix := rebuildInfix + strings.ReplaceAll(uuid.NewString(), "-", "")
-	fresh := &Index{client: ix.client, index: ix.client.Index(ix.uid + suffix), uid: ix.uid + suffix, cfg: ix.cfg}
+	fresh := &Index{client: ix.client, index: ix.client.Index(ix.uid + suffix), uid: ix.uid + suffix, cfg: ix.cfg, tombs: ix.tombs}
 	freshMeta := ix.metaUID() + suffix
 	drop := func() {
 		// Best effort, also when ctx is done: leftovers only cost space.
@@ -510,7 +511,7 @@ func (ix *Index) Upsert(ctx context.Context, docs []search.Document) error {
 		pos := map[uuid.UUID]int{}
 		for i := range chunk {
 			d := &chunk[i]
-			if older(d.Version, indexed[d.ID.String()]) {
+			if older(d.Version, indexed[d.ID.String()]) || ix.tombs.Buries(d.ID, d.Version) {
 				continue
 			}
 			if k, ok := pos[d.ID]; ok {
@@ -587,6 +588,19 @@ func (ix *Index) Delete(ctx context.Context, ids []uuid.UUID) error {
 	var tasks []*meilisearch.TaskInfo
 	for start := 0; start < len(ids); start += ix.cfg.BatchSize {
 		chunk := ids[start:min(start+ix.cfg.BatchSize, len(ids))]
+		// Remember the deleted versions, so a writer that read a book before its delete
+		// cannot bring it back (this process only: the tombstones live in memory).
+		probe := make([]search.Document, len(chunk))
+		for i, id := range chunk {
+			probe[i] = search.Document{ID: id, Version: 1}
+		}
+		indexed, err := ix.versions(ctx, probe)
+		if err != nil {
+			return err
+		}
+		for _, id := range chunk {
+			ix.tombs.Add(id, indexed[id.String()])
+		}
 		s := make([]string, len(chunk))
 		for i, id := range chunk {
 			s[i] = id.String()

@@ -44,6 +44,7 @@ func Run(t *testing.T, open func(t *testing.T) search.Index) {
 		{"Suggest", testSuggest},
 		{"Delete", testDelete},
 		{"UpsertReplaces", testUpsertReplaces},
+		{"DeleteIsVersioned", testDeleteIsVersioned},
 		{"Escaping", testEscaping},
 		{"EdgeInputs", testEdgeInputs},
 		{"InvalidDocument", testInvalidDocument},
