@@ -153,7 +153,10 @@ func (x *SearchIndexer) Rebuild(ctx context.Context, progress func(done int)) (i
 	if err != nil {
 		return 0, err
 	}
-	start, err := x.DB.Now(ctx)
+	// The position is the newest event known (kept or pruned), not the clock: then a
+	// position later than every event the database knows means the index saw changes
+	// the database lost (CatchUp).
+	start, err := x.position(ctx)
 	if err != nil {
 		return 0, err
 	}
@@ -181,6 +184,20 @@ func (x *SearchIndexer) Rebuild(ctx context.Context, progress func(done int)) (i
 	return done, x.replay(ctx, start)
 }
 
+// position is the outbox position a rebuild starting now reflects: the newest event
+// the database knows, kept or pruned.
+func (x *SearchIndexer) position(ctx context.Context) (time.Time, error) {
+	newest, pruned, err := x.DB.Outbox.Bounds(ctx)
+	return later(newest, pruned), err
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
 // replay re-indexes the books of every event created since pos (less replayMargin),
 // published or not.
 func (x *SearchIndexer) replay(ctx context.Context, pos time.Time) error {
@@ -194,8 +211,9 @@ func (x *SearchIndexer) replay(ctx context.Context, pos time.Time) error {
 // CatchUp makes the index reflect this database at start-up, before the relay runs.
 // It rebuilds (see Rebuild) when the index was built from another catalog or never
 // rebuilt at all, when events it may have missed were already pruned from the outbox
-// (its position is older than the oldest published event kept), or when it does not hold as many
-// documents as the catalog has books; otherwise it re-reads the books of the events
+// (its position is older than the pruned-up-to mark), when it applied events the
+// database does not have (its position is later than the newest event kept or pruned: a
+// restored backup), or when it does not hold as many documents as the catalog has books; otherwise it re-reads the books of the events
 // since its position, which another process may have handled. reason says why it
 // rebuilt ("" when it did not); n is the number of books indexed by a rebuild.
 func (x *SearchIndexer) CatchUp(ctx context.Context) (reason string, n int, err error) {
@@ -211,7 +229,7 @@ func (x *SearchIndexer) CatchUp(ctx context.Context) (reason string, n int, err 
 	if err != nil {
 		return "", 0, err
 	}
-	oldest, err := x.DB.Outbox.OldestPublished(ctx)
+	newest, pruned, err := x.DB.Outbox.Bounds(ctx)
 	if err != nil {
 		return "", 0, err
 	}
@@ -228,10 +246,16 @@ func (x *SearchIndexer) CatchUp(ctx context.Context) (reason string, n int, err 
 		reason = "the index records no catalog"
 	case m.CatalogID != catalog:
 		reason = fmt.Sprintf("the index reflects catalog %s, the database is catalog %s", m.CatalogID, catalog)
-	case !oldest.IsZero() && oldest.After(m.Position.Add(replayMargin)):
-		// Published events after the position that this index did not record: another
-		// process handled them, and those before the oldest kept may be pruned.
-		reason = fmt.Sprintf("events after the index's position %s may have been pruned", m.Position.UTC().Format(time.RFC3339))
+	case pruned.After(m.Position):
+		// Events after the position were pruned: handled by another process, or by
+		// this one after it last recorded its position.
+		reason = fmt.Sprintf("events after the index's position %s were pruned (up to %s)",
+			m.Position.UTC().Format(time.RFC3339Nano), pruned.UTC().Format(time.RFC3339Nano))
+	case m.Position.After(newest) && m.Position.After(pruned):
+		// The index applied an event this database never had: it was restored from a
+		// backup, or copied, keeping its catalog id.
+		reason = fmt.Sprintf("the index's position %s is later than the database's newest outbox event %s (a restored backup or a copy?)",
+			m.Position.UTC().Format(time.RFC3339Nano), later(newest, pruned).UTC().Format(time.RFC3339Nano))
 	case int64(have) != want:
 		reason = fmt.Sprintf("the index holds %d documents, the catalog %d books", have, want)
 	}

@@ -257,15 +257,136 @@ func TestCatchUpReplaysWhatAnotherProcessHandled(t *testing.T) {
 		t.Fatalf("the price handled elsewhere is not in the index: %+v, %v", res.Hits, err)
 	}
 
+	// The events after the index's position are pruned (retention passed: emulated by
+	// a cutoff in the future): it cannot know what it missed.
+	if n, err := db.Outbox.Prune(ctx, time.Now().Add(time.Hour)); err != nil || n == 0 {
+		t.Fatalf("prune: %d, %v", n, err)
+	}
+	if reason, _, err := x.CatchUp(ctx); err != nil || !strings.Contains(reason, "pruned") {
+		t.Fatalf("catch up from a position before pruned events: rebuild %q, %v", reason, err)
+	}
+}
+
+// TestCatchUpAfterEveryPublishedEventIsPruned: a change handled and published by
+// another process, whose event was then pruned with every other published event, is
+// not missed: the pruned-up-to mark Prune keeps says events were pruned (an outbox
+// with no published event left used to read as "nothing pruned").
+func TestCatchUpAfterEveryPublishedEventIsPruned(t *testing.T) {
+	ctx := context.Background()
+	db := testdb.New(t)
+	seed(t, db, 20)
+	ix, err := embedded.OpenLive(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	x := &events.SearchIndexer{DB: db, Index: ix}
+	if _, _, err := x.CatchUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	other, err := embedded.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	id := bookIDs(t, db)[5]
+	const price = 98_76
+	if err := db.Books.SetPrice(ctx, id, price); err != nil {
+		t.Fatal(err)
+	}
+	relay := &events.Relay{Outbox: db.Outbox, Handlers: []events.Handler{&events.SearchIndexer{DB: db, Index: other}}}
+	if err := relay.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := db.Outbox.Prune(ctx, time.Now().Add(time.Hour)); err != nil || n == 0 {
+		t.Fatalf("prune: %d, %v", n, err)
+	}
+	var left int
+	if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM outbox`).Scan(&left); err != nil || left != 0 {
+		t.Fatalf("%d events left after pruning, %v: the test needs none", left, err)
+	}
+	reason, _, err := x.CatchUp(ctx)
+	if err != nil || !strings.Contains(reason, "pruned") {
+		t.Fatalf("catch up: rebuild %q, %v; want a rebuild for pruned events", reason, err)
+	}
+	p := int64(price)
+	res, err := ix.Search(ctx, search.Query{Filter: search.Filter{MinPriceCents: &p, MaxPriceCents: &p}, SkipFacets: true})
+	if err != nil || len(res.Hits) != 1 || res.Hits[0].ID != id {
+		t.Fatalf("the price change is missing from the index: %+v, %v", res.Hits, err)
+	}
+	// Nothing pruned since: the next start replays.
+	if reason, _, err := x.CatchUp(ctx); err != nil || reason != "" {
+		t.Fatalf("second catch up: rebuild %q, %v; want a replay", reason, err)
+	}
+}
+
+// TestCatchUpAfterRestoringABackup: a backup restored into the database keeps its
+// catalog id; an index that applied changes made after the backup was taken has a
+// position later than any event the database knows, and is rebuilt, losing the
+// changes the database lost.
+func TestCatchUpAfterRestoringABackup(t *testing.T) {
+	ctx := context.Background()
+	db := testdb.New(t)
+	seed(t, db, 20)
+	ix, err := embedded.OpenLive(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	x := &events.SearchIndexer{DB: db, Index: ix}
+	if _, _, err := x.CatchUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	relay := &events.Relay{Outbox: db.Outbox, Handlers: []events.Handler{x}}
+	if err := relay.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	id := bookIDs(t, db)[4]
+	var oldPrice int64
+	if err := db.Pool.QueryRow(ctx, `SELECT price_cents FROM books WHERE id = $1`, id).Scan(&oldPrice); err != nil {
+		t.Fatal(err)
+	}
+	backup, err := db.Now(ctx) // the backup is taken here
+	if err != nil {
+		t.Fatal(err)
+	}
+	const price = 55_55
+	if err := db.Books.SetPrice(ctx, id, price); err != nil {
+		t.Fatal(err)
+	}
+	if err := relay.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The relay records its position every few seconds; record it now.
+	var pos time.Time
+	if err := db.Pool.QueryRow(ctx, `SELECT max(created_at) FROM outbox`).Scan(&pos); err != nil {
+		t.Fatal(err)
+	}
 	m, err := ix.Meta(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m.Position = m.Position.Add(-2 * time.Hour)
+	m.Position = pos
 	if err := ix.SetMeta(ctx, m); err != nil {
 		t.Fatal(err)
 	}
-	if reason, _, err := x.CatchUp(ctx); err != nil || !strings.Contains(reason, "pruned") {
-		t.Fatalf("catch up from an old position: rebuild %q, %v", reason, err)
+	// Restore the backup: the book's price and the outbox as they were.
+	if _, err := db.Pool.Exec(ctx, `UPDATE books SET price_cents = $2 WHERE id = $1`, id, oldPrice); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Pool.Exec(ctx, `DELETE FROM outbox WHERE created_at > $1`, backup); err != nil {
+		t.Fatal(err)
+	}
+	reason, _, err := x.CatchUp(ctx)
+	if err != nil || !strings.Contains(reason, "later than the database's newest") {
+		t.Fatalf("catch up after a restore: rebuild %q, %v", reason, err)
+	}
+	p := int64(price)
+	res, err := ix.Search(ctx, search.Query{Filter: search.Filter{MinPriceCents: &p, MaxPriceCents: &p}, SkipFacets: true})
+	if err != nil || len(res.Hits) != 0 {
+		t.Fatalf("after restoring a backup the index still has the price the database lost: %+v, %v", res.Hits, err)
+	}
+	if reason, _, err := x.CatchUp(ctx); err != nil || reason != "" {
+		t.Fatalf("second catch up: rebuild %q, %v; want a replay", reason, err)
 	}
 }

@@ -365,7 +365,13 @@ func facets(ctx context.Context, res search.Result, f search.Filter) (*model.Sea
 		}
 		out.PriceRanges = append(out.PriceRanges, pr)
 	}
-	if res.Total > 0 && len(res.Facets.Prices) > 0 {
+	// The bounds are those of the books counted in Prices (without the price filter, a
+	// slider's range): null only when there are none, whatever the filter leaves.
+	counted := 0
+	for _, p := range res.Facets.Prices {
+		counted += p.Count
+	}
+	if counted > 0 {
 		lo, hi := int(res.Facets.MinPriceCents), int(res.Facets.MaxPriceCents)
 		out.MinPriceCents, out.MaxPriceCents = &lo, &hi
 	}

@@ -290,7 +290,8 @@ type Meta struct {
 	// CatalogID is the database's catalog id (store.DB.CatalogID).
 	CatalogID uuid.UUID
 	// Position is the outbox position applied: the creation time (database clock) of
-	// the newest event handled, or the time a rebuild started reading the catalog.
+	// the newest event handled, or for a rebuild the newest event (kept or pruned) when
+	// it started reading the catalog.
 	Position time.Time
 }
 

@@ -443,3 +443,33 @@ func TestSearchCursorIsBoundToItsSearch(t *testing.T) {
 		t.Errorf("own cursor: %d edges", len(next.Search.Edges))
 	}
 }
+
+// TestSearchPriceBoundsIgnoreThePriceFilter: facets.minPriceCents/maxPriceCents are the
+// price range of the matches counted without the price filter (a slider's range), so a
+// price filter that leaves nothing still gets the bounds of the books in priceRanges.
+func TestSearchPriceBoundsIgnoreThePriceFilter(t *testing.T) {
+	a := newAPI(t, 30)
+	const q = `query($f: SearchFilter) { search(query: "", filter: $f) { totalCount facets { minPriceCents maxPriceCents priceRanges { count } } } }`
+	var out struct {
+		Search struct {
+			TotalCount int
+			Facets     struct {
+				MinPriceCents *int
+				MaxPriceCents *int
+				PriceRanges   []struct{ Count int }
+			}
+		}
+	}
+	a.ok(q, map[string]any{"f": map[string]any{"minPriceCents": 100000000}}, &out)
+	sum := 0
+	for _, r := range out.Search.Facets.PriceRanges {
+		sum += r.Count
+	}
+	f := out.Search.Facets
+	if out.Search.TotalCount != 0 || sum != 30 {
+		t.Fatalf("total %d, price ranges count %d: want 0 matches and 30 books counted", out.Search.TotalCount, sum)
+	}
+	if f.MinPriceCents == nil || f.MaxPriceCents == nil || *f.MinPriceCents <= 0 || *f.MinPriceCents > *f.MaxPriceCents {
+		t.Errorf("min/maxPriceCents %v..%v while %d books are counted without the price filter", f.MinPriceCents, f.MaxPriceCents, sum)
+	}
+}

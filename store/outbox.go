@@ -97,21 +97,71 @@ func (o *Outbox) MarkPublished(ctx context.Context, ids []uuid.UUID) error {
 
 // Prune deletes events published before cutoff and reports how many it deleted. It
 // deletes in batches, so that no transaction grows large after a big import (CockroachDB
-// limits transaction size).
+// limits transaction size); each batch moves the pruned-up-to mark (Bounds) forward to
+// its newest event in the same transaction, so no event is gone without the mark
+// saying so.
 func (o *Outbox) Prune(ctx context.Context, cutoff time.Time) (int64, error) {
 	const batch = 1000
 	var total int64
 	for {
-		tag, err := o.db.Pool.Exec(ctx, `DELETE FROM outbox WHERE id IN (
-			SELECT id FROM outbox WHERE published_at IS NOT NULL AND published_at < $1 LIMIT $2)`, cutoff, batch)
+		var n int64
+		err := o.db.ExecuteTx(ctx, func(tx pgx.Tx) error {
+			n = 0
+			rows, err := tx.Query(ctx, `DELETE FROM outbox WHERE id IN (
+				SELECT id FROM outbox WHERE published_at IS NOT NULL AND published_at < $1 LIMIT $2)
+				RETURNING created_at`, cutoff, batch)
+			if err != nil {
+				return err
+			}
+			var newest time.Time
+			for rows.Next() {
+				var t time.Time
+				if err := rows.Scan(&t); err != nil {
+					rows.Close()
+					return err
+				}
+				n++
+				if t.After(newest) {
+					newest = t
+				}
+			}
+			if err := rows.Err(); err != nil {
+				return err
+			}
+			if n == 0 {
+				return nil
+			}
+			_, err = tx.Exec(ctx, `INSERT INTO outbox_pruned (singleton, up_to) VALUES (true, $1)
+				ON CONFLICT (singleton) DO UPDATE SET up_to = $1 WHERE outbox_pruned.up_to < $1`, newest)
+			return err
+		})
 		if err != nil {
 			return total, fmt.Errorf("prune outbox: %w", err)
 		}
-		total += tag.RowsAffected()
-		if tag.RowsAffected() < batch {
+		total += n
+		if n < batch {
 			return total, nil
 		}
 	}
+}
+
+// Bounds returns the creation time of the newest event in the outbox and the
+// pruned-up-to mark: the newest event Prune deleted (the zero time when neither is
+// known). Both are read in one statement, so a concurrent Prune cannot make the newest
+// event vanish between them.
+func (o *Outbox) Bounds(ctx context.Context) (newest, prunedTo time.Time, err error) {
+	var n, p *time.Time
+	if err := o.db.Pool.QueryRow(ctx, `SELECT (SELECT max(created_at) FROM outbox),
+		(SELECT up_to FROM outbox_pruned WHERE singleton)`).Scan(&n, &p); err != nil {
+		return time.Time{}, time.Time{}, fmt.Errorf("read the outbox bounds: %w", err)
+	}
+	if n != nil {
+		newest = *n
+	}
+	if p != nil {
+		prunedTo = *p
+	}
+	return newest, prunedTo, nil
 }
 
 // Park sets an event aside: it failed on its own while the events around it were
@@ -159,20 +209,6 @@ func (o *Outbox) PendingCount(ctx context.Context) (int64, error) {
 	var n int64
 	err := o.db.Pool.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE published_at IS NULL AND parked_at IS NULL`).Scan(&n)
 	return n, err
-}
-
-// OldestPublished returns the creation time of the oldest published event still in the
-// table (the zero time when there is none): published events before it may have been
-// pruned.
-func (o *Outbox) OldestPublished(ctx context.Context) (time.Time, error) {
-	var t *time.Time
-	if err := o.db.Pool.QueryRow(ctx, `SELECT min(created_at) FROM outbox WHERE published_at IS NOT NULL`).Scan(&t); err != nil {
-		return time.Time{}, fmt.Errorf("read the oldest published event: %w", err)
-	}
-	if t == nil {
-		return time.Time{}, nil
-	}
-	return *t, nil
 }
 
 // AggregatesSince returns the distinct aggregate ids of topic's events created at or

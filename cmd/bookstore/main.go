@@ -6,6 +6,7 @@
 //	bookstore import F  load a CSV catalog file (upsert by ISBN)
 //	bookstore seed      load a deterministic demo catalog
 //	bookstore reindex   rebuild the search index from the database
+//	bookstore catalog   new-id: give a copied database its own catalog id
 //	bookstore keys      generate key material, or re-wrap PII under a new master key
 //	bookstore admin     create an administrator account
 package main
@@ -41,6 +42,7 @@ commands:
   import    load a CSV file of books: bookstore import books.csv
   seed      load a deterministic demo catalog: bookstore seed --books 10000
   reindex   rebuild the search index from the database
+  catalog   new-id: give a copied database its own catalog id (search indexes rebuild)
   keys      generate: print fresh key variables; rotate: re-wrap PII data keys
   admin     create --email E: create (or promote) an ADMIN account
 
@@ -68,6 +70,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return cmdSeed(ctx, rest, getenv, stdout, stderr)
 	case "reindex":
 		return cmdReindex(ctx, rest, getenv, stdout, stderr)
+	case "catalog":
+		return cmdCatalog(ctx, rest, getenv, stdout, stderr)
 	case "keys":
 		return cmdKeys(ctx, rest, getenv, stdout, stderr)
 	case "admin":

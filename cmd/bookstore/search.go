@@ -106,3 +106,37 @@ func cmdReindex(ctx context.Context, args []string, getenv func(string) string, 
 	fmt.Fprintf(stdout, "reindexed %d books in %s\n", n, time.Since(start).Round(time.Millisecond))
 	return nil
 }
+
+// cmdCatalog manages the catalog's identity. "new-id" gives the database a fresh
+// catalog id: run it on a copy of a database (a restored backup used as another shop, a
+// clone for staging) so that a search index built from the original is rebuilt rather
+// than taken as current. A restored backup that replaces its original needs nothing:
+// the index notices it applied changes the database does not have.
+func cmdCatalog(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "new-id" {
+		return fmt.Errorf("usage: bookstore catalog new-id [flags]")
+	}
+	fs := newFlagSet("catalog new-id", stderr)
+	url := fs.String("database-url", getenv("DATABASE_URL"), "PostgreSQL or CockroachDB URL (DATABASE_URL)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if err := requireURL(*url); err != nil {
+		return err
+	}
+	db, err := openDB(ctx, *url, 2)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	old, err := db.CatalogID(ctx)
+	if err != nil {
+		return err
+	}
+	id, err := db.NewCatalogID(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "catalog id %s (was %s): search indexes built before will be rebuilt at the next start\n", id, old)
+	return nil
+}

@@ -97,9 +97,10 @@ type Index struct {
 	bleve bleve.Index
 	raw   index.Index // Bleve's scorch index, for readers on its snapshots
 
-	wmu sync.Mutex   // serialises writers
-	mu  sync.RWMutex // guards st; searches hold it for reading
-	st  *state
+	wmu   sync.Mutex        // serialises writers
+	tombs search.Tombstones // versions of recent deletes (see newest)
+	mu    sync.RWMutex      // guards st; searches hold it for reading
+	st    *state
 
 	derivedMu sync.Mutex // serialises the lazy builds of sort orders and vocabularies
 	sorts     atomic.Pointer[sortOrders]
@@ -372,6 +373,9 @@ func (ix *Index) newest(docs []search.Document) []search.Document {
 		if ord, ok := ix.st.byID[d.ID]; ok && older(d.Version, ix.st.docs[ord].version) {
 			continue
 		}
+		if ix.tombs.Buries(d.ID, d.Version) {
+			continue // read before its delete
+		}
 		best[d.ID] = i
 	}
 	if len(best) == len(docs) {
@@ -449,6 +453,9 @@ func (ix *Index) Delete(ctx context.Context, ids []uuid.UUID) error {
 		}
 		ix.mu.Lock()
 		for _, id := range chunk {
+			if ord, ok := ix.st.byID[id]; ok {
+				ix.tombs.Add(id, ix.st.docs[ord].version)
+			}
 			ix.st.remove(id)
 		}
 		ix.st.compactTerms()

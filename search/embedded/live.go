@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/gofrs/flock"
 	"github.com/google/uuid"
 
 	"github.com/shopfront/bookstore/search"
@@ -29,6 +30,7 @@ import (
 type Live struct {
 	root string
 	opts []Options
+	lock *flock.Flock // the root's LOCK file, held until Close
 
 	mu     sync.RWMutex // held for reading by every call on cur, for writing by the swap
 	cur    *Index
@@ -54,6 +56,28 @@ func OpenLive(root string, opts ...Options) (*Live, error) {
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return nil, fmt.Errorf("embedded search: %w", err)
 	}
+	// One process per root: a second one would wait forever on Bleve's bolt lock, and
+	// before that remove the generation the first is rebuilding into.
+	lock := flock.New(filepath.Join(root, lockFile))
+	if ok, err := lock.TryLock(); err != nil {
+		return nil, fmt.Errorf("embedded search: lock %s: %w", root, err)
+	} else if !ok {
+		return nil, fmt.Errorf("embedded search: %s: %w", root, ErrInUse)
+	}
+	l, err := openLive(root, lock, opts)
+	if err != nil {
+		lock.Unlock()
+	}
+	return l, err
+}
+
+// ErrInUse is returned by OpenLive for a root another process (or another Live of this
+// one) holds open: stop the server before a reindex of its embedded index.
+var ErrInUse = errors.New("index in use by another process")
+
+const lockFile = "LOCK"
+
+func openLive(root string, lock *flock.Flock, opts []Options) (*Live, error) {
 	if _, err := os.Stat(filepath.Join(root, "index_meta.json")); err == nil {
 		if err := removeIndex(root); err != nil {
 			return nil, err
@@ -83,7 +107,7 @@ func OpenLive(root string, opts ...Options) (*Live, error) {
 			os.RemoveAll(filepath.Join(root, e.Name()))
 		}
 	}
-	return &Live{root: root, opts: opts, cur: ix, gen: gen}, nil
+	return &Live{root: root, opts: opts, cur: ix, gen: gen, lock: lock}, nil
 }
 
 func newGen() string {
@@ -221,6 +245,13 @@ func (l *Live) Rebuild(ctx context.Context, m search.Meta, fill func(w search.Wr
 func (l *Live) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.closed {
+		return nil
+	}
 	l.closed = true
-	return l.cur.Close()
+	err := l.cur.Close()
+	if uerr := l.lock.Unlock(); err == nil {
+		err = uerr
+	}
+	return err
 }

@@ -31,11 +31,13 @@
 package meili
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"html"
+	"io"
 	"math"
 	"net/http"
 	"slices"
@@ -77,6 +79,7 @@ type Index struct {
 	index  meilisearch.IndexManager
 	uid    string
 	cfg    Config
+	tombs  *search.Tombstones // shared with the indexes a Rebuild fills
 }
 
 var _ search.Rebuildable = (*Index)(nil)
@@ -116,8 +119,11 @@ func Open(ctx context.Context, cfg Config) (*Index, error) {
 		opts = append(opts, meilisearch.WithCustomClient(cfg.HTTPClient))
 	}
 	client := meilisearch.New(cfg.URL, opts...)
-	ix := &Index{client: client, index: client.Index(cfg.Index), uid: cfg.Index, cfg: cfg}
+	ix := &Index{client: client, index: client.Index(cfg.Index), uid: cfg.Index, cfg: cfg, tombs: &search.Tombstones{}}
 	if err := ix.create(ctx, cfg.Index, settings(cfg)); err != nil {
+		return nil, err
+	}
+	if err := ix.sweep(ctx); err != nil {
 		return nil, err
 	}
 	return ix, nil
@@ -202,8 +208,11 @@ func (ix *Index) writeMeta(ctx context.Context, uid string, m search.Meta) error
 // settings), and one /swap-indexes task exchanges it and its meta with the live ones,
 // atomically for every server reading the index; the old ones are then deleted.
 func (ix *Index) Rebuild(ctx context.Context, m search.Meta, fill func(w search.Writer) error) error {
-	suffix := "_rebuild_" + strings.ReplaceAll(uuid.NewString(), "-", "")
-	fresh := &Index{client: ix.client, index: ix.client.Index(ix.uid + suffix), uid: ix.uid + suffix, cfg: ix.cfg}
+	if err := ix.sweep(ctx); err != nil {
+		return err
+	}
+	suffix := rebuildInfix + strings.ReplaceAll(uuid.NewString(), "-", "")
+	fresh := &Index{client: ix.client, index: ix.client.Index(ix.uid + suffix), uid: ix.uid + suffix, cfg: ix.cfg, tombs: ix.tombs}
 	freshMeta := ix.metaUID() + suffix
 	drop := func() {
 		// Best effort, also when ctx is done: leftovers only cost space.
@@ -232,9 +241,7 @@ func (ix *Index) Rebuild(ctx context.Context, m search.Meta, fill func(w search.
 		drop()
 		return err
 	}
-	ti, err := ix.client.SwapIndexesWithContext(ctx, []*meilisearch.SwapIndexesParams{
-		{Indexes: []string{ix.uid, fresh.uid}}, {Indexes: []string{ix.metaUID(), freshMeta}},
-	})
+	ti, err := ix.swap(ctx, [][2]string{{ix.uid, fresh.uid}, {ix.metaUID(), freshMeta}})
 	if err == nil {
 		err = ix.wait(ctx, ti)
 	}
@@ -244,6 +251,94 @@ func (ix *Index) Rebuild(ctx context.Context, m search.Meta, fill func(w search.
 	}
 	drop() // now the old index and meta
 	return nil
+}
+
+// rebuildInfix names the indexes a Rebuild fills: <uid>_rebuild_<id> and
+// <uid>_meta_rebuild_<id>.
+const rebuildInfix = "_rebuild_"
+
+// sweep deletes the indexes left by rebuilds that died before their own clean-up (a
+// killed process): each is a full copy of the catalog. It runs at Open and before
+// every Rebuild; one reindex at a time per index is the supported way (as with the
+// embedded engine), so a leftover is never a rebuild still running.
+func (ix *Index) sweep(ctx context.Context) error {
+	var stale []string
+	for offset := int64(0); ; {
+		res, err := ix.client.ListIndexesWithContext(ctx, &meilisearch.IndexesQuery{Offset: offset, Limit: 100})
+		if err != nil {
+			return fmt.Errorf("meilisearch: list indexes: %w", err)
+		}
+		for _, r := range res.Results {
+			if strings.HasPrefix(r.UID, ix.uid+rebuildInfix) || strings.HasPrefix(r.UID, ix.metaUID()+rebuildInfix) {
+				stale = append(stale, r.UID)
+			}
+		}
+		offset += int64(len(res.Results))
+		if len(res.Results) == 0 || offset >= res.Total {
+			break
+		}
+	}
+	for _, uid := range stale {
+		ti, err := ix.client.DeleteIndexWithContext(ctx, uid)
+		if err == nil {
+			err = ix.wait(ctx, ti)
+		}
+		if err != nil && !isCode(err, "index_not_found") {
+			return fmt.Errorf("meilisearch: delete leftover index %s: %w", uid, err)
+		}
+	}
+	return nil
+}
+
+// swap exchanges each pair of indexes in one /swap-indexes task. The request is made
+// by hand: meilisearch-go's SwapIndexesParams always sends "rename" (no omitempty),
+// a field Meilisearch before 1.18 refuses as unknown, and this adapter supports 1.4+.
+func (ix *Index) swap(ctx context.Context, pairs [][2]string) (*meilisearch.TaskInfo, error) {
+	type swap struct {
+		Indexes []string `json:"indexes"`
+	}
+	body := make([]swap, len(pairs))
+	for i, p := range pairs {
+		body[i] = swap{Indexes: []string{p[0], p[1]}}
+	}
+	b, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(ix.cfg.URL, "/")+"/swap-indexes", bytes.NewReader(b))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if ix.cfg.Key != "" {
+		req.Header.Set("Authorization", "Bearer "+ix.cfg.Key)
+	}
+	hc := ix.cfg.HTTPClient
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	rb, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode/100 != 2 {
+		var e struct{ Code, Message string }
+		json.Unmarshal(rb, &e)
+		if e.Code == "" {
+			return nil, fmt.Errorf("status %d: %s", resp.StatusCode, strings.TrimSpace(string(rb)))
+		}
+		return nil, &taskError{code: e.Code, message: e.Message}
+	}
+	var ti meilisearch.TaskInfo
+	if err := json.Unmarshal(rb, &ti); err != nil {
+		return nil, fmt.Errorf("swap response: %w", err)
+	}
+	return &ti, nil
 }
 
 func settings(cfg Config) *meilisearch.Settings {
@@ -416,7 +511,7 @@ func (ix *Index) Upsert(ctx context.Context, docs []search.Document) error {
 		pos := map[uuid.UUID]int{}
 		for i := range chunk {
 			d := &chunk[i]
-			if older(d.Version, indexed[d.ID.String()]) {
+			if older(d.Version, indexed[d.ID.String()]) || ix.tombs.Buries(d.ID, d.Version) {
 				continue
 			}
 			if k, ok := pos[d.ID]; ok {
@@ -493,6 +588,19 @@ func (ix *Index) Delete(ctx context.Context, ids []uuid.UUID) error {
 	var tasks []*meilisearch.TaskInfo
 	for start := 0; start < len(ids); start += ix.cfg.BatchSize {
 		chunk := ids[start:min(start+ix.cfg.BatchSize, len(ids))]
+		// Remember the deleted versions, so a writer that read a book before its delete
+		// cannot bring it back (this process only: the tombstones live in memory).
+		probe := make([]search.Document, len(chunk))
+		for i, id := range chunk {
+			probe[i] = search.Document{ID: id, Version: 1}
+		}
+		indexed, err := ix.versions(ctx, probe)
+		if err != nil {
+			return err
+		}
+		for _, id := range chunk {
+			ix.tombs.Add(id, indexed[id.String()])
+		}
 		s := make([]string, len(chunk))
 		for i, id := range chunk {
 			s[i] = id.String()
@@ -907,11 +1015,15 @@ func (ix *Index) Suggest(ctx context.Context, prefix string, n int) ([]search.Su
 		sales                  map[string]int64
 		errC, errA, errT, errS error
 	)
-	wg.Add(4)
+	wg.Add(3)
 	go func() { defer wg.Done(); cats, errC = ix.facetSuggest(ctx, "category_keys", prefix, typed, open) }()
-	go func() { defer wg.Done(); authors, errA = ix.facetSuggest(ctx, "author_keys", prefix, typed, open) }()
+	go func() {
+		defer wg.Done()
+		if authors, errA = ix.facetSuggest(ctx, "author_keys", prefix, typed, open); errA == nil {
+			sales, errS = ix.authorSales(ctx, authors)
+		}
+	}()
 	go func() { defer wg.Done(); titles, errT = ix.titleSuggest(ctx, prefix, typed, open, 2*n) }()
-	go func() { defer wg.Done(); sales, errS = ix.authorSales(ctx, prefix, typed, open) }()
 	wg.Wait()
 	if err := errors.Join(errC, errA, errT, errS); err != nil {
 		return nil, fmt.Errorf("meilisearch: suggest: %w", err)
@@ -1018,18 +1130,29 @@ func (ix *Index) facetSuggest(ctx context.Context, facet, prefix string, typed [
 }
 
 // authorSalesHits bounds the best-selling books whose authors' sales authorSales sums.
-const authorSalesHits = 200
+const authorSalesHits = 1000
 
-// authorSales returns the sales of the best-selling books by authors matching what is
-// typed, summed per author id. Facet search counts books only; authors without a book
-// among the best sellers get 0 and come after those with one.
-func (ix *Index) authorSales(ctx context.Context, prefix string, typed []string, open bool) (map[string]int64, error) {
-	r, err := ix.index.SearchWithContext(ctx, prefix, &meilisearch.SearchRequest{
-		Query:                queryText(prefix),
+// authorSales returns the sales of the best-selling books of the given authors (those
+// the facet search matched), summed per author id. The books are chosen by the exact
+// author ids, not by a text search, so books of authors one typo away cannot fill the
+// window and leave a matching author at 0. Facet search counts books only; an author
+// without a book in the window gets 0 and comes after those with one.
+func (ix *Index) authorSales(ctx context.Context, authors []ranked) (map[string]int64, error) {
+	if len(authors) == 0 {
+		return nil, nil
+	}
+	ids := make([]string, 0, len(authors))
+	want := map[string]bool{}
+	for _, a := range authors {
+		if !want[a.id] {
+			want[a.id] = true
+			ids = append(ids, quote(a.id))
+		}
+	}
+	r, err := ix.index.SearchWithContext(ctx, "", &meilisearch.SearchRequest{
 		Limit:                authorSalesHits,
-		AttributesToSearchOn: []string{"authors"},
-		AttributesToRetrieve: []string{"authors", "author_ids", "sales_count"},
-		MatchingStrategy:     meilisearch.All,
+		Filter:               "author_ids IN [" + strings.Join(ids, ", ") + "]",
+		AttributesToRetrieve: []string{"author_ids", "sales_count"},
 		Sort:                 []string{"sales_count:desc"},
 	})
 	if err != nil {
@@ -1038,16 +1161,15 @@ func (ix *Index) authorSales(ctx context.Context, prefix string, typed []string,
 	out := map[string]int64{}
 	for _, h := range r.Hits {
 		var d struct {
-			Authors    []string `json:"authors"`
 			AuthorIDs  []string `json:"author_ids"`
 			SalesCount int64    `json:"sales_count"`
 		}
 		if err := h.DecodeInto(&d); err != nil {
 			continue
 		}
-		for i, name := range d.Authors {
-			if ok, _ := matchWords(name, typed, open); ok && i < len(d.AuthorIDs) {
-				out[d.AuthorIDs[i]] += d.SalesCount + 1 // +1: a book sold, or not, counts
+		for _, id := range d.AuthorIDs {
+			if want[id] {
+				out[id] += d.SalesCount + 1 // +1: a book sold, or not, counts
 			}
 		}
 	}
@@ -1055,8 +1177,8 @@ func (ix *Index) authorSales(ctx context.Context, prefix string, typed []string,
 }
 
 func (ix *Index) titleSuggest(ctx context.Context, prefix string, typed []string, open bool, limit int) ([]ranked, error) {
-	r, err := ix.index.SearchWithContext(ctx, prefix, &meilisearch.SearchRequest{
-		Query:                prefix,
+	// SearchWithContext sets Query from its second argument.
+	r, err := ix.index.SearchWithContext(ctx, queryText(prefix), &meilisearch.SearchRequest{
 		Limit:                int64(limit),
 		AttributesToSearchOn: []string{"title"},
 		AttributesToRetrieve: []string{"id", "title", "sales_count"},

@@ -22,8 +22,9 @@
 //     (proximity is ignored);
 //   - /swap-indexes: pairs of existing indexes exchange their documents and settings in
 //     one task, all pairs or none (a missing index fails the task, an index named twice
-//     or a pair of other than two indexes is refused at once); with "rename" the first
-//     index takes the second's name, which must be free;
+//     or a pair of other than two indexes is refused at once); "rename" is refused as
+//     an unknown field unless the server was made WithSwapRename (Meilisearch 1.18+),
+//     and then with "rename" the first index takes the second's name, which must be free;
 //   - GET /indexes/:uid/documents/:id (with fields) and POST /indexes/:uid/documents/fetch
 //     (offset, limit, fields, filter on filterable attributes, ids);
 //   - /multi-search (without federation), and /indexes/:uid/facet-search, which like
@@ -57,7 +58,8 @@ const ProcessDelay = 200 * time.Millisecond
 // Server is a fake Meilisearch.
 type Server struct {
 	*httptest.Server
-	key string
+	key    string
+	rename bool // /swap-indexes accepts "rename" (1.18+)
 
 	mu       sync.Mutex
 	indexes  map[string]*index
@@ -67,10 +69,21 @@ type Server struct {
 	stopOnce sync.Once
 }
 
+// Option configures a fake Server.
+type Option func(*Server)
+
+// WithSwapRename models Meilisearch 1.18 and later, whose /swap-indexes accepts
+// "rename". Without it the fake is an older Meilisearch (the adapter supports 1.4+),
+// refusing "rename" as an unknown field.
+func WithSwapRename() Option { return func(s *Server) { s.rename = true } }
+
 // NewServer starts a fake Meilisearch requiring the API key key ("" accepts any
 // request). Close it when done.
-func NewServer(key string) *Server {
+func NewServer(key string, opts ...Option) *Server {
 	s := &Server{key: key, indexes: map[string]*index{}, calls: map[string]int{}, stop: make(chan struct{})}
+	for _, o := range opts {
+		o(s)
+	}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serveHTTP))
 	go s.processLoop()
 	return s
@@ -265,11 +278,19 @@ func (s *Server) route(method string, parts []string, r *http.Request, body []by
 				return nil
 			})
 		case http.MethodGet:
-			var results []any
-			for _, uid := range sortedKeys(s.indexes) {
+			offset, limit := 0, 20
+			if v, err := strconv.Atoi(r.URL.Query().Get("offset")); err == nil && v >= 0 {
+				offset = v
+			}
+			if v, err := strconv.Atoi(r.URL.Query().Get("limit")); err == nil && v >= 0 {
+				limit = v
+			}
+			uids := sortedKeys(s.indexes)
+			results := []any{}
+			for _, uid := range uids[min(offset, len(uids)):min(offset+limit, len(uids))] {
 				results = append(results, s.indexes[uid].view())
 			}
-			return http.StatusOK, map[string]any{"results": results, "offset": 0, "limit": 20, "total": len(results)}, nil
+			return http.StatusOK, map[string]any{"results": results, "offset": offset, "limit": limit, "total": len(uids)}, nil
 		}
 		return 0, nil, methodNotAllowed()
 	case len(parts) >= 2 && parts[0] == "indexes":
@@ -526,6 +547,14 @@ func (s *Server) swapIndexes(body []byte) (int, any, *apiError) {
 		var req struct {
 			Indexes *[]string `json:"indexes"`
 			Rename  *bool     `json:"rename"`
+		}
+		var old struct {
+			Indexes *[]string `json:"indexes"`
+		}
+		if !s.rename { // before 1.18 the payload is only "indexes", unknown fields refused
+			if e := decodeStrict(r, &old, "bad_request"); e != nil {
+				return 0, nil, e
+			}
 		}
 		if e := decodeStrict(r, &req, "invalid_swap_indexes"); e != nil {
 			return 0, nil, e

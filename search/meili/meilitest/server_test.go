@@ -212,9 +212,9 @@ func TestNegativeSearch(t *testing.T) {
 // TestSwapIndexes: /swap-indexes as documented — the request's shape is refused at once,
 // missing indexes fail the task and swap nothing (all pairs or none), and a swap
 // exchanges documents and settings under the same names; rename moves an index to a
-// free name.
+// free name (1.18+).
 func TestSwapIndexes(t *testing.T) {
-	s := NewServer("k")
+	s := NewServer("k", WithSwapRename())
 	defer s.Close()
 	run := func(method, path string, body any) map[string]any {
 		t.Helper()
@@ -289,5 +289,32 @@ func TestSwapIndexes(t *testing.T) {
 	}
 	if code, _ := do(t, s, "GET", "/indexes/c", "k", nil); code != 404 {
 		t.Errorf("index c still exists after its rename: %d", code)
+	}
+}
+
+// TestSwapIndexesBefore118: a fake of an older Meilisearch refuses "rename" (false
+// included) as an unknown field, as 1.4 to 1.17 do, and swaps a plain pair.
+func TestSwapIndexesBefore118(t *testing.T) {
+	s := NewServer("k")
+	defer s.Close()
+	for _, uid := range []string{"a", "b"} {
+		code, out := do(t, s, "POST", "/indexes", "k", map[string]any{"uid": uid, "primaryKey": "id"})
+		if code != 202 {
+			t.Fatalf("create %s: %d %v", uid, code, out)
+		}
+	}
+	for _, rename := range []bool{false, true} {
+		code, out := do(t, s, "POST", "/swap-indexes", "k", []any{map[string]any{"indexes": []string{"a", "b"}, "rename": rename}})
+		if code != 400 || out["code"] != "bad_request" || !strings.Contains(out["message"].(string), "`rename`") {
+			t.Errorf("rename %v: %d %v, want 400 bad_request naming rename", rename, code, out)
+		}
+	}
+	code, out := do(t, s, "POST", "/swap-indexes", "k", []any{map[string]any{"indexes": []string{"a", "b"}}})
+	if code != 202 {
+		t.Fatalf("plain swap: %d %v", code, out)
+	}
+	_, task := do(t, s, "GET", "/tasks/"+itoa(int(out["taskUid"].(float64))), "k", nil)
+	if task["status"] != "succeeded" {
+		t.Errorf("plain swap: %v", task)
 	}
 }
