@@ -35,8 +35,8 @@ const (
 
 var keyVars = []string{envJWTKeys, envPIIMasterKeys, envPIIIndexKey}
 
-// maxAccessTTL caps ACCESS_TOKEN_TTL.
-const maxAccessTTL = time.Hour
+// maxAccessTTL caps ACCESS_TOKEN_TTL (the session purge keeps revoked sessions that long).
+const maxAccessTTL = identity.MaxAccessTTL
 
 // securityConfig is the identity part of the server configuration.
 type securityConfig struct {
