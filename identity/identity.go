@@ -255,7 +255,7 @@ func (s *Service) Register(ctx context.Context, in RegisterInput, ip string) (*S
 	}
 	s.cfg.Logger.InfoContext(ctx, "customer registered", "customer_id", c.ID)
 	cust := &Customer{ID: c.ID, Email: email, Name: name, Phone: phone, Role: auth.RoleCustomer, CreatedAt: c.CreatedAt, session: true}
-	return s.startSession(ctx, cust)
+	return s.startSession(ctx, cust, hash)
 }
 
 // checkPasswordSize refuses a password longer than the policy admits before anything
@@ -358,8 +358,10 @@ func (s *Service) login(ctx context.Context, idx []byte, password string) (*Sess
 		// is at hand, only if it is still the hash just verified (a password change made
 		// meanwhile wins). A failure only delays the upgrade to the next login.
 		if h, err := s.cfg.Hasher.Hash(ctx, password); err == nil {
-			if _, err := s.cfg.DB.Customers.ReplacePasswordHash(ctx, row.ID, row.PasswordHash, h); err != nil {
+			if ok, err := s.cfg.DB.Customers.ReplacePasswordHash(ctx, row.ID, row.PasswordHash, h); err != nil {
 				s.cfg.Logger.WarnContext(ctx, "password rehash not stored", "customer_id", row.ID, "err", err)
+			} else if ok {
+				row.PasswordHash = h
 			}
 		}
 	}
@@ -368,7 +370,7 @@ func (s *Service) login(ctx context.Context, idx []byte, password string) (*Sess
 		return nil, err
 	}
 	cust.session = true
-	return s.startSession(ctx, cust)
+	return s.startSession(ctx, cust, row.PasswordHash)
 }
 
 // Refresh spends a refresh token and returns a new session (new access and refresh
@@ -530,11 +532,14 @@ func (s *Service) ChangePassword(ctx context.Context, customerID uuid.UUID, curr
 	}
 	s.cfg.Logger.InfoContext(ctx, "password changed; sessions revoked", "customer_id", customerID)
 	cust.session = true
-	return s.startSession(ctx, cust)
+	return s.startSession(ctx, cust, hash)
 }
 
-// startSession opens a refresh-token family and issues its first tokens.
-func (s *Service) startSession(ctx context.Context, c *Customer) (*Session, error) {
+// startSession opens a refresh-token family and issues its first tokens, only while the
+// customer's password hash is still hash (the one just verified or set): a password
+// changed meanwhile revoked every session, and this one must not escape it, so the
+// sign-in fails as with a wrong password.
+func (s *Service) startSession(ctx context.Context, c *Customer, passwordHash string) (*Session, error) {
 	token, hash, err := auth.NewRefreshToken()
 	if err != nil {
 		return nil, err
@@ -542,7 +547,9 @@ func (s *Service) startSession(ctx context.Context, c *Customer) (*Session, erro
 	now := s.cfg.Now()
 	rt := &store.RefreshToken{Hash: hash, FamilyID: uuid.New(), CustomerID: c.ID,
 		ExpiresAt: now.Add(s.cfg.RefreshTTL), FamilyExpiresAt: now.Add(s.cfg.SessionTTL)}
-	if err := s.cfg.DB.RefreshTokens.Create(ctx, rt); err != nil {
+	if err := s.cfg.DB.RefreshTokens.CreateSession(ctx, rt, passwordHash); errors.Is(err, store.ErrPasswordChanged) {
+		return nil, errBadCredentials
+	} else if err != nil {
 		return nil, err
 	}
 	access, exp, err := s.cfg.Tokens.Issue(auth.Identity{CustomerID: c.ID, Role: c.Role, SessionID: rt.FamilyID})
