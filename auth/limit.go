@@ -137,6 +137,7 @@ func Refund(ctx context.Context, l Limiter, key string) error {
 // expires when its bucket is full again. Works with a single Redis and Redis Cluster.
 type RedisLimiter struct {
 	rl     *redis_rate.Limiter
+	rdb    redis.UniversalClient
 	limit  redis_rate.Limit
 	prefix string
 }
@@ -152,6 +153,7 @@ func NewRedisLimiter(rdb redis.UniversalClient, prefix string, l Limit) (*RedisL
 	}
 	return &RedisLimiter{
 		rl:     redis_rate.NewLimiter(rdb),
+		rdb:    rdb,
 		limit:  redis_rate.Limit{Rate: l.Rate, Period: l.Period, Burst: l.Burst},
 		prefix: prefix + ":",
 	}, nil
@@ -169,14 +171,34 @@ func (l *RedisLimiter) Allow(ctx context.Context, key string) (bool, time.Durati
 	return false, max(res.RetryAfter, time.Millisecond), nil
 }
 
-// Refund implements Refunder: GCRA with a negative cost moves the bucket's theoretical
-// arrival time back by one emission interval (never below now, so never above Burst).
+// Refund implements Refunder: it moves the bucket's theoretical arrival time back by one
+// emission interval, deleting the key when that makes the bucket full. redis_rate has no
+// refund, and its AllowN(-1) stores nothing when the new arrival time is not after now,
+// so a refund of the one event of a full bucket was lost; hence this script, which reads
+// and writes redis_rate's key and its format (arrival time in seconds since 2017).
 func (l *RedisLimiter) Refund(ctx context.Context, key string) error {
-	if _, err := l.rl.AllowN(ctx, l.prefix+key, l.limit, -1); err != nil {
+	interval := l.limit.Period.Seconds() / float64(l.limit.Rate)
+	if err := refundScript.Run(ctx, l.rdb, []string{"rate:" + l.prefix + key}, interval).Err(); err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("redis rate limit refund: %w", err)
 	}
 	return nil
 }
+
+var refundScript = redis.NewScript(`
+local tat = tonumber(redis.call("GET", KEYS[1]))
+if not tat then
+  return 0
+end
+local t = redis.call("TIME")
+local now = (t[1] - 1483228800) + (t[2] / 1000000)
+local new_tat = tat - tonumber(ARGV[1])
+if new_tat <= now then
+  redis.call("DEL", KEYS[1])
+else
+  redis.call("SET", KEYS[1], new_tat, "EX", math.ceil(new_tat - now))
+end
+return 1
+`)
 
 // Reset forgets key's history (an administrator lifting a throttle).
 func (l *RedisLimiter) Reset(ctx context.Context, key string) error {

@@ -263,3 +263,37 @@ func TestRefund(t *testing.T) {
 		})
 	}
 }
+
+// A refund of the one event taken from a full bucket gives it back on both limiters (GCRA
+// in redis_rate stores nothing for a negative cost that reaches now).
+func TestRefundFromFullBucket(t *testing.T) {
+	ctx := context.Background()
+	l := auth.Limit{Rate: 1, Period: time.Hour, Burst: 2}
+	local, _ := auth.NewLocalLimiter(l, auth.LocalOptions{})
+	remote, _ := auth.NewRedisLimiter(testdb.Redis(t), "refund-full", l)
+	for name, lim := range map[string]auth.Limiter{"local": local, "redis": remote} {
+		ok1, _, _ := lim.Allow(ctx, "k")                   // a success...
+		if err := auth.Refund(ctx, lim, "k"); err != nil { // ...gives its token back
+			t.Fatal(err)
+		}
+		ok2, _, _ := lim.Allow(ctx, "k")
+		ok3, _, _ := lim.Allow(ctx, "k") // two failures fit a burst of 2
+		ok4, _, _ := lim.Allow(ctx, "k") // a third does not
+		if !ok1 || !ok2 || !ok3 || ok4 {
+			t.Errorf("%s: allow %v, then after a refund %v %v %v; want true, true true false", name, ok1, ok2, ok3, ok4)
+		}
+		// Refunds never lift a bucket above its burst.
+		for range 5 {
+			_ = auth.Refund(ctx, lim, "k2")
+		}
+		n := 0
+		for range 5 {
+			if ok, _, _ := lim.Allow(ctx, "k2"); ok {
+				n++
+			}
+		}
+		if n != 2 {
+			t.Errorf("%s: %d events allowed after refunds to a fresh bucket; want the burst, 2", name, n)
+		}
+	}
+}

@@ -41,6 +41,9 @@ const (
 	maxTokenLength = 4096
 	// DefaultAccessTTL is how long an access token is valid.
 	DefaultAccessTTL = 15 * time.Minute
+	// DefaultLeeway is how far past its expiry an access token still verifies (clock
+	// skew between servers); whatever outlives a token must outlive it by this too.
+	DefaultLeeway = 30 * time.Second
 	// DefaultIssuer and DefaultAudience name this service in the iss and aud claims.
 	DefaultIssuer   = "bookstore"
 	DefaultAudience = "bookstore-api"
@@ -204,7 +207,7 @@ func NewTokens(keys *Keyring, cfg TokenConfig) *Tokens {
 		cfg.TTL = DefaultAccessTTL
 	}
 	if cfg.Leeway == 0 {
-		cfg.Leeway = 30 * time.Second
+		cfg.Leeway = DefaultLeeway
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

@@ -19,12 +19,15 @@ import (
 // authenticated request (auth.SessionChecker), so an ended session's access token stops
 // working at once rather than when it expires.
 //
-// With Redis, a revoked session is a key that lives as long as an access token
-// (AccessTTL): older tokens are expired anyway. Each check is one EXISTS, shared by every
-// instance, and a Redis failure falls back to the database. Without Redis, the database
-// (refresh_tokens.revoked_at) is the set, and each instance caches an answer for
-// CacheTTL: another instance's logout takes effect within that time, this instance's at
-// once.
+// The database (refresh_tokens.revoked_at) is the set; each instance caches its answers
+// for CacheTTL, so another instance's logout takes effect within that time, this
+// instance's at once. With Redis, a revoked session is also a key that lives as long as
+// an access token still verifies (AccessTTL + Leeway, plus a margin): each check is one
+// EXISTS, shared by every instance, so a logout takes effect everywhere at once. A "no"
+// from Redis is not trusted alone: a logout whose Redis write failed is only in the
+// database, so the (cached) database answer is consulted too, and the revocation takes
+// effect everywhere within CacheTTL instead of never. That costs one cache lookup per
+// request and one database query per session and CacheTTL (BenchmarkRevoked).
 type Revocations struct {
 	db    *store.DB
 	rdb   redis.UniversalClient
@@ -37,7 +40,8 @@ type Revocations struct {
 type RevocationConfig struct {
 	DB        *store.DB             // required
 	Redis     redis.UniversalClient // optional
-	AccessTTL time.Duration         // lifetime of access tokens; required with Redis
+	AccessTTL time.Duration         // lifetime of access tokens; 0 means auth.DefaultAccessTTL
+	Leeway    time.Duration         // verification leeway of access tokens; 0 means auth.DefaultLeeway
 	CacheTTL  time.Duration         // database answers cached this long; 0 means 2 s
 	Logger    *slog.Logger
 }
@@ -45,6 +49,20 @@ type RevocationConfig struct {
 // DefaultRevocationCacheTTL is how long an instance without Redis believes a session
 // live before asking the database again.
 const DefaultRevocationCacheTTL = 2 * time.Second
+
+// MaxAccessTTL caps the access-token lifetime a deployment may configure: revocations
+// must be remembered that long after a session ends (SessionPurgeDelay).
+const MaxAccessTTL = time.Hour
+
+// SessionPurgeDelay is how long after a session ends its rows are kept. Its last access
+// token outlives it by up to the access TTL plus the verification leeway, and without
+// Redis the rows' revoked_at is all that refuses a logged-out token: purged earlier, the
+// token would work again. The purge deletes sessions that ended before now minus this.
+const SessionPurgeDelay = MaxAccessTTL + auth.DefaultLeeway + revocationMargin
+
+// revocationMargin keeps a Redis key a little longer than the last token it refuses
+// could verify, for the clock skew between the servers and Redis.
+const revocationMargin = time.Minute
 
 // NewRevocations returns the revocation set.
 func NewRevocations(cfg RevocationConfig) *Revocations {
@@ -54,10 +72,13 @@ func NewRevocations(cfg RevocationConfig) *Revocations {
 	if cfg.AccessTTL <= 0 {
 		cfg.AccessTTL = auth.DefaultAccessTTL
 	}
+	if cfg.Leeway <= 0 {
+		cfg.Leeway = auth.DefaultLeeway
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Revocations{db: cfg.DB, rdb: cfg.Redis, ttl: cfg.AccessTTL,
+	return &Revocations{db: cfg.DB, rdb: cfg.Redis, ttl: cfg.AccessTTL + cfg.Leeway + revocationMargin,
 		cache: expirable.NewLRU[uuid.UUID, bool](100_000, nil, cfg.CacheTTL), log: cfg.Logger}
 }
 
@@ -72,18 +93,21 @@ func (r *Revocations) Revoked(ctx context.Context, id auth.Identity) (bool, erro
 	if id.SessionID == uuid.Nil {
 		return false, nil
 	}
-	if revoked, ok := r.cache.Get(id.SessionID); ok && (revoked || r.rdb == nil) {
-		return revoked, nil
+	if revoked, ok := r.cache.Get(id.SessionID); ok && revoked {
+		return true, nil
 	}
 	if r.rdb != nil {
 		n, err := r.rdb.Exists(ctx, revokedKey(id.SessionID)).Result()
-		if err == nil {
-			if n > 0 {
-				r.cache.Add(id.SessionID, true)
-			}
-			return n > 0, nil
+		switch {
+		case err != nil:
+			r.log.WarnContext(ctx, "revocation set in redis unavailable; asking the database", "err", err)
+		case n > 0:
+			r.cache.Add(id.SessionID, true)
+			return true, nil
 		}
-		r.log.WarnContext(ctx, "revocation set in redis unavailable; asking the database", "err", err)
+	}
+	if revoked, ok := r.cache.Get(id.SessionID); ok {
+		return revoked, nil
 	}
 	revoked, err := r.db.RefreshTokens.FamilyRevoked(ctx, id.SessionID)
 	if err != nil {

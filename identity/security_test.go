@@ -487,7 +487,9 @@ func TestPhonesAreNotCards(t *testing.T) {
 			t.Fatalf("phone %q: %v, want the phone-format message", p, err)
 		}
 	}
-	for _, p := range []string{"378282246310005", "+4111111111111111", "4111 1111 1111 1111", "+44 20", "+999 1234567"} {
+	// "+4929 1234 5678 9015" is a Visa number (Luhn-valid) and a valid German number.
+	for _, p := range []string{"378282246310005", "+4111111111111111", "4111 1111 1111 1111", "+44 20", "+999 1234567",
+		"+4929 1234 5678 9015", "+4929123456789015", "+49 (29) 1234-5678-9015"} {
 		in := ann()
 		in.Email, in.Phone = "card@example.com", &p
 		_, err := e.svc.Register(context.Background(), in, "192.0.2.1")

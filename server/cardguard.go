@@ -23,8 +23,12 @@ import (
 // normalisation costs about 0.4 s per MiB of decomposed accents, so without the bound a
 // body of huge strings would buy seconds of CPU before any resolver refused them.
 //
-// A string that is a valid international phone number (pii.ParsePhone) is not a card,
-// whatever Luhn says: one mobile number in ten passes it.
+// In a phone field (an input field named phone, or a variable used only as one) a valid
+// international phone number (pii.ParsePhone) is not a card, whatever Luhn says: one
+// mobile number in ten passes it. Everywhere else a PAN written with a leading "+" is
+// still a PAN ("+4929 1234 5678 9015" parses as a German number), so the exemption is
+// never applied to a search box or a name; identity's phone validation refuses the
+// card-shaped phone numbers the exemption lets through.
 //
 // The variables may hold at most MaxValues values in all (strings, numbers, list
 // elements, object fields), else BAD_USER_INPUT naming the variable, checked on the
@@ -100,8 +104,9 @@ func (g CardGuard) MutateOperationContext(_ context.Context, oc *graphql.Operati
 	if err := g.checkSizes(oc); err != nil {
 		return err
 	}
+	phoneVars := phoneVariables(oc.Operation)
 	for name, v := range oc.Variables {
-		if containsCard(v) {
+		if containsCard(v, phoneVars[name]) {
 			return cardError("$" + name)
 		}
 	}
@@ -119,7 +124,7 @@ func (g CardGuard) MutateOperationContext(_ context.Context, oc *graphql.Operati
 			switch s := sel.(type) {
 			case *ast.Field:
 				for _, a := range s.Arguments {
-					if literalHasCard(a.Value) {
+					if literalHasCard(a.Value, false) {
 						found = a.Name
 						return
 					}
@@ -239,19 +244,21 @@ func cardError(arg string) *gqlerror.Error {
 	}
 }
 
-func containsCard(v any) bool {
+// containsCard reports whether a variable's value holds a card number; phone says the
+// value itself is a phone field.
+func containsCard(v any, phone bool) bool {
 	switch v := v.(type) {
 	case string:
-		return isCard(v)
+		return isCard(v, phone)
 	case []any:
 		for _, e := range v {
-			if containsCard(e) {
+			if containsCard(e, phone) {
 				return true
 			}
 		}
 	case map[string]any:
-		for _, e := range v {
-			if containsCard(e) {
+		for k, e := range v {
+			if containsCard(e, k == phoneField) {
 				return true
 			}
 		}
@@ -259,24 +266,81 @@ func containsCard(v any) bool {
 	return false
 }
 
-func isCard(s string) bool {
-	if _, ok := pii.ParsePhone(s); ok {
-		return false
+// phoneField is the name of the input fields that hold phone numbers.
+const phoneField = "phone"
+
+func isCard(s string, phone bool) bool {
+	if phone {
+		if _, ok := pii.ParsePhone(s); ok {
+			return false
+		}
 	}
 	return pii.ContainsCardNumber(s)
 }
 
-func literalHasCard(v *ast.Value) bool {
+func literalHasCard(v *ast.Value, phone bool) bool {
 	if v == nil {
 		return false
 	}
 	if v.Kind == ast.StringValue || v.Kind == ast.BlockValue {
-		return isCard(v.Raw)
+		return isCard(v.Raw, phone)
 	}
 	for _, c := range v.Children {
-		if literalHasCard(c.Value) {
+		if literalHasCard(c.Value, v.Kind == ast.ObjectValue && c.Name == phoneField) {
 			return true
 		}
 	}
 	return false
+}
+
+// phoneVariables returns the variables every use of which is the value of a phone field
+// ({phone: $p}): only those get the phone exemption, so a variable also used as a search
+// query is scanned like any other.
+func phoneVariables(op *ast.OperationDefinition) map[string]bool {
+	if op == nil {
+		return nil
+	}
+	vars := map[string]bool{}
+	var value func(v *ast.Value, phone bool)
+	value = func(v *ast.Value, phone bool) {
+		if v == nil {
+			return
+		}
+		if v.Kind == ast.Variable {
+			if prev, seen := vars[v.Raw]; !seen || prev {
+				vars[v.Raw] = phone
+			}
+			return
+		}
+		for _, c := range v.Children {
+			value(c.Value, v.Kind == ast.ObjectValue && c.Name == phoneField)
+		}
+	}
+	seen := map[string]bool{}
+	var walk func(ast.SelectionSet)
+	walk = func(set ast.SelectionSet) {
+		for _, sel := range set {
+			switch s := sel.(type) {
+			case *ast.Field:
+				for _, a := range s.Arguments {
+					value(a.Value, false)
+				}
+				for _, d := range s.Directives {
+					for _, a := range d.Arguments {
+						value(a.Value, false)
+					}
+				}
+				walk(s.SelectionSet)
+			case *ast.InlineFragment:
+				walk(s.SelectionSet)
+			case *ast.FragmentSpread:
+				if s.Definition != nil && !seen[s.Name] {
+					seen[s.Name] = true
+					walk(s.Definition.SelectionSet)
+				}
+			}
+		}
+	}
+	walk(op.SelectionSet)
+	return vars
 }

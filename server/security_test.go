@@ -360,3 +360,63 @@ func TestCardNumbersAreRefusedEverywhere(t *testing.T) {
 		t.Fatalf("an ISBN was taken for a card number: %+v", r.Errors)
 	}
 }
+
+// A card number written with a leading "+" parses as a phone ("+4929 1234 5678 9015" is a
+// valid German number): the phone exemption of the card guard applies to phone fields
+// only, so search and suggest refuse it, and register refuses it as a phone.
+func TestCardWithPlusIsRefusedOutsidePhoneFields(t *testing.T) {
+	a := newAPI(t, 3)
+	const pan = "+4929 1234 5678 9015" // Visa, Luhn-valid
+	var reg struct {
+		Register session
+	}
+	r := a.do(`mutation($in: RegisterInput!) { register(input: $in) { `+authFields+` } }`,
+		map[string]any{"in": map[string]any{"email": "pan@example.com", "password": "a long enough passphrase", "name": "P", "phone": pan}})
+	if len(r.Errors) == 0 {
+		if err := json.Unmarshal(r.Data, &reg); err != nil {
+			t.Fatal(err)
+		}
+		if reg.Register.AccessToken != "" {
+			me := a.as(reg.Register.AccessToken, `{ me { phone } }`, nil)
+			t.Errorf("register stored a card number as the phone: %s", me.Data)
+		}
+	}
+	for name, q := range map[string]string{
+		"search":  `query($q: String!) { search(query: $q) { totalCount } }`,
+		"suggest": `query($q: String!) { suggest(prefix: $q) { __typename } }`,
+		// A variable used as a phone AND as a name is scanned like any other.
+		"shared": `mutation($q: String!) { register(input: {email: "s@example.com", password: "a long enough passphrase", name: $q, phone: $q}) { accessToken } }`,
+	} {
+		for _, v := range []string{pan, strings.TrimPrefix(pan, "+")} {
+			r := a.do(q, map[string]any{"q": v})
+			if len(r.Errors) == 0 || r.Errors[0].Extensions["code"] != "BAD_USER_INPUT" {
+				t.Errorf("%s with card number %q: errors %+v (want the card guard's BAD_USER_INPUT)", name, v, r.Errors)
+			}
+		}
+		if name == "shared" {
+			continue
+		}
+		r := a.do(q, map[string]any{"q": "Dune"})
+		if len(r.Errors) != 0 {
+			t.Errorf("%s with a plain query: %+v", name, r.Errors)
+		}
+	}
+	// In a phone field, as a literal or through a variable, a real phone that passes Luhn
+	// reaches register.
+	const phone = "+5511912345676" // passes Luhn
+	for i, q := range []string{
+		`mutation($p: String) { register(input: {email: "ph0@example.com", password: "a long enough passphrase", name: "P", phone: $p}) { ` + authFields + ` } }`,
+		`mutation { register(input: {email: "ph1@example.com", password: "a long enough passphrase", name: "P", phone: "` + phone + `"}) { ` + authFields + ` } }`,
+	} {
+		var out struct{ Register session }
+		a.ok(q, map[string]any{"p": phone}, &out)
+		if out.Register.AccessToken == "" {
+			t.Errorf("query %d: register with phone %s: %+v", i, phone, out.Register)
+		}
+	}
+	// Outside a phone field the same phone is scanned like any text.
+	r = a.do(`query($p: String!) { search(query: $p) { totalCount } }`, map[string]any{"p": phone})
+	if len(r.Errors) == 0 {
+		t.Errorf("a Luhn-passing phone in a search box passed the card guard")
+	}
+}

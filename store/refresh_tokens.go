@@ -88,6 +88,43 @@ func (s *RefreshTokens) Create(ctx context.Context, t *RefreshToken) error {
 	return nil
 }
 
+// insertSession inserts the row only while the customer's password hash is the one the
+// sign-in verified. It runs in a serializable transaction, like the password change that
+// updates the hash and then revokes the customer's sessions: one of two racing ones is
+// retried, so either the change sees (and revokes) the new session or the insert sees
+// the new hash (and inserts nothing). A plain autocommit statement is not enough on
+// PostgreSQL: the change's snapshot predates the insert's commit, and SSI tracks only
+// serializable transactions.
+const insertSession = `
+INSERT INTO refresh_tokens (token_hash, family_id, customer_id, expires_at, family_expires_at)
+SELECT $1::BYTEA, $2::UUID, id, $4::TIMESTAMPTZ, $5::TIMESTAMPTZ
+FROM customers WHERE id = $3 AND password_hash = $6 FOR SHARE
+RETURNING created_at`
+
+// CreateSession is Create for a sign-in with a password: it stores the family's first
+// token only if the customer's password hash is still passwordHash (the one verified),
+// else it returns ErrPasswordChanged. Without the check, a login racing a password
+// change would open a session the change never revoked.
+func (s *RefreshTokens) CreateSession(ctx context.Context, t *RefreshToken, passwordHash string) error {
+	if len(t.Hash) != 32 || t.FamilyID == uuid.Nil || t.CustomerID == uuid.Nil {
+		return errors.New("create refresh token: hash, family and customer are required")
+	}
+	if t.ExpiresAt.After(t.FamilyExpiresAt) {
+		t.ExpiresAt = t.FamilyExpiresAt
+	}
+	err := s.db.ExecuteTx(ctx, func(tx pgx.Tx) error {
+		return tx.QueryRow(ctx, insertSession, t.Hash, t.FamilyID, t.CustomerID, t.ExpiresAt, t.FamilyExpiresAt, passwordHash).
+			Scan(&t.CreatedAt)
+	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return ErrPasswordChanged
+	}
+	if err != nil {
+		return fmt.Errorf("create refresh token: %w", err)
+	}
+	return nil
+}
+
 // ByHash returns the token with hash, or ErrRefreshNotFound.
 func (s *RefreshTokens) ByHash(ctx context.Context, hash []byte) (*RefreshToken, error) {
 	t, err := scanRefresh(s.db.Pool.QueryRow(ctx, `SELECT `+refreshCols+` FROM refresh_tokens WHERE token_hash = $1`, hash))

@@ -39,7 +39,7 @@ var keyVars = []string{envJWTKeys, envPIIMasterKeys, envPIIIndexKey}
 // client's refresh and its next request (and in transit under clock skew).
 const (
 	minAccessTTL = time.Minute
-	maxAccessTTL = time.Hour
+	maxAccessTTL = identity.MaxAccessTTL // the session purge keeps revoked sessions that long
 )
 
 // securityConfig is the identity part of the server configuration.

@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/shopfront/bookstore/events"
+	"github.com/shopfront/bookstore/identity"
 	"github.com/shopfront/bookstore/loaders"
 	"github.com/shopfront/bookstore/server"
 	"github.com/shopfront/bookstore/store"
@@ -212,13 +213,14 @@ func debugMux() *http.ServeMux {
 
 // purgeSessions deletes the refresh tokens of ended sessions (every token rotation adds a
 // row; a live session's spent tokens stay, to detect their replay) at start and then
-// every interval, until ctx ends. Several instances may purge at once: the deletes are
-// idempotent.
+// every interval, until ctx ends. A session's rows outlive it by SessionPurgeDelay, so a
+// logged-out session's last access token stays refused until it expires. Several
+// instances may purge at once: the deletes are idempotent.
 func purgeSessions(ctx context.Context, db *store.DB, log *slog.Logger, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		if n, err := db.RefreshTokens.DeleteExpired(ctx, time.Now()); err != nil && ctx.Err() == nil {
+		if n, err := db.RefreshTokens.DeleteExpired(ctx, time.Now().Add(-identity.SessionPurgeDelay)); err != nil && ctx.Err() == nil {
 			log.WarnContext(ctx, "purge ended sessions", "err", err)
 		} else if n > 0 {
 			log.InfoContext(ctx, "purged ended sessions' refresh tokens", "tokens", n)
