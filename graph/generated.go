@@ -2721,7 +2721,7 @@ input PromotionInput {
   usageLimit: Int
   perCustomerLimit: Int
   combinable: Boolean
-  "Default true."
+  "promotionCreate: default true. promotionUpdate: unchanged when omitted (a deactivated promotion stays off)."
   active: Boolean
 }
 

@@ -154,7 +154,7 @@ type PromotionInput struct {
 	UsageLimit       *int       `json:"usageLimit,omitempty"`
 	PerCustomerLimit *int       `json:"perCustomerLimit,omitempty"`
 	Combinable       *bool      `json:"combinable,omitempty"`
-	// Default true.
+	// promotionCreate: default true. promotionUpdate: unchanged when omitted (a deactivated promotion stays off).
 	Active *bool `json:"active,omitempty"`
 }
 
