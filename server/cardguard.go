@@ -114,33 +114,12 @@ func (g CardGuard) MutateOperationContext(_ context.Context, oc *graphql.Operati
 		return nil
 	}
 	var found string
-	seen := map[string]bool{} // each fragment once, however often it is spread
-	var walk func(ast.SelectionSet)
-	walk = func(set ast.SelectionSet) {
-		for _, sel := range set {
-			if found != "" {
-				return
-			}
-			switch s := sel.(type) {
-			case *ast.Field:
-				for _, a := range s.Arguments {
-					if literalHasCard(a.Value, false) {
-						found = a.Name
-						return
-					}
-				}
-				walk(s.SelectionSet)
-			case *ast.InlineFragment:
-				walk(s.SelectionSet)
-			case *ast.FragmentSpread:
-				if s.Definition != nil && !seen[s.Name] {
-					seen[s.Name] = true
-					walk(s.Definition.SelectionSet)
-				}
-			}
+	eachArgument(oc.Operation.SelectionSet, func(a *ast.Argument) bool {
+		if literalHasCard(a.Value, false) {
+			found = a.Name
 		}
-	}
-	walk(oc.Operation.SelectionSet)
+		return found == ""
+	})
 	if found != "" {
 		return cardError(found)
 	}
@@ -195,27 +174,10 @@ func (g CardGuard) checkSizes(oc *graphql.OperationContext) *gqlerror.Error {
 	if oc.Operation != nil {
 		// Literals are in the document, which the token and body limits already bound;
 		// fragments are visited once each, so spreads cannot multiply the walk.
-		seen := map[string]bool{}
-		var walk func(ast.SelectionSet)
-		walk = func(set ast.SelectionSet) {
-			for _, sel := range set {
-				switch s := sel.(type) {
-				case *ast.Field:
-					for _, a := range s.Arguments {
-						literal(a.Name, a.Value)
-					}
-					walk(s.SelectionSet)
-				case *ast.InlineFragment:
-					walk(s.SelectionSet)
-				case *ast.FragmentSpread:
-					if s.Definition != nil && !seen[s.Name] {
-						seen[s.Name] = true
-						walk(s.Definition.SelectionSet)
-					}
-				}
-			}
-		}
-		walk(oc.Operation.SelectionSet)
+		eachArgument(oc.Operation.SelectionSet, func(a *ast.Argument) bool {
+			literal(a.Name, a.Value)
+			return true
+		})
 	}
 	switch {
 	case bad != "":
@@ -316,18 +278,37 @@ func phoneVariables(op *ast.OperationDefinition) map[string]bool {
 			value(c.Value, v.Kind == ast.ObjectValue && c.Name == phoneField)
 		}
 	}
+	eachArgument(op.SelectionSet, func(a *ast.Argument) bool {
+		value(a.Value, false)
+		return true
+	})
+	return vars
+}
+
+// eachArgument calls fn with every argument of every field and field directive in set,
+// following inline fragments and fragment spreads, each fragment once however often it is
+// spread (so spreads cannot multiply the walk), until fn returns false.
+func eachArgument(set ast.SelectionSet, fn func(*ast.Argument) bool) {
 	seen := map[string]bool{}
+	more := true
 	var walk func(ast.SelectionSet)
 	walk = func(set ast.SelectionSet) {
 		for _, sel := range set {
+			if !more {
+				return
+			}
 			switch s := sel.(type) {
 			case *ast.Field:
 				for _, a := range s.Arguments {
-					value(a.Value, false)
+					if more = more && fn(a); !more {
+						return
+					}
 				}
 				for _, d := range s.Directives {
 					for _, a := range d.Arguments {
-						value(a.Value, false)
+						if more = more && fn(a); !more {
+							return
+						}
 					}
 				}
 				walk(s.SelectionSet)
@@ -341,6 +322,5 @@ func phoneVariables(op *ast.OperationDefinition) map[string]bool {
 			}
 		}
 	}
-	walk(op.SelectionSet)
-	return vars
+	walk(set)
 }
