@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shopfront/bookstore/auth"
 	"github.com/shopfront/bookstore/identity"
 	"github.com/shopfront/bookstore/internal/testdb"
 )
@@ -16,7 +17,16 @@ import (
 // survives the change: startSession opens it only while the verified hash is current.
 func TestLoginRacingPasswordChangeIsRevoked(t *testing.T) {
 	db := testdb.New(t)
-	e := newEnv(t, db, nil)
+	// Two looping logins plus the change's two hashes must never find the hasher
+	// saturated (on a 2-core machine the default is one slot and a queue of two): this
+	// test is about revocation, not about shedding load.
+	e := newEnv(t, db, func(c *identity.Config) {
+		h, err := auth.NewHasherWith(auth.TestPasswordParams(), auth.HashLimits{Concurrent: 2, Queue: 16, Wait: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Hasher = h
+	})
 	ctx := context.Background()
 	for trial := 0; trial < 10; trial++ {
 		in := ann()
