@@ -41,6 +41,10 @@ type ResolverRoot interface {
 	Category() CategoryResolver
 	Customer() CustomerResolver
 	Mutation() MutationResolver
+	Order() OrderResolver
+	OrderAddress() OrderAddressResolver
+	OrderLine() OrderLineResolver
+	OrderPayment() OrderPaymentResolver
 	Promotion() PromotionResolver
 	Query() QueryResolver
 	Review() ReviewResolver
@@ -174,6 +178,13 @@ type ComplexityRoot struct {
 		Selected func(childComplexity int) int
 	}
 
+	CheckoutPayload struct {
+		AccessToken func(childComplexity int) int
+		Order       func(childComplexity int) int
+		TotalCents  func(childComplexity int) int
+		UserErrors  func(childComplexity int) int
+	}
+
 	Cost struct {
 		Currency      func(childComplexity int) int
 		DiscountCents func(childComplexity int) int
@@ -223,6 +234,7 @@ type ComplexityRoot struct {
 		CartLinesAdd            func(childComplexity int, cartID string, lines []*model.CartLineInput) int
 		CartLinesRemove         func(childComplexity int, cartID string, bookIds []string) int
 		CartLinesUpdate         func(childComplexity int, cartID string, lines []*model.CartLineInput) int
+		Checkout                func(childComplexity int, input model.CheckoutInput) int
 		DeleteAddress           func(childComplexity int, id string) int
 		Login                   func(childComplexity int, input model.LoginInput) int
 		Logout                  func(childComplexity int, refreshToken string) int
@@ -233,6 +245,55 @@ type ComplexityRoot struct {
 		Register                func(childComplexity int, input model.RegisterInput) int
 		SetBookPrice            func(childComplexity int, bookID string, priceCents int) int
 		SetStock                func(childComplexity int, bookID string, quantity int, expectedQuantity int, reason *string) int
+	}
+
+	Order struct {
+		Cost            func(childComplexity int) int
+		CreatedAt       func(childComplexity int) int
+		Discounts       func(childComplexity int) int
+		Email           func(childComplexity int) int
+		ID              func(childComplexity int) int
+		Lines           func(childComplexity int) int
+		Number          func(childComplexity int) int
+		Payment         func(childComplexity int) int
+		ShippingAddress func(childComplexity int) int
+		ShippingMethod  func(childComplexity int) int
+		Status          func(childComplexity int) int
+		UpdatedAt       func(childComplexity int) int
+	}
+
+	OrderAddress struct {
+		City       func(childComplexity int) int
+		Country    func(childComplexity int) int
+		Line1      func(childComplexity int) int
+		Line2      func(childComplexity int) int
+		Phone      func(childComplexity int) int
+		PostalCode func(childComplexity int) int
+		Recipient  func(childComplexity int) int
+		Region     func(childComplexity int) int
+	}
+
+	OrderDiscount struct {
+		AmountCents func(childComplexity int) int
+		Code        func(childComplexity int) int
+	}
+
+	OrderLine struct {
+		Book           func(childComplexity int) int
+		Quantity       func(childComplexity int) int
+		Title          func(childComplexity int) int
+		TotalCents     func(childComplexity int) int
+		UnitPriceCents func(childComplexity int) int
+	}
+
+	OrderPayment struct {
+		Brand          func(childComplexity int) int
+		FailureCode    func(childComplexity int) int
+		FailureMessage func(childComplexity int) int
+		Last4          func(childComplexity int) int
+		Method         func(childComplexity int) int
+		Status         func(childComplexity int) int
+		Wallet         func(childComplexity int) int
 	}
 
 	PageInfo struct {
@@ -293,6 +354,7 @@ type ComplexityRoot struct {
 		Me             func(childComplexity int) int
 		NewReleases    func(childComplexity int, first *int, categorySlug *string) int
 		Node           func(childComplexity int, id string) int
+		Order          func(childComplexity int, id string, email *string, accessToken *string) int
 		Promotions     func(childComplexity int, first *int, after *string) int
 		Search         func(childComplexity int, query string, filter *model.SearchFilter, sort *model.SearchSort, first *int, after *string) int
 		StockMovements func(childComplexity int, bookID string, first *int, after *string) int
@@ -435,6 +497,7 @@ type CustomerResolver interface {
 	Cart(ctx context.Context, obj *identity.Customer) (*cart.View, error)
 }
 type MutationResolver interface {
+	Checkout(ctx context.Context, input model.CheckoutInput) (*model.CheckoutPayload, error)
 	Register(ctx context.Context, input model.RegisterInput) (*model.AuthPayload, error)
 	Login(ctx context.Context, input model.LoginInput) (*model.AuthPayload, error)
 	RefreshToken(ctx context.Context, token string) (*model.AuthPayload, error)
@@ -452,6 +515,24 @@ type MutationResolver interface {
 	PromotionCreate(ctx context.Context, input model.PromotionInput) (*model.PromotionPayload, error)
 	PromotionUpdate(ctx context.Context, id string, input model.PromotionInput) (*model.PromotionPayload, error)
 	PromotionDeactivate(ctx context.Context, id string) (*model.PromotionPayload, error)
+}
+type OrderResolver interface {
+	ID(ctx context.Context, obj *bookstore.Order) (string, error)
+}
+type OrderAddressResolver interface {
+	Phone(ctx context.Context, obj *bookstore.Address) (*string, error)
+}
+type OrderLineResolver interface {
+	Book(ctx context.Context, obj *bookstore.OrderLine) (*bookstore.Book, error)
+}
+type OrderPaymentResolver interface {
+	Method(ctx context.Context, obj *bookstore.OrderPayment) (model.PaymentMethod, error)
+	Status(ctx context.Context, obj *bookstore.OrderPayment) (model.PaymentStatus, error)
+	Brand(ctx context.Context, obj *bookstore.OrderPayment) (*string, error)
+	Last4(ctx context.Context, obj *bookstore.OrderPayment) (*string, error)
+	Wallet(ctx context.Context, obj *bookstore.OrderPayment) (*string, error)
+	FailureCode(ctx context.Context, obj *bookstore.OrderPayment) (*string, error)
+	FailureMessage(ctx context.Context, obj *bookstore.OrderPayment) (*string, error)
 }
 type PromotionResolver interface {
 	ID(ctx context.Context, obj *bookstore.Promotion) (string, error)
@@ -474,6 +555,7 @@ type QueryResolver interface {
 	StockMovements(ctx context.Context, bookID string, first *int, after *string) (*bookstore.StockMovementPage, error)
 	Cart(ctx context.Context, id string) (*cart.View, error)
 	Promotions(ctx context.Context, first *int, after *string) (*model.PromotionConnection, error)
+	Order(ctx context.Context, id string, email *string, accessToken *string) (*bookstore.Order, error)
 }
 type ReviewResolver interface {
 	ID(ctx context.Context, obj *bookstore.Review) (string, error)
@@ -986,6 +1068,31 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.CategoryFacet.Selected(childComplexity), true
 
+	case "CheckoutPayload.accessToken":
+		if e.ComplexityRoot.CheckoutPayload.AccessToken == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CheckoutPayload.AccessToken(childComplexity), true
+	case "CheckoutPayload.order":
+		if e.ComplexityRoot.CheckoutPayload.Order == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CheckoutPayload.Order(childComplexity), true
+	case "CheckoutPayload.totalCents":
+		if e.ComplexityRoot.CheckoutPayload.TotalCents == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CheckoutPayload.TotalCents(childComplexity), true
+	case "CheckoutPayload.userErrors":
+		if e.ComplexityRoot.CheckoutPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CheckoutPayload.UserErrors(childComplexity), true
+
 	case "Cost.currency":
 		if e.ComplexityRoot.Cost.Currency == nil {
 			break
@@ -1207,6 +1314,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.CartLinesUpdate(childComplexity, args["cartId"].(string), args["lines"].([]*model.CartLineInput)), true
+	case "Mutation.checkout":
+		if e.ComplexityRoot.Mutation.Checkout == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_checkout_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.Checkout(childComplexity, args["input"].(model.CheckoutInput)), true
 	case "Mutation.deleteAddress":
 		if e.ComplexityRoot.Mutation.DeleteAddress == nil {
 			break
@@ -1317,6 +1435,215 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.SetStock(childComplexity, args["bookId"].(string), args["quantity"].(int), args["expectedQuantity"].(int), args["reason"].(*string)), true
+
+	case "Order.cost":
+		if e.ComplexityRoot.Order.Cost == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Order.Cost(childComplexity), true
+	case "Order.createdAt":
+		if e.ComplexityRoot.Order.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Order.CreatedAt(childComplexity), true
+	case "Order.discounts":
+		if e.ComplexityRoot.Order.Discounts == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Order.Discounts(childComplexity), true
+	case "Order.email":
+		if e.ComplexityRoot.Order.Email == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Order.Email(childComplexity), true
+	case "Order.id":
+		if e.ComplexityRoot.Order.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Order.ID(childComplexity), true
+	case "Order.lines":
+		if e.ComplexityRoot.Order.Lines == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Order.Lines(childComplexity), true
+	case "Order.number":
+		if e.ComplexityRoot.Order.Number == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Order.Number(childComplexity), true
+	case "Order.payment":
+		if e.ComplexityRoot.Order.Payment == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Order.Payment(childComplexity), true
+	case "Order.shippingAddress":
+		if e.ComplexityRoot.Order.ShippingAddress == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Order.ShippingAddress(childComplexity), true
+	case "Order.shippingMethod":
+		if e.ComplexityRoot.Order.ShippingMethod == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Order.ShippingMethod(childComplexity), true
+	case "Order.status":
+		if e.ComplexityRoot.Order.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Order.Status(childComplexity), true
+	case "Order.updatedAt":
+		if e.ComplexityRoot.Order.UpdatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Order.UpdatedAt(childComplexity), true
+
+	case "OrderAddress.city":
+		if e.ComplexityRoot.OrderAddress.City == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrderAddress.City(childComplexity), true
+	case "OrderAddress.country":
+		if e.ComplexityRoot.OrderAddress.Country == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrderAddress.Country(childComplexity), true
+	case "OrderAddress.line1":
+		if e.ComplexityRoot.OrderAddress.Line1 == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrderAddress.Line1(childComplexity), true
+	case "OrderAddress.line2":
+		if e.ComplexityRoot.OrderAddress.Line2 == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrderAddress.Line2(childComplexity), true
+	case "OrderAddress.phone":
+		if e.ComplexityRoot.OrderAddress.Phone == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrderAddress.Phone(childComplexity), true
+	case "OrderAddress.postalCode":
+		if e.ComplexityRoot.OrderAddress.PostalCode == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrderAddress.PostalCode(childComplexity), true
+	case "OrderAddress.recipient":
+		if e.ComplexityRoot.OrderAddress.Recipient == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrderAddress.Recipient(childComplexity), true
+	case "OrderAddress.region":
+		if e.ComplexityRoot.OrderAddress.Region == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrderAddress.Region(childComplexity), true
+
+	case "OrderDiscount.amountCents":
+		if e.ComplexityRoot.OrderDiscount.AmountCents == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrderDiscount.AmountCents(childComplexity), true
+	case "OrderDiscount.code":
+		if e.ComplexityRoot.OrderDiscount.Code == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrderDiscount.Code(childComplexity), true
+
+	case "OrderLine.book":
+		if e.ComplexityRoot.OrderLine.Book == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrderLine.Book(childComplexity), true
+	case "OrderLine.quantity":
+		if e.ComplexityRoot.OrderLine.Quantity == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrderLine.Quantity(childComplexity), true
+	case "OrderLine.title":
+		if e.ComplexityRoot.OrderLine.Title == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrderLine.Title(childComplexity), true
+	case "OrderLine.totalCents":
+		if e.ComplexityRoot.OrderLine.TotalCents == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrderLine.TotalCents(childComplexity), true
+	case "OrderLine.unitPriceCents":
+		if e.ComplexityRoot.OrderLine.UnitPriceCents == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrderLine.UnitPriceCents(childComplexity), true
+
+	case "OrderPayment.brand":
+		if e.ComplexityRoot.OrderPayment.Brand == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrderPayment.Brand(childComplexity), true
+	case "OrderPayment.failureCode":
+		if e.ComplexityRoot.OrderPayment.FailureCode == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrderPayment.FailureCode(childComplexity), true
+	case "OrderPayment.failureMessage":
+		if e.ComplexityRoot.OrderPayment.FailureMessage == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrderPayment.FailureMessage(childComplexity), true
+	case "OrderPayment.last4":
+		if e.ComplexityRoot.OrderPayment.Last4 == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrderPayment.Last4(childComplexity), true
+	case "OrderPayment.method":
+		if e.ComplexityRoot.OrderPayment.Method == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrderPayment.Method(childComplexity), true
+	case "OrderPayment.status":
+		if e.ComplexityRoot.OrderPayment.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrderPayment.Status(childComplexity), true
+	case "OrderPayment.wallet":
+		if e.ComplexityRoot.OrderPayment.Wallet == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrderPayment.Wallet(childComplexity), true
 
 	case "PageInfo.endCursor":
 		if e.ComplexityRoot.PageInfo.EndCursor == nil {
@@ -1604,6 +1931,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Node(childComplexity, args["id"].(string)), true
+	case "Query.order":
+		if e.ComplexityRoot.Query.Order == nil {
+			break
+		}
+
+		args, err := ec.field_Query_order_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Order(childComplexity, args["id"].(string), args["email"].(*string), args["accessToken"].(*string)), true
 	case "Query.promotions":
 		if e.ComplexityRoot.Query.Promotions == nil {
 			break
@@ -1970,7 +2308,9 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("BookFilter", ec.unmarshalInputBookFilter),
 			graphql.NewInputUnmarshaler("CartCreateInput", ec.unmarshalInputCartCreateInput),
 			graphql.NewInputUnmarshaler("CartLineInput", ec.unmarshalInputCartLineInput),
+			graphql.NewInputUnmarshaler("CheckoutInput", ec.unmarshalInputCheckoutInput),
 			graphql.NewInputUnmarshaler("LoginInput", ec.unmarshalInputLoginInput),
+			graphql.NewInputUnmarshaler("PaymentInput", ec.unmarshalInputPaymentInput),
 			graphql.NewInputUnmarshaler("PromotionInput", ec.unmarshalInputPromotionInput),
 			graphql.NewInputUnmarshaler("RegisterInput", ec.unmarshalInputRegisterInput),
 			graphql.NewInputUnmarshaler("SearchFilter", ec.unmarshalInputSearchFilter),
@@ -2144,9 +2484,42 @@ type Query {
 
   "Admin: every promotion, by code."
   promotions(first: Int = 20, after: String): PromotionConnection!
+
+  """
+  An order by id. Its customer reads it signed in; a guest passes the order's email and
+  the ` + "`" + `accessToken` + "`" + ` that checkout returned. Any other caller, a wrong email or token,
+  and an unknown id all get null with NOT_FOUND, so order ids cannot be probed.
+  """
+  order(id: ID!, email: String, accessToken: String): Order
 }
 
 type Mutation {
+  """
+  Places an order for the cart and pays it. Anonymous callers check out a guest cart and
+  must give ` + "`" + `email` + "`" + `; a signed-in customer checks out their own cart (the account's email
+  by default).
+
+  The cart is priced again inside the transaction that takes the stock, with the same
+  function the cart shows. Stock is taken before any money moves; the payment is then
+  charged once (keyed by the order). A failed payment gives the stock and discount uses
+  back and leaves the cart as it was: fix the card and retry with a new key.
+
+  Idempotency: send a fresh ` + "`" + `idempotencyKey` + "`" + ` (a UUID) per checkout attempt and the same
+  key when retrying after a network error: a repeat of the same request returns the first
+  request's order and charges nothing; the same key with another cart or input is
+  IDEMPOTENCY_KEY_REUSED.
+
+  userErrors: CART_NOT_FOUND, EMPTY_CART, UNKNOWN_BOOK, OUT_OF_STOCK and
+  INSUFFICIENT_STOCK (naming the book), DISCOUNT_NOT_APPLICABLE (a code of the cart no
+  longer applies: remove it), PRICE_CHANGED (with ` + "`" + `totalCents` + "`" + `), INVALID_ADDRESS (field
+  path into ` + "`" + `shippingAddress` + "`" + `, or ` + "`" + `email` + "`" + `), BAD_USER_INPUT, IDEMPOTENCY_KEY_REUSED,
+  CHECKOUT_IN_PROGRESS (the cart's order is paying or paid), and the payment outcomes
+  PAYMENT_DECLINED, INSUFFICIENT_FUNDS and PAYMENT_ERROR, which come with the order in
+  PAYMENT_FAILED. An order in PENDING_PAYMENT (the payment service has not answered yet)
+  is settled in the background: read it again with ` + "`" + `order` + "`" + `.
+  """
+  checkout(input: CheckoutInput!): CheckoutPayload!
+
   "Creates a customer account and signs it in."
   register(input: RegisterInput!): AuthPayload!
   "Signs in with email and password."
@@ -2464,6 +2837,11 @@ input AddressInput {
   postalCode: String
   "ISO 3166-1 alpha-2, e.g. US."
   country: String!
+  """
+  The recipient's phone for the carrier (international format, e.g. +44 20 7946 0958).
+  Used by checkout; the address book does not keep it.
+  """
+  phone: String
 }
 
 type AddressPayload {
@@ -2739,6 +3117,131 @@ type PromotionEdge {
   cursor: String!
   node: Promotion!
 }
+
+input CheckoutInput {
+  "The cart to buy (a guest cart's token, or the signed-in customer's cart)."
+  cartId: ID!
+  "1 to 255 printable ASCII characters; a new UUID per checkout attempt."
+  idempotencyKey: String!
+  "The order's contact; required for guests, the account's email by default."
+  email: String
+  shippingAddress: AddressInput!
+  "A code of Cart.availableShippingMethods, e.g. STANDARD."
+  shippingMethod: String!
+  payment: PaymentInput!
+  """
+  The total the shopper was shown (Cart.cost with this shipping method and country).
+  When set and the order would cost anything else, nothing is charged and the payload
+  answers PRICE_CHANGED with the new ` + "`" + `totalCents` + "`" + `.
+  """
+  expectedTotalCents: Int
+}
+
+"""
+A payment by PSP token: never send card numbers (requests that contain one are refused).
+Test tokens of the embedded test PSP (the default in dev): tok_visa and tok_mastercard
+approve; tok_chargeDeclined, tok_chargeDeclinedInsufficientFunds and
+tok_chargeDeclinedProcessingError fail with PAYMENT_DECLINED, INSUFFICIENT_FUNDS and
+PAYMENT_ERROR; tok_chargeTimeout answers too late (PAYMENT_ERROR after the timeout);
+tok_applepay and tok_googlepay are WALLET tokens.
+"""
+input PaymentInput {
+  method: PaymentMethod!
+  token: String!
+}
+
+enum PaymentMethod {
+  CARD
+  "Apple Pay or Google Pay."
+  WALLET
+}
+
+type CheckoutPayload {
+  "The order placed (also when its payment failed); null when none was placed."
+  order: Order
+  """
+  With the order: the secret that lets a guest read it later (` + "`" + `order(id, email,
+  accessToken)` + "`" + `). Keep it like a password; the same token on every replay.
+  """
+  accessToken: String
+  "With PRICE_CHANGED: what the order costs now."
+  totalCents: Int
+  userErrors: [UserError!]!
+}
+
+enum OrderStatus {
+  "Stock is reserved; the payment service has not answered yet."
+  PENDING_PAYMENT
+  PAID
+  "The payment failed: nothing was charged, the stock and discount uses were given back."
+  PAYMENT_FAILED
+}
+
+"A purchase. Visible to its customer, or to a guest with its email and access token."
+type Order implements Node {
+  id: ID!
+  "Human-friendly reference, e.g. BK-7Q4MXA-2PAH9C."
+  number: String!
+  status: OrderStatus!
+  createdAt: Time!
+  updatedAt: Time!
+  email: String!
+  lines: [OrderLine!]!
+  "Fixed when the order was placed."
+  cost: Cost!
+  "The codes that took money off, with the amount each took."
+  discounts: [OrderDiscount!]!
+  shippingAddress: OrderAddress!
+  shippingMethod: String!
+  payment: OrderPayment!
+}
+
+type OrderLine {
+  "Null when the book is no longer sold."
+  book: Book
+  "The title when the order was placed."
+  title: String!
+  quantity: Int!
+  unitPriceCents: Int!
+  totalCents: Int!
+}
+
+type OrderDiscount {
+  code: String!
+  amountCents: Int!
+}
+
+type OrderAddress {
+  recipient: String!
+  line1: String!
+  line2: String!
+  city: String!
+  region: String!
+  postalCode: String!
+  country: String!
+  phone: String
+}
+
+enum PaymentStatus {
+  PENDING
+  SUCCEEDED
+  FAILED
+  REFUNDED
+}
+
+"What the payment service reports; brand and last4 never come from the client."
+type OrderPayment {
+  method: PaymentMethod!
+  status: PaymentStatus!
+  "visa, mastercard, ..."
+  brand: String
+  last4: String
+  "apple_pay or google_pay for WALLET payments."
+  wallet: String
+  "Why the payment failed: PAYMENT_DECLINED, INSUFFICIENT_FUNDS or PAYMENT_ERROR."
+  failureCode: String
+  failureMessage: String
+}
 `, BuiltIn: false},
 }
 var parsedSchema = gqlparser.MustLoadSchema(sources...)
@@ -2993,6 +3496,20 @@ func (ec *executionContext) childFields_CategoryFacet(ctx context.Context, field
 	return nil, fmt.Errorf("no field named %q was found under type CategoryFacet", field.Name)
 }
 
+func (ec *executionContext) childFields_CheckoutPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "order":
+		return ec.fieldContext_CheckoutPayload_order(ctx, field)
+	case "accessToken":
+		return ec.fieldContext_CheckoutPayload_accessToken(ctx, field)
+	case "totalCents":
+		return ec.fieldContext_CheckoutPayload_totalCents(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_CheckoutPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CheckoutPayload", field.Name)
+}
+
 func (ec *executionContext) childFields_Cost(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "subtotalCents":
@@ -3073,6 +3590,104 @@ func (ec *executionContext) childFields_LogoutPayload(ctx context.Context, field
 		return ec.fieldContext_LogoutPayload_userErrors(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type LogoutPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_Order(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_Order_id(ctx, field)
+	case "number":
+		return ec.fieldContext_Order_number(ctx, field)
+	case "status":
+		return ec.fieldContext_Order_status(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_Order_createdAt(ctx, field)
+	case "updatedAt":
+		return ec.fieldContext_Order_updatedAt(ctx, field)
+	case "email":
+		return ec.fieldContext_Order_email(ctx, field)
+	case "lines":
+		return ec.fieldContext_Order_lines(ctx, field)
+	case "cost":
+		return ec.fieldContext_Order_cost(ctx, field)
+	case "discounts":
+		return ec.fieldContext_Order_discounts(ctx, field)
+	case "shippingAddress":
+		return ec.fieldContext_Order_shippingAddress(ctx, field)
+	case "shippingMethod":
+		return ec.fieldContext_Order_shippingMethod(ctx, field)
+	case "payment":
+		return ec.fieldContext_Order_payment(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Order", field.Name)
+}
+
+func (ec *executionContext) childFields_OrderAddress(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "recipient":
+		return ec.fieldContext_OrderAddress_recipient(ctx, field)
+	case "line1":
+		return ec.fieldContext_OrderAddress_line1(ctx, field)
+	case "line2":
+		return ec.fieldContext_OrderAddress_line2(ctx, field)
+	case "city":
+		return ec.fieldContext_OrderAddress_city(ctx, field)
+	case "region":
+		return ec.fieldContext_OrderAddress_region(ctx, field)
+	case "postalCode":
+		return ec.fieldContext_OrderAddress_postalCode(ctx, field)
+	case "country":
+		return ec.fieldContext_OrderAddress_country(ctx, field)
+	case "phone":
+		return ec.fieldContext_OrderAddress_phone(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type OrderAddress", field.Name)
+}
+
+func (ec *executionContext) childFields_OrderDiscount(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "code":
+		return ec.fieldContext_OrderDiscount_code(ctx, field)
+	case "amountCents":
+		return ec.fieldContext_OrderDiscount_amountCents(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type OrderDiscount", field.Name)
+}
+
+func (ec *executionContext) childFields_OrderLine(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "book":
+		return ec.fieldContext_OrderLine_book(ctx, field)
+	case "title":
+		return ec.fieldContext_OrderLine_title(ctx, field)
+	case "quantity":
+		return ec.fieldContext_OrderLine_quantity(ctx, field)
+	case "unitPriceCents":
+		return ec.fieldContext_OrderLine_unitPriceCents(ctx, field)
+	case "totalCents":
+		return ec.fieldContext_OrderLine_totalCents(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type OrderLine", field.Name)
+}
+
+func (ec *executionContext) childFields_OrderPayment(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "method":
+		return ec.fieldContext_OrderPayment_method(ctx, field)
+	case "status":
+		return ec.fieldContext_OrderPayment_status(ctx, field)
+	case "brand":
+		return ec.fieldContext_OrderPayment_brand(ctx, field)
+	case "last4":
+		return ec.fieldContext_OrderPayment_last4(ctx, field)
+	case "wallet":
+		return ec.fieldContext_OrderPayment_wallet(ctx, field)
+	case "failureCode":
+		return ec.fieldContext_OrderPayment_failureCode(ctx, field)
+	case "failureMessage":
+		return ec.fieldContext_OrderPayment_failureMessage(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type OrderPayment", field.Name)
 }
 
 func (ec *executionContext) childFields_PageInfo(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -3707,6 +4322,20 @@ func (ec *executionContext) field_Mutation_cartLinesUpdate_args(ctx context.Cont
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_checkout_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.CheckoutInput, error) {
+			return ec.unmarshalNCheckoutInput2githubᚗcomᚋshopfrontᚋbookstoreᚋgraphᚋmodelᚐCheckoutInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_deleteAddress_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -4064,6 +4693,36 @@ func (ec *executionContext) field_Query_node_args(ctx context.Context, rawArgs m
 		return nil, err
 	}
 	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_order_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "email",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["email"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "accessToken",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["accessToken"] = arg2
 	return args, nil
 }
 
@@ -6295,6 +6954,116 @@ func (ec *executionContext) fieldContext_CategoryFacet_selected(_ context.Contex
 	return graphql.NewScalarFieldContext("CategoryFacet", field, false, false, "Boolean")
 }
 
+func (ec *executionContext) _CheckoutPayload_order(ctx context.Context, field graphql.CollectedField, obj *model.CheckoutPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CheckoutPayload_order(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Order, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *bookstore.Order) graphql.Marshaler {
+			return ec.marshalOOrder2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚐOrder(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CheckoutPayload_order(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CheckoutPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Order(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _CheckoutPayload_accessToken(ctx context.Context, field graphql.CollectedField, obj *model.CheckoutPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CheckoutPayload_accessToken(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AccessToken, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CheckoutPayload_accessToken(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CheckoutPayload", field, false, false, "String")
+}
+
+func (ec *executionContext) _CheckoutPayload_totalCents(ctx context.Context, field graphql.CollectedField, obj *model.CheckoutPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CheckoutPayload_totalCents(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TotalCents, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CheckoutPayload_totalCents(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CheckoutPayload", field, false, false, "Int")
+}
+
+func (ec *executionContext) _CheckoutPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.CheckoutPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CheckoutPayload_userErrors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserErrors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.UserError) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋshopfrontᚋbookstoreᚋgraphᚋmodelᚐUserErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CheckoutPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CheckoutPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Cost_subtotalCents(ctx context.Context, field graphql.CollectedField, obj *bookstore.Cost) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -6856,6 +7625,50 @@ func (ec *executionContext) fieldContext_LogoutPayload_userErrors(_ context.Cont
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_UserError(ctx, field)
 		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_checkout(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_checkout(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().Checkout(ctx, fc.Args["input"].(model.CheckoutInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.CheckoutPayload) graphql.Marshaler {
+			return ec.marshalNCheckoutPayload2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚋgraphᚋmodelᚐCheckoutPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_checkout(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CheckoutPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_checkout_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
 	}
 	return fc, nil
 }
@@ -7606,6 +8419,842 @@ func (ec *executionContext) fieldContext_Mutation_promotionDeactivate(ctx contex
 		return fc, err
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _Order_id(ctx context.Context, field graphql.CollectedField, obj *bookstore.Order) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Order_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Order().ID(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Order_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Order", field, true, true, "ID")
+}
+
+func (ec *executionContext) _Order_number(ctx context.Context, field graphql.CollectedField, obj *bookstore.Order) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Order_number(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Number, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Order_number(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Order", field, false, false, "String")
+}
+
+func (ec *executionContext) _Order_status(ctx context.Context, field graphql.CollectedField, obj *bookstore.Order) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Order_status(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Status, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bookstore.OrderStatus) graphql.Marshaler {
+			return ec.marshalNOrderStatus2githubᚗcomᚋshopfrontᚋbookstoreᚐOrderStatus(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Order_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Order", field, false, false, "OrderStatus")
+}
+
+func (ec *executionContext) _Order_createdAt(ctx context.Context, field graphql.CollectedField, obj *bookstore.Order) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Order_createdAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Order_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Order", field, false, false, "Time")
+}
+
+func (ec *executionContext) _Order_updatedAt(ctx context.Context, field graphql.CollectedField, obj *bookstore.Order) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Order_updatedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UpdatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Order_updatedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Order", field, false, false, "Time")
+}
+
+func (ec *executionContext) _Order_email(ctx context.Context, field graphql.CollectedField, obj *bookstore.Order) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Order_email(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Email, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Order_email(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Order", field, false, false, "String")
+}
+
+func (ec *executionContext) _Order_lines(ctx context.Context, field graphql.CollectedField, obj *bookstore.Order) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Order_lines(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Lines, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []bookstore.OrderLine) graphql.Marshaler {
+			return ec.marshalNOrderLine2ᚕgithubᚗcomᚋshopfrontᚋbookstoreᚐOrderLineᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Order_lines(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Order",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_OrderLine(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Order_cost(ctx context.Context, field graphql.CollectedField, obj *bookstore.Order) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Order_cost(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cost, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bookstore.Cost) graphql.Marshaler {
+			return ec.marshalNCost2githubᚗcomᚋshopfrontᚋbookstoreᚐCost(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Order_cost(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Order",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Cost(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Order_discounts(ctx context.Context, field graphql.CollectedField, obj *bookstore.Order) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Order_discounts(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Discounts, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []bookstore.OrderDiscount) graphql.Marshaler {
+			return ec.marshalNOrderDiscount2ᚕgithubᚗcomᚋshopfrontᚋbookstoreᚐOrderDiscountᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Order_discounts(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Order",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_OrderDiscount(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Order_shippingAddress(ctx context.Context, field graphql.CollectedField, obj *bookstore.Order) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Order_shippingAddress(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ShippingAddress, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bookstore.Address) graphql.Marshaler {
+			return ec.marshalNOrderAddress2githubᚗcomᚋshopfrontᚋbookstoreᚐAddress(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Order_shippingAddress(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Order",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_OrderAddress(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Order_shippingMethod(ctx context.Context, field graphql.CollectedField, obj *bookstore.Order) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Order_shippingMethod(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ShippingMethod, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Order_shippingMethod(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Order", field, false, false, "String")
+}
+
+func (ec *executionContext) _Order_payment(ctx context.Context, field graphql.CollectedField, obj *bookstore.Order) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Order_payment(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Payment, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bookstore.OrderPayment) graphql.Marshaler {
+			return ec.marshalNOrderPayment2githubᚗcomᚋshopfrontᚋbookstoreᚐOrderPayment(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Order_payment(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Order",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_OrderPayment(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _OrderAddress_recipient(ctx context.Context, field graphql.CollectedField, obj *bookstore.Address) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrderAddress_recipient(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Recipient, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OrderAddress_recipient(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OrderAddress", field, false, false, "String")
+}
+
+func (ec *executionContext) _OrderAddress_line1(ctx context.Context, field graphql.CollectedField, obj *bookstore.Address) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrderAddress_line1(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Line1, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OrderAddress_line1(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OrderAddress", field, false, false, "String")
+}
+
+func (ec *executionContext) _OrderAddress_line2(ctx context.Context, field graphql.CollectedField, obj *bookstore.Address) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrderAddress_line2(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Line2, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OrderAddress_line2(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OrderAddress", field, false, false, "String")
+}
+
+func (ec *executionContext) _OrderAddress_city(ctx context.Context, field graphql.CollectedField, obj *bookstore.Address) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrderAddress_city(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.City, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OrderAddress_city(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OrderAddress", field, false, false, "String")
+}
+
+func (ec *executionContext) _OrderAddress_region(ctx context.Context, field graphql.CollectedField, obj *bookstore.Address) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrderAddress_region(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Region, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OrderAddress_region(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OrderAddress", field, false, false, "String")
+}
+
+func (ec *executionContext) _OrderAddress_postalCode(ctx context.Context, field graphql.CollectedField, obj *bookstore.Address) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrderAddress_postalCode(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PostalCode, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OrderAddress_postalCode(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OrderAddress", field, false, false, "String")
+}
+
+func (ec *executionContext) _OrderAddress_country(ctx context.Context, field graphql.CollectedField, obj *bookstore.Address) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrderAddress_country(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Country, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OrderAddress_country(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OrderAddress", field, false, false, "String")
+}
+
+func (ec *executionContext) _OrderAddress_phone(ctx context.Context, field graphql.CollectedField, obj *bookstore.Address) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrderAddress_phone(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.OrderAddress().Phone(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_OrderAddress_phone(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OrderAddress", field, true, true, "String")
+}
+
+func (ec *executionContext) _OrderDiscount_code(ctx context.Context, field graphql.CollectedField, obj *bookstore.OrderDiscount) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrderDiscount_code(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Code, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OrderDiscount_code(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OrderDiscount", field, false, false, "String")
+}
+
+func (ec *executionContext) _OrderDiscount_amountCents(ctx context.Context, field graphql.CollectedField, obj *bookstore.OrderDiscount) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrderDiscount_amountCents(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AmountCents, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OrderDiscount_amountCents(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OrderDiscount", field, false, false, "Int")
+}
+
+func (ec *executionContext) _OrderLine_book(ctx context.Context, field graphql.CollectedField, obj *bookstore.OrderLine) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrderLine_book(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.OrderLine().Book(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *bookstore.Book) graphql.Marshaler {
+			return ec.marshalOBook2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚐBook(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_OrderLine_book(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "OrderLine",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Book(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _OrderLine_title(ctx context.Context, field graphql.CollectedField, obj *bookstore.OrderLine) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrderLine_title(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Title, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OrderLine_title(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OrderLine", field, false, false, "String")
+}
+
+func (ec *executionContext) _OrderLine_quantity(ctx context.Context, field graphql.CollectedField, obj *bookstore.OrderLine) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrderLine_quantity(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Quantity, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OrderLine_quantity(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OrderLine", field, false, false, "Int")
+}
+
+func (ec *executionContext) _OrderLine_unitPriceCents(ctx context.Context, field graphql.CollectedField, obj *bookstore.OrderLine) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrderLine_unitPriceCents(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UnitPriceCents, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OrderLine_unitPriceCents(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OrderLine", field, false, false, "Int")
+}
+
+func (ec *executionContext) _OrderLine_totalCents(ctx context.Context, field graphql.CollectedField, obj *bookstore.OrderLine) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrderLine_totalCents(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TotalCents, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OrderLine_totalCents(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OrderLine", field, false, false, "Int")
+}
+
+func (ec *executionContext) _OrderPayment_method(ctx context.Context, field graphql.CollectedField, obj *bookstore.OrderPayment) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrderPayment_method(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.OrderPayment().Method(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.PaymentMethod) graphql.Marshaler {
+			return ec.marshalNPaymentMethod2githubᚗcomᚋshopfrontᚋbookstoreᚋgraphᚋmodelᚐPaymentMethod(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OrderPayment_method(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OrderPayment", field, true, true, "PaymentMethod")
+}
+
+func (ec *executionContext) _OrderPayment_status(ctx context.Context, field graphql.CollectedField, obj *bookstore.OrderPayment) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrderPayment_status(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.OrderPayment().Status(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.PaymentStatus) graphql.Marshaler {
+			return ec.marshalNPaymentStatus2githubᚗcomᚋshopfrontᚋbookstoreᚋgraphᚋmodelᚐPaymentStatus(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OrderPayment_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OrderPayment", field, true, true, "PaymentStatus")
+}
+
+func (ec *executionContext) _OrderPayment_brand(ctx context.Context, field graphql.CollectedField, obj *bookstore.OrderPayment) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrderPayment_brand(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.OrderPayment().Brand(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_OrderPayment_brand(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OrderPayment", field, true, true, "String")
+}
+
+func (ec *executionContext) _OrderPayment_last4(ctx context.Context, field graphql.CollectedField, obj *bookstore.OrderPayment) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrderPayment_last4(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.OrderPayment().Last4(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_OrderPayment_last4(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OrderPayment", field, true, true, "String")
+}
+
+func (ec *executionContext) _OrderPayment_wallet(ctx context.Context, field graphql.CollectedField, obj *bookstore.OrderPayment) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrderPayment_wallet(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.OrderPayment().Wallet(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_OrderPayment_wallet(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OrderPayment", field, true, true, "String")
+}
+
+func (ec *executionContext) _OrderPayment_failureCode(ctx context.Context, field graphql.CollectedField, obj *bookstore.OrderPayment) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrderPayment_failureCode(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.OrderPayment().FailureCode(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_OrderPayment_failureCode(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OrderPayment", field, true, true, "String")
+}
+
+func (ec *executionContext) _OrderPayment_failureMessage(ctx context.Context, field graphql.CollectedField, obj *bookstore.OrderPayment) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrderPayment_failureMessage(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.OrderPayment().FailureMessage(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_OrderPayment_failureMessage(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OrderPayment", field, true, true, "String")
 }
 
 func (ec *executionContext) _PageInfo_hasNextPage(ctx context.Context, field graphql.CollectedField, obj *bookstore.PageInfo) (ret graphql.Marshaler) {
@@ -8936,6 +10585,50 @@ func (ec *executionContext) fieldContext_Query_promotions(ctx context.Context, f
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Query_promotions_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_order(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_order(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().Order(ctx, fc.Args["id"].(string), fc.Args["email"].(*string), fc.Args["accessToken"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *bookstore.Order) graphql.Marshaler {
+			return ec.marshalOOrder2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚐOrder(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Query_order(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Order(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_order_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -11400,7 +13093,7 @@ func (ec *executionContext) unmarshalInputAddressInput(ctx context.Context, obj 
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"recipient", "line1", "line2", "city", "region", "postalCode", "country"}
+	fieldsInOrder := [...]string{"recipient", "line1", "line2", "city", "region", "postalCode", "country", "phone"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -11456,6 +13149,13 @@ func (ec *executionContext) unmarshalInputAddressInput(ctx context.Context, obj 
 				return it, err
 			}
 			it.Country = data
+		case "phone":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("phone"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Phone = data
 		}
 	}
 	return it, nil
@@ -11648,6 +13348,90 @@ func UnmarshalCartLineInput(ctx context.Context, raw any) (model.CartLineInput, 
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputCheckoutInput(ctx context.Context, obj any) (model.CheckoutInput, error) {
+	var it model.CheckoutInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"cartId", "idempotencyKey", "email", "shippingAddress", "shippingMethod", "payment", "expectedTotalCents"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "cartId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("cartId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CartID = data
+		case "idempotencyKey":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idempotencyKey"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IdempotencyKey = data
+		case "email":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("email"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Email = data
+		case "shippingAddress":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("shippingAddress"))
+			data, err := ec.unmarshalNAddressInput2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚋgraphᚋmodelᚐAddressInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ShippingAddress = data
+		case "shippingMethod":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("shippingMethod"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ShippingMethod = data
+		case "payment":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("payment"))
+			data, err := ec.unmarshalNPaymentInput2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚋgraphᚋmodelᚐPaymentInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Payment = data
+		case "expectedTotalCents":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("expectedTotalCents"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ExpectedTotalCents = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalCheckoutInput unmarshals raw into the CheckoutInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalCheckoutInput(ctx context.Context, raw any) (model.CheckoutInput, error) {
+	var out model.CheckoutInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "CheckoutInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputLoginInput(ctx context.Context, obj any) (model.LoginInput, error) {
 	var it model.LoginInput
 	if obj == nil {
@@ -11701,6 +13485,55 @@ func (ec *executionContext) unmarshalInputLoginInput(ctx context.Context, obj an
 func UnmarshalLoginInput(ctx context.Context, raw any) (model.LoginInput, error) {
 	var out model.LoginInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "LoginInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputPaymentInput(ctx context.Context, obj any) (model.PaymentInput, error) {
+	var it model.PaymentInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"method", "token"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "method":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("method"))
+			data, err := ec.unmarshalNPaymentMethod2githubᚗcomᚋshopfrontᚋbookstoreᚋgraphᚋmodelᚐPaymentMethod(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Method = data
+		case "token":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("token"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Token = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalPaymentInput unmarshals raw into the PaymentInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalPaymentInput(ctx context.Context, raw any) (model.PaymentInput, error) {
+	var out model.PaymentInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "PaymentInput", raw, &out)
 	return out, err
 }
 
@@ -11999,6 +13832,13 @@ func (ec *executionContext) _Node(ctx context.Context, sel ast.SelectionSet, obj
 			return graphql.Null
 		}
 		return ec._Promotion(ctx, sel, obj)
+	case bookstore.Order:
+		return ec._Order(ctx, sel, &obj)
+	case *bookstore.Order:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._Order(ctx, sel, obj)
 	case identity.Customer:
 		return ec._Customer(ctx, sel, &obj)
 	case *identity.Customer:
@@ -12884,6 +14724,54 @@ func (ec *executionContext) _CategoryFacet(ctx context.Context, sel ast.Selectio
 	return out
 }
 
+var checkoutPayloadImplementors = []string{"CheckoutPayload"}
+
+func (ec *executionContext) _CheckoutPayload(ctx context.Context, sel ast.SelectionSet, obj *model.CheckoutPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, checkoutPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("CheckoutPayload")
+		case "order":
+			out.Values[i] = ec._CheckoutPayload_order(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "accessToken":
+			out.Values[i] = ec._CheckoutPayload_accessToken(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "totalCents":
+			out.Values[i] = ec._CheckoutPayload_totalCents(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "userErrors":
+			out.Values[i] = ec._CheckoutPayload_userErrors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var costImplementors = []string{"Cost"}
 
 func (ec *executionContext) _Cost(ctx context.Context, sel ast.SelectionSet, obj *bookstore.Cost) graphql.Marshaler {
@@ -13192,6 +15080,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		switch field.Name {
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("Mutation")
+		case "checkout":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_checkout(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "register":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_register(ctx, field)
@@ -13311,6 +15206,326 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var orderImplementors = []string{"Order", "Node"}
+
+func (ec *executionContext) _Order(ctx context.Context, sel ast.SelectionSet, obj *bookstore.Order) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, orderImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Order")
+		case "id":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Order_id(ctx, field, obj)
+				})
+		case "number":
+			out.Values[i] = ec._Order_number(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "status":
+			out.Values[i] = ec._Order_status(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "createdAt":
+			out.Values[i] = ec._Order_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "updatedAt":
+			out.Values[i] = ec._Order_updatedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "email":
+			out.Values[i] = ec._Order_email(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "lines":
+			out.Values[i] = ec._Order_lines(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "cost":
+			out.Values[i] = ec._Order_cost(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "discounts":
+			out.Values[i] = ec._Order_discounts(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "shippingAddress":
+			out.Values[i] = ec._Order_shippingAddress(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "shippingMethod":
+			out.Values[i] = ec._Order_shippingMethod(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "payment":
+			out.Values[i] = ec._Order_payment(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var orderAddressImplementors = []string{"OrderAddress"}
+
+func (ec *executionContext) _OrderAddress(ctx context.Context, sel ast.SelectionSet, obj *bookstore.Address) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, orderAddressImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("OrderAddress")
+		case "recipient":
+			out.Values[i] = ec._OrderAddress_recipient(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "line1":
+			out.Values[i] = ec._OrderAddress_line1(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "line2":
+			out.Values[i] = ec._OrderAddress_line2(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "city":
+			out.Values[i] = ec._OrderAddress_city(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "region":
+			out.Values[i] = ec._OrderAddress_region(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "postalCode":
+			out.Values[i] = ec._OrderAddress_postalCode(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "country":
+			out.Values[i] = ec._OrderAddress_country(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "phone":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._OrderAddress_phone(ctx, field, obj)
+				})
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var orderDiscountImplementors = []string{"OrderDiscount"}
+
+func (ec *executionContext) _OrderDiscount(ctx context.Context, sel ast.SelectionSet, obj *bookstore.OrderDiscount) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, orderDiscountImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("OrderDiscount")
+		case "code":
+			out.Values[i] = ec._OrderDiscount_code(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "amountCents":
+			out.Values[i] = ec._OrderDiscount_amountCents(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var orderLineImplementors = []string{"OrderLine"}
+
+func (ec *executionContext) _OrderLine(ctx context.Context, sel ast.SelectionSet, obj *bookstore.OrderLine) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, orderLineImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("OrderLine")
+		case "book":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._OrderLine_book(ctx, field, obj)
+				})
+		case "title":
+			out.Values[i] = ec._OrderLine_title(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "quantity":
+			out.Values[i] = ec._OrderLine_quantity(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "unitPriceCents":
+			out.Values[i] = ec._OrderLine_unitPriceCents(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "totalCents":
+			out.Values[i] = ec._OrderLine_totalCents(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var orderPaymentImplementors = []string{"OrderPayment"}
+
+func (ec *executionContext) _OrderPayment(ctx context.Context, sel ast.SelectionSet, obj *bookstore.OrderPayment) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, orderPaymentImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("OrderPayment")
+		case "method":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._OrderPayment_method(ctx, field, obj)
+				})
+		case "status":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._OrderPayment_status(ctx, field, obj)
+				})
+		case "brand":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._OrderPayment_brand(ctx, field, obj)
+				})
+		case "last4":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._OrderPayment_last4(ctx, field, obj)
+				})
+		case "wallet":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._OrderPayment_wallet(ctx, field, obj)
+				})
+		case "failureCode":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._OrderPayment_failureCode(ctx, field, obj)
+				})
+		case "failureMessage":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._OrderPayment_failureMessage(ctx, field, obj)
+				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -13746,6 +15961,12 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_promotions(ctx, field)
+				})
+		case "order":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_order(ctx, field)
 				})
 		case "__type":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
@@ -14808,6 +17029,11 @@ func (ec *executionContext) unmarshalNAddressInput2githubᚗcomᚋshopfrontᚋbo
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) unmarshalNAddressInput2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚋgraphᚋmodelᚐAddressInput(ctx context.Context, v any) (*model.AddressInput, error) {
+	res, err := ec.unmarshalInputAddressInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) marshalNAddressPayload2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚋgraphᚋmodelᚐAddressPayload(ctx context.Context, sel ast.SelectionSet, v *model.AddressPayload) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "AddressPayload!")
@@ -15074,6 +17300,23 @@ func (ec *executionContext) marshalNCategoryFacet2ᚖgithubᚗcomᚋshopfrontᚋ
 	return ec._CategoryFacet(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNCheckoutInput2githubᚗcomᚋshopfrontᚋbookstoreᚋgraphᚋmodelᚐCheckoutInput(ctx context.Context, v any) (model.CheckoutInput, error) {
+	res, err := ec.unmarshalInputCheckoutInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNCheckoutPayload2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚋgraphᚋmodelᚐCheckoutPayload(ctx context.Context, sel ast.SelectionSet, v *model.CheckoutPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "CheckoutPayload!")
+		return graphql.Null
+	}
+	return ec._CheckoutPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNCost2githubᚗcomᚋshopfrontᚋbookstoreᚐCost(ctx context.Context, sel ast.SelectionSet, v bookstore.Cost) graphql.Marshaler {
+	return ec._Cost(ctx, sel, &v)
+}
+
 func (ec *executionContext) marshalNCost2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚐCost(ctx context.Context, sel ast.SelectionSet, v *bookstore.Cost) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "Cost!")
@@ -15272,6 +17515,82 @@ func (ec *executionContext) marshalNLogoutPayload2ᚖgithubᚗcomᚋshopfrontᚋ
 	return ec._LogoutPayload(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNOrderAddress2githubᚗcomᚋshopfrontᚋbookstoreᚐAddress(ctx context.Context, sel ast.SelectionSet, v bookstore.Address) graphql.Marshaler {
+	return ec._OrderAddress(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNOrderDiscount2githubᚗcomᚋshopfrontᚋbookstoreᚐOrderDiscount(ctx context.Context, sel ast.SelectionSet, v bookstore.OrderDiscount) graphql.Marshaler {
+	return ec._OrderDiscount(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNOrderDiscount2ᚕgithubᚗcomᚋshopfrontᚋbookstoreᚐOrderDiscountᚄ(ctx context.Context, sel ast.SelectionSet, v []bookstore.OrderDiscount) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNOrderDiscount2githubᚗcomᚋshopfrontᚋbookstoreᚐOrderDiscount(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNOrderLine2githubᚗcomᚋshopfrontᚋbookstoreᚐOrderLine(ctx context.Context, sel ast.SelectionSet, v bookstore.OrderLine) graphql.Marshaler {
+	return ec._OrderLine(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNOrderLine2ᚕgithubᚗcomᚋshopfrontᚋbookstoreᚐOrderLineᚄ(ctx context.Context, sel ast.SelectionSet, v []bookstore.OrderLine) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNOrderLine2githubᚗcomᚋshopfrontᚋbookstoreᚐOrderLine(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNOrderPayment2githubᚗcomᚋshopfrontᚋbookstoreᚐOrderPayment(ctx context.Context, sel ast.SelectionSet, v bookstore.OrderPayment) graphql.Marshaler {
+	return ec._OrderPayment(ctx, sel, &v)
+}
+
+func (ec *executionContext) unmarshalNOrderStatus2githubᚗcomᚋshopfrontᚋbookstoreᚐOrderStatus(ctx context.Context, v any) (bookstore.OrderStatus, error) {
+	tmp, err := graphql.UnmarshalString(v)
+	res := unmarshalNOrderStatus2githubᚗcomᚋshopfrontᚋbookstoreᚐOrderStatus[tmp]
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNOrderStatus2githubᚗcomᚋshopfrontᚋbookstoreᚐOrderStatus(ctx context.Context, sel ast.SelectionSet, v bookstore.OrderStatus) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalString(marshalNOrderStatus2githubᚗcomᚋshopfrontᚋbookstoreᚐOrderStatus[v])
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "OrderStatus!")
+	}
+	return res
+}
+
+var (
+	unmarshalNOrderStatus2githubᚗcomᚋshopfrontᚋbookstoreᚐOrderStatus = map[string]bookstore.OrderStatus{
+		"PENDING_PAYMENT": bookstore.OrderPendingPayment,
+		"PAID":            bookstore.OrderPaid,
+		"PAYMENT_FAILED":  bookstore.OrderPaymentFailed,
+	}
+	marshalNOrderStatus2githubᚗcomᚋshopfrontᚋbookstoreᚐOrderStatus = map[bookstore.OrderStatus]string{
+		bookstore.OrderPendingPayment: "PENDING_PAYMENT",
+		bookstore.OrderPaid:           "PAID",
+		bookstore.OrderPaymentFailed:  "PAYMENT_FAILED",
+	}
+)
+
 func (ec *executionContext) marshalNPageInfo2githubᚗcomᚋshopfrontᚋbookstoreᚐPageInfo(ctx context.Context, sel ast.SelectionSet, v bookstore.PageInfo) graphql.Marshaler {
 	return ec._PageInfo(ctx, sel, &v)
 }
@@ -15282,6 +17601,31 @@ func (ec *executionContext) marshalNPageInfo2ᚖgithubᚗcomᚋshopfrontᚋbooks
 		return graphql.Null
 	}
 	return ec._PageInfo(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNPaymentInput2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚋgraphᚋmodelᚐPaymentInput(ctx context.Context, v any) (*model.PaymentInput, error) {
+	res, err := ec.unmarshalInputPaymentInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNPaymentMethod2githubᚗcomᚋshopfrontᚋbookstoreᚋgraphᚋmodelᚐPaymentMethod(ctx context.Context, v any) (model.PaymentMethod, error) {
+	var res model.PaymentMethod
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNPaymentMethod2githubᚗcomᚋshopfrontᚋbookstoreᚋgraphᚋmodelᚐPaymentMethod(ctx context.Context, sel ast.SelectionSet, v model.PaymentMethod) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) unmarshalNPaymentStatus2githubᚗcomᚋshopfrontᚋbookstoreᚋgraphᚋmodelᚐPaymentStatus(ctx context.Context, v any) (model.PaymentStatus, error) {
+	var res model.PaymentStatus
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNPaymentStatus2githubᚗcomᚋshopfrontᚋbookstoreᚋgraphᚋmodelᚐPaymentStatus(ctx context.Context, sel ast.SelectionSet, v model.PaymentStatus) graphql.Marshaler {
+	return v
 }
 
 func (ec *executionContext) marshalNPriceRangeFacet2ᚕᚖgithubᚗcomᚋshopfrontᚋbookstoreᚋgraphᚋmodelᚐPriceRangeFacetᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.PriceRangeFacet) graphql.Marshaler {
@@ -16121,6 +18465,13 @@ func (ec *executionContext) marshalONode2githubᚗcomᚋshopfrontᚋbookstoreᚐ
 		return graphql.Null
 	}
 	return ec._Node(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOOrder2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚐOrder(ctx context.Context, sel ast.SelectionSet, v *bookstore.Order) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._Order(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalOPromotion2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚐPromotion(ctx context.Context, sel ast.SelectionSet, v *bookstore.Promotion) graphql.Marshaler {

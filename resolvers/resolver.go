@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 
 	"github.com/shopfront/bookstore/cart"
+	"github.com/shopfront/bookstore/checkout"
 	"github.com/shopfront/bookstore/identity"
 	"github.com/shopfront/bookstore/loaders"
 	"github.com/shopfront/bookstore/search"
@@ -25,6 +26,8 @@ type Resolver struct {
 	Index search.Index
 	// Carts runs the cart use cases.
 	Carts *cart.Service
+	// Checkout places orders and shows them to their owners.
+	Checkouts *checkout.Service
 
 	searchGhosts atomic.Int64
 	ghostQueued  sync.Map // book id -> time.Time its deletion was last queued

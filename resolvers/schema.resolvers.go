@@ -181,6 +181,11 @@ func (r *customerResolver) Cart(ctx context.Context, obj *identity.Customer) (*c
 	return r.customerCart(ctx, obj.ID)
 }
 
+// Checkout is the resolver for the checkout field.
+func (r *mutationResolver) Checkout(ctx context.Context, input model.CheckoutInput) (*model.CheckoutPayload, error) {
+	return r.checkout(ctx, input)
+}
+
 // Register is the resolver for the register field.
 func (r *mutationResolver) Register(ctx context.Context, input model.RegisterInput) (*model.AuthPayload, error) {
 	p, err := authPayload(r.Identity.Register(ctx, identity.RegisterInput{
@@ -304,6 +309,56 @@ func (r *mutationResolver) PromotionDeactivate(ctx context.Context, id string) (
 }
 
 // ID is the resolver for the id field.
+func (r *orderResolver) ID(ctx context.Context, obj *bookstore.Order) (string, error) {
+	return globalID(typeOrder, obj.ID), nil
+}
+
+// Phone is the resolver for the phone field.
+func (r *orderAddressResolver) Phone(ctx context.Context, obj *bookstore.Address) (*string, error) {
+	return optional(obj.Phone), nil
+}
+
+// Book is the resolver for the book field.
+func (r *orderLineResolver) Book(ctx context.Context, obj *bookstore.OrderLine) (*bookstore.Book, error) {
+	return r.book(ctx, obj)
+}
+
+// Method is the resolver for the method field.
+func (r *orderPaymentResolver) Method(ctx context.Context, obj *bookstore.OrderPayment) (model.PaymentMethod, error) {
+	return model.PaymentMethod(obj.Method), nil
+}
+
+// Status is the resolver for the status field.
+func (r *orderPaymentResolver) Status(ctx context.Context, obj *bookstore.OrderPayment) (model.PaymentStatus, error) {
+	return paymentStatus(obj), nil
+}
+
+// Brand is the resolver for the brand field.
+func (r *orderPaymentResolver) Brand(ctx context.Context, obj *bookstore.OrderPayment) (*string, error) {
+	return optional(obj.Brand), nil
+}
+
+// Last4 is the resolver for the last4 field.
+func (r *orderPaymentResolver) Last4(ctx context.Context, obj *bookstore.OrderPayment) (*string, error) {
+	return optional(obj.Last4), nil
+}
+
+// Wallet is the resolver for the wallet field.
+func (r *orderPaymentResolver) Wallet(ctx context.Context, obj *bookstore.OrderPayment) (*string, error) {
+	return optional(obj.Wallet), nil
+}
+
+// FailureCode is the resolver for the failureCode field.
+func (r *orderPaymentResolver) FailureCode(ctx context.Context, obj *bookstore.OrderPayment) (*string, error) {
+	return optional(obj.FailureCode), nil
+}
+
+// FailureMessage is the resolver for the failureMessage field.
+func (r *orderPaymentResolver) FailureMessage(ctx context.Context, obj *bookstore.OrderPayment) (*string, error) {
+	return optional(obj.FailureMessage), nil
+}
+
+// ID is the resolver for the id field.
 func (r *promotionResolver) ID(ctx context.Context, obj *bookstore.Promotion) (string, error) {
 	return globalID(typePromotion, obj.ID), nil
 }
@@ -348,6 +403,9 @@ func (r *queryResolver) Node(ctx context.Context, id string) (bookstore.Node, er
 		return r.customerNode(ctx, u, id)
 	case typeAddress:
 		return r.addressNode(ctx, u, id)
+	case typeOrder:
+		// Through node(id:) only the order's customer: a guest uses order(id, email, accessToken).
+		return r.findOrder(ctx, u, id, "", "")
 	case typeReview:
 		rv, err := r.DB.Reviews.ByID(ctx, u)
 		if err != nil || rv == nil {
@@ -487,6 +545,11 @@ func (r *queryResolver) Promotions(ctx context.Context, first *int, after *strin
 	return r.promotions(ctx, first, after)
 }
 
+// Order is the resolver for the order field.
+func (r *queryResolver) Order(ctx context.Context, id string, email *string, accessToken *string) (*bookstore.Order, error) {
+	return r.order(ctx, id, email, accessToken)
+}
+
 // ID is the resolver for the id field.
 func (r *reviewResolver) ID(ctx context.Context, obj *bookstore.Review) (string, error) {
 	return globalID(typeReview, obj.ID), nil
@@ -525,6 +588,18 @@ func (r *Resolver) Customer() graph.CustomerResolver { return &customerResolver{
 // Mutation returns graph.MutationResolver implementation.
 func (r *Resolver) Mutation() graph.MutationResolver { return &mutationResolver{r} }
 
+// Order returns graph.OrderResolver implementation.
+func (r *Resolver) Order() graph.OrderResolver { return &orderResolver{r} }
+
+// OrderAddress returns graph.OrderAddressResolver implementation.
+func (r *Resolver) OrderAddress() graph.OrderAddressResolver { return &orderAddressResolver{r} }
+
+// OrderLine returns graph.OrderLineResolver implementation.
+func (r *Resolver) OrderLine() graph.OrderLineResolver { return &orderLineResolver{r} }
+
+// OrderPayment returns graph.OrderPaymentResolver implementation.
+func (r *Resolver) OrderPayment() graph.OrderPaymentResolver { return &orderPaymentResolver{r} }
+
 // Promotion returns graph.PromotionResolver implementation.
 func (r *Resolver) Promotion() graph.PromotionResolver { return &promotionResolver{r} }
 
@@ -546,6 +621,10 @@ type (
 	categoryResolver       struct{ *Resolver }
 	customerResolver       struct{ *Resolver }
 	mutationResolver       struct{ *Resolver }
+	orderResolver          struct{ *Resolver }
+	orderAddressResolver   struct{ *Resolver }
+	orderLineResolver      struct{ *Resolver }
+	orderPaymentResolver   struct{ *Resolver }
 	promotionResolver      struct{ *Resolver }
 	queryResolver          struct{ *Resolver }
 	reviewResolver         struct{ *Resolver }

@@ -37,6 +37,9 @@ type DB struct {
 	Carts      *Carts
 	Promotions *Promotions
 	Intents    *PaymentIntents
+
+	Orders       *Orders
+	CheckoutKeys *CheckoutKeys
 }
 
 // Options tune the pool. Zero values keep pgx's defaults.
@@ -90,6 +93,8 @@ func newDB(pool *pgxpool.Pool, cockroach bool) *DB {
 	db.Carts = &Carts{db: db}
 	db.Promotions = &Promotions{db: db}
 	db.Intents = &PaymentIntents{db: db}
+	db.Orders = &Orders{db: db}
+	db.CheckoutKeys = &CheckoutKeys{db: db}
 	return db
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/shopfront/bookstore/checkout"
 	"github.com/shopfront/bookstore/events"
 	"github.com/shopfront/bookstore/identity"
 	"github.com/shopfront/bookstore/loaders"
@@ -87,6 +88,10 @@ func serve(ctx context.Context, cfg serveConfig, db *store.DB, log *slog.Logger,
 	if err != nil {
 		return err
 	}
+	orders, webhook, err := cfg.payment.checkout(db, carts, sec, log, protect.timeout)
+	if err != nil {
+		return err
+	}
 	ix, closeIx, err := openSearch(cfg.search)
 	if err != nil {
 		return err
@@ -111,11 +116,15 @@ func serve(ctx context.Context, cfg serveConfig, db *store.DB, log *slog.Logger,
 		&events.SearchIndexer{DB: db, Index: ix}, broadcast, &events.LowStockAlerts{Log: log},
 	}}
 	var bgDone sync.WaitGroup
-	bgDone.Add(4)
+	bgDone.Add(5)
 	go func() { defer bgDone.Done(); _ = relay.Run(bg) }()
 	go func() { defer bgDone.Done(); broadcast.Listen(bg) }()
 	go func() { defer bgDone.Done(); purgeSessions(bg, db, log, 15*time.Minute) }()
 	go func() { defer bgDone.Done(); sweepCarts(bg, db, log, time.Hour) }()
+	go func() {
+		defer bgDone.Done()
+		orders.RunRecovery(bg, db.Outbox, checkout.RecoverOptions{After: cfg.payment.recoverAfter, Every: cfg.payment.recoverEvery})
+	}()
 	defer bgDone.Wait()
 	defer stopBG()
 
@@ -124,6 +133,8 @@ func serve(ctx context.Context, cfg serveConfig, db *store.DB, log *slog.Logger,
 		Cache:          cache,
 		Identity:       sec.identity,
 		Carts:          carts,
+		Checkout:       orders,
+		StripeWebhook:  webhook,
 		Tokens:         sec.tokens,
 		TrustedProxies: sec.proxies,
 		ResponseTTL:    cfg.responseTTL,

@@ -1,0 +1,309 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/shopfront/bookstore"
+)
+
+// Outbox topics of orders. The aggregate id is the order's id; the payload an
+// OrderEventPayload.
+const (
+	TopicOrderCreated       = "order_created"
+	TopicOrderPaid          = "order_paid"
+	TopicOrderPaymentFailed = "order_payment_failed"
+)
+
+// OrderEventPayload is the payload of the order topics: enough to route the event
+// (status, customer) without reading the order; consumers that need more read it.
+type OrderEventPayload struct {
+	Status     bookstore.OrderStatus `json:"status"`
+	CustomerID *uuid.UUID            `json:"customerId,omitempty"`
+	TotalCents int64                 `json:"totalCents"`
+	Currency   string                `json:"currency"`
+}
+
+// ErrCartCheckedOut: the cart already has a live (paying or paid) order.
+var ErrCartCheckedOut = errors.New("store: the cart already has a live order")
+
+// OrderRecord is an order as stored: its personal data is one ciphertext (ContactEnc,
+// sealed by the caller with pii.AAD("orders", "contact_enc", id)).
+type OrderRecord struct {
+	ID             uuid.UUID
+	Number         string
+	CustomerID     *uuid.UUID
+	EmailIndex     []byte
+	ContactEnc     []byte
+	AccessHash     []byte
+	CartRef        []byte
+	Status         bookstore.OrderStatus
+	Cost           bookstore.Cost
+	ShippingMethod string
+	Country        string
+	Payment        bookstore.OrderPayment
+	Lines          []bookstore.OrderLine
+	Discounts      []bookstore.OrderDiscount
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+	PaidAt         *time.Time
+}
+
+// Orders reads and writes orders. Writes take the caller's transaction: an order's
+// state changes together with the stock, promotion uses and outbox rows they imply.
+type Orders struct{ db *DB }
+
+const orderCols = `id, number, customer_id, email_index, contact_enc, access_hash, cart_ref, status,
+	currency, subtotal_cents, discount_cents, shipping_cents, tax_cents, total_cents, shipping_method, country,
+	payment_method, payment_status, COALESCE(payment_ref, ''), COALESCE(payment_brand, ''), COALESCE(payment_last4, ''),
+	COALESCE(payment_wallet, ''), COALESCE(failure_code, ''), COALESCE(failure_message, ''), created_at, updated_at, paid_at`
+
+func scanOrder(row pgx.Row) (*OrderRecord, error) {
+	var o OrderRecord
+	var status string
+	c, p := &o.Cost, &o.Payment
+	err := row.Scan(&o.ID, &o.Number, &o.CustomerID, &o.EmailIndex, &o.ContactEnc, &o.AccessHash, &o.CartRef, &status,
+		&c.Currency, &c.SubtotalCents, &c.DiscountCents, &c.ShippingCents, &c.TaxCents, &c.TotalCents, &o.ShippingMethod, &o.Country,
+		&p.Method, &p.Status, &p.Reference, &p.Brand, &p.Last4, &p.Wallet, &p.FailureCode, &p.FailureMessage,
+		&o.CreatedAt, &o.UpdatedAt, &o.PaidAt)
+	o.Status = bookstore.OrderStatus(status)
+	return &o, err
+}
+
+// Insert writes a new order with its lines and discounts, and its order_created event,
+// inside tx. A cart that already has a live order gives ErrCartCheckedOut (tx must then
+// roll back).
+func (s *Orders) Insert(ctx context.Context, tx pgx.Tx, o *OrderRecord) error {
+	c, p := o.Cost, o.Payment
+	err := tx.QueryRow(ctx, `
+		INSERT INTO orders (id, number, customer_id, email_index, contact_enc, access_hash, cart_ref, status,
+			currency, subtotal_cents, discount_cents, shipping_cents, tax_cents, total_cents, shipping_method, country,
+			payment_method, payment_status)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+		RETURNING created_at, updated_at`,
+		o.ID, o.Number, o.CustomerID, o.EmailIndex, o.ContactEnc, o.AccessHash, o.CartRef, string(o.Status),
+		c.Currency, c.SubtotalCents, c.DiscountCents, c.ShippingCents, c.TaxCents, c.TotalCents, o.ShippingMethod, o.Country,
+		p.Method, p.Status).Scan(&o.CreatedAt, &o.UpdatedAt)
+	if isUniqueViolation(err, "orders_cart_live") {
+		return ErrCartCheckedOut
+	}
+	if err != nil {
+		return fmt.Errorf("insert order: %w", err)
+	}
+	n := len(o.Lines)
+	pos, books, titles := make([]int64, n), make([]uuid.UUID, n), make([]string, n)
+	qty, unit, total := make([]int64, n), make([]int64, n), make([]int64, n)
+	for i, l := range o.Lines {
+		pos[i], books[i], titles[i] = int64(i), l.BookID, l.Title
+		qty[i], unit[i], total[i] = int64(l.Quantity), l.UnitPriceCents, l.TotalCents
+	}
+	if _, err := tx.Exec(ctx, `
+		INSERT INTO order_lines (order_id, position, book_id, title, quantity, unit_price_cents, total_cents)
+		SELECT $1, unnest($2::INT8[]), unnest($3::UUID[]), unnest($4::TEXT[]), unnest($5::INT8[]), unnest($6::INT8[]), unnest($7::INT8[])`,
+		o.ID, pos, books, titles, qty, unit, total); err != nil {
+		return fmt.Errorf("insert order lines: %w", err)
+	}
+	if len(o.Discounts) > 0 {
+		m := len(o.Discounts)
+		promos, codes, amounts := make([]uuid.UUID, m), make([]string, m), make([]int64, m)
+		for i, d := range o.Discounts {
+			promos[i], codes[i], amounts[i] = d.PromotionID, d.Code, d.AmountCents
+		}
+		if _, err := tx.Exec(ctx, `
+			INSERT INTO order_discounts (order_id, promotion_id, code, amount_cents)
+			SELECT $1, unnest($2::UUID[]), unnest($3::TEXT[]), unnest($4::INT8[])`, o.ID, promos, codes, amounts); err != nil {
+			return fmt.Errorf("insert order discounts: %w", err)
+		}
+	}
+	return orderEvent(ctx, tx, TopicOrderCreated, o)
+}
+
+func orderEvent(ctx context.Context, tx pgx.Tx, topic string, o *OrderRecord) error {
+	return enqueuePayload(ctx, tx, topic, o.ID, OrderEventPayload{Status: o.Status, CustomerID: o.CustomerID,
+		TotalCents: o.Cost.TotalCents, Currency: o.Cost.Currency})
+}
+
+// ByID returns the order with its lines and discounts, or NOT_FOUND.
+func (s *Orders) ByID(ctx context.Context, id uuid.UUID) (*OrderRecord, error) {
+	o, err := s.get(ctx, s.db.Pool, id, false)
+	if err != nil {
+		return nil, err
+	}
+	return o, s.LoadItems(ctx, s.db.Pool, o)
+}
+
+// Lock reads the order (without its lines: LoadItems) inside tx and locks its row until
+// tx ends: concurrent completions of one order (the checkout request, the webhook, the
+// recovery loop) serialise on it, and the second sees the first's result.
+func (s *Orders) Lock(ctx context.Context, tx pgx.Tx, id uuid.UUID) (*OrderRecord, error) {
+	return s.get(ctx, tx, id, true)
+}
+
+func (s *Orders) get(ctx context.Context, q querier, id uuid.UUID, lock bool) (*OrderRecord, error) {
+	sql := "SELECT " + orderCols + " FROM orders WHERE id = $1"
+	if lock {
+		sql += " FOR UPDATE"
+	}
+	o, err := scanOrder(q.QueryRow(ctx, sql, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, bookstore.Errorf(bookstore.CodeNotFound, "no such order")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("order %s: %w", id, err)
+	}
+	return o, nil
+}
+
+// LoadItems reads the order's lines and discounts through q (a pool or a transaction).
+func (s *Orders) LoadItems(ctx context.Context, q querier, o *OrderRecord) error {
+	rows, err := q.Query(ctx, `SELECT book_id, title, quantity, unit_price_cents, total_cents
+		FROM order_lines WHERE order_id = $1 ORDER BY position`, o.ID)
+	if err != nil {
+		return fmt.Errorf("order lines %s: %w", o.ID, err)
+	}
+	o.Lines, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (bookstore.OrderLine, error) {
+		var l bookstore.OrderLine
+		var qty int64
+		err := r.Scan(&l.BookID, &l.Title, &qty, &l.UnitPriceCents, &l.TotalCents)
+		l.Quantity = int(qty)
+		return l, err
+	})
+	if err != nil {
+		return fmt.Errorf("order lines %s: %w", o.ID, err)
+	}
+	rows, err = q.Query(ctx, `SELECT promotion_id, code, amount_cents FROM order_discounts
+		WHERE order_id = $1 ORDER BY code`, o.ID)
+	if err != nil {
+		return fmt.Errorf("order discounts %s: %w", o.ID, err)
+	}
+	o.Discounts, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (bookstore.OrderDiscount, error) {
+		var d bookstore.OrderDiscount
+		err := r.Scan(&d.PromotionID, &d.Code, &d.AmountCents)
+		return d, err
+	})
+	if err != nil {
+		return fmt.Errorf("order discounts %s: %w", o.ID, err)
+	}
+	return nil
+}
+
+// Settle moves a PENDING_PAYMENT order locked by Lock to PAID or PAYMENT_FAILED with
+// what the PSP reported, and writes the matching outbox event, inside tx.
+func (s *Orders) Settle(ctx context.Context, tx pgx.Tx, o *OrderRecord, status bookstore.OrderStatus, p bookstore.OrderPayment) error {
+	topic := TopicOrderPaid
+	if status == bookstore.OrderPaymentFailed {
+		topic = TopicOrderPaymentFailed
+	}
+	tag, err := tx.Exec(ctx, `
+		UPDATE orders SET status = $2, payment_status = $3, payment_ref = NULLIF($4, ''), payment_brand = NULLIF($5, ''),
+			payment_last4 = NULLIF($6, ''), payment_wallet = NULLIF($7, ''), failure_code = NULLIF($8, ''),
+			failure_message = NULLIF($9, ''), updated_at = now(),
+			paid_at = CASE WHEN $2 = 'PAID' THEN now() ELSE paid_at END
+		WHERE id = $1 AND status = 'PENDING_PAYMENT'`,
+		o.ID, string(status), p.Status, p.Reference, p.Brand, p.Last4, p.Wallet, p.FailureCode, p.FailureMessage)
+	if err != nil {
+		return fmt.Errorf("settle order %s: %w", o.ID, err)
+	}
+	if tag.RowsAffected() != 1 {
+		return fmt.Errorf("settle order %s: it is no longer pending", o.ID)
+	}
+	o.Status, o.Payment = status, p
+	return orderEvent(ctx, tx, topic, o)
+}
+
+// Pending returns the ids of orders still PENDING_PAYMENT that are older than age by
+// the database's clock (the one that stamped created_at), oldest first.
+func (s *Orders) Pending(ctx context.Context, age time.Duration, limit int) ([]uuid.UUID, error) {
+	rows, err := s.db.Pool.Query(ctx, `SELECT id FROM orders
+		WHERE status = 'PENDING_PAYMENT' AND created_at < now() - ($1::INT8 * INTERVAL '1 millisecond')
+		ORDER BY created_at LIMIT $2`, age.Milliseconds(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("pending orders: %w", err)
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+}
+
+// CheckoutKey is a stored checkout idempotency key.
+type CheckoutKey struct {
+	RequestHash []byte
+	OrderID     uuid.UUID
+}
+
+// CheckoutKeys are the idempotency keys of checkouts.
+type CheckoutKeys struct{ db *DB }
+
+// Insert stores the key for the order inside the transaction that creates it. It
+// reports false, writing nothing, when the scope already has the key (a concurrent
+// request with the same key committed first): tx must then roll back.
+func (s *CheckoutKeys) Insert(ctx context.Context, tx pgx.Tx, scope []byte, key string, hash []byte, order uuid.UUID) (bool, error) {
+	tag, err := tx.Exec(ctx, `INSERT INTO checkout_keys (scope, key, request_hash, order_id) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (scope, key) DO NOTHING`, scope, key, hash, order)
+	if err != nil {
+		return false, fmt.Errorf("store checkout key: %w", err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// Get returns the scope's key, or NOT_FOUND.
+func (s *CheckoutKeys) Get(ctx context.Context, scope []byte, key string) (*CheckoutKey, error) {
+	var k CheckoutKey
+	err := s.db.Pool.QueryRow(ctx, `SELECT request_hash, order_id FROM checkout_keys WHERE scope = $1 AND key = $2`,
+		scope, key).Scan(&k.RequestHash, &k.OrderID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, bookstore.Errorf(bookstore.CodeNotFound, "no such checkout key")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("checkout key: %w", err)
+	}
+	return &k, nil
+}
+
+// BooksIn returns the books with the given ids read inside q (checkout's transaction).
+func (s *Books) BooksIn(ctx context.Context, q querier, ids []uuid.UUID) ([]*bookstore.Book, error) {
+	rows, err := q.Query(ctx, "SELECT "+bookCols+" FROM books b WHERE b.id = ANY($1::UUID[])", ids)
+	if err != nil {
+		return nil, fmt.Errorf("books by id: %w", err)
+	}
+	return collectBooks(rows)
+}
+
+// CategoriesIn returns each book's categories with all their ancestors, read inside q
+// (checkout prices category-scoped codes with it).
+func (s *Categories) CategoriesIn(ctx context.Context, q querier, bookIDs []uuid.UUID) (map[uuid.UUID][]uuid.UUID, error) {
+	rows, err := q.Query(ctx, `
+		WITH RECURSIVE up (book_id, category_id) AS (
+			SELECT book_id, category_id FROM book_categories WHERE book_id = ANY($1::UUID[])
+			UNION ALL
+			SELECT up.book_id, c.parent_id FROM up JOIN categories c ON c.id = up.category_id
+			WHERE c.parent_id IS NOT NULL
+		)
+		SELECT book_id, category_id FROM up`, bookIDs)
+	if err != nil {
+		return nil, fmt.Errorf("categories by book: %w", err)
+	}
+	defer rows.Close()
+	out := make(map[uuid.UUID][]uuid.UUID, len(bookIDs))
+	for rows.Next() {
+		var b, c uuid.UUID
+		if err := rows.Scan(&b, &c); err != nil {
+			return nil, fmt.Errorf("scan book category: %w", err)
+		}
+		out[b] = append(out[b], c)
+	}
+	return out, rows.Err()
+}
+
+// StockIn returns units on hand by book, read inside q.
+func (s *Inventory) StockIn(ctx context.Context, q querier, bookIDs []uuid.UUID) (map[uuid.UUID]int64, error) {
+	return stockOf(ctx, q, bookIDs)
+}
+
+// Demand is the stock the order holds.
+func (o *OrderRecord) Demand() []bookstore.StockDemand {
+	return (&bookstore.Order{Lines: o.Lines}).Demand()
+}
