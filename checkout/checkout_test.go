@@ -1,17 +1,23 @@
 package checkout_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	stripeapi "github.com/stripe/stripe-go/v85"
+	"github.com/stripe/stripe-go/v85/webhook"
 
 	"github.com/shopfront/bookstore"
 	"github.com/shopfront/bookstore/cart"
@@ -20,6 +26,7 @@ import (
 	"github.com/shopfront/bookstore/identity"
 	"github.com/shopfront/bookstore/internal/testdb"
 	"github.com/shopfront/bookstore/payment"
+	"github.com/shopfront/bookstore/payment/stripe"
 	"github.com/shopfront/bookstore/payment/testpsp"
 	"github.com/shopfront/bookstore/pii"
 	"github.com/shopfront/bookstore/store"
@@ -656,4 +663,90 @@ func (f *flaky) Void(ctx context.Context, key string) (*payment.Charge, error) {
 		return nil, errNetwork
 	}
 	return f.Provider.Void(ctx, key)
+}
+
+// Through the Stripe adapter against stripe-mock: the saga's requests are accepted by
+// Stripe's API shape (stripe-mock never declines, so outcomes are the test PSP's tests).
+func TestCheckoutThroughStripeMock(t *testing.T) {
+	e := newEnv(t, 5)
+	p, err := stripe.New(stripe.Options{SecretKey: "sk_test_123", URL: testdb.StripeURL(t), Intents: e.db.Intents})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := e.cfg
+	cfg.PSP = p
+	cfg.PSPTimeout = 10 * time.Second
+	id := e.cart(nil, nil, [2]int{0, 1})
+	res, err := e.service(cfg).Checkout(ctx, uuid.Nil, input(id, "k", "tok_visa"))
+	if err != nil || res.Order == nil {
+		t.Fatalf("checkout through Stripe: %v %+v", err, res)
+	}
+	// Its fixture intent is "requires_payment_method": a decline, settled at once.
+	if res.Order.Status != bookstore.OrderPaymentFailed || !strings.HasPrefix(res.Order.Payment.Reference, "pi_") ||
+		fmt.Sprint(codes(res)) != "[PAYMENT_DECLINED]" || e.stock(0) != 5 {
+		t.Fatalf("stripe-mock's answer settled as %+v %v, stock %d", res.Order, codes(res), e.stock(0))
+	}
+	row, err := e.db.Intents.ByKey(ctx, "stripe", res.Order.ID.String())
+	if err != nil || !strings.HasPrefix(row.IntentID, "pi_") {
+		t.Fatalf("intent of the order: %+v %v", row, err)
+	}
+}
+
+// POST /webhooks/stripe settles an order whose checkout lost the PSP's answer, once:
+// the signed delivery, its redelivery and a late contrary event.
+func TestWebhookSettlesThroughTheSharedCompletion(t *testing.T) {
+	e := newEnv(t, 5)
+	cfg := e.cfg
+	cfg.PSP = &flaky{Provider: e.psp, chargeThenLose: true, voidFails: true}
+	id := e.cart(nil, nil, [2]int{0, 1})
+	res, err := e.service(cfg).Checkout(ctx, uuid.Nil, input(id, "k", "tok_visa"))
+	if err != nil || res.Order.Status != bookstore.OrderPendingPayment {
+		t.Fatalf("lost answer: %v %+v", err, res)
+	}
+	const secret = "whsec_checkout_test"
+	h, err := stripe.WebhookHandler(stripe.WebhookOptions{Secret: secret, Dedup: e.db.Webhooks, Handle: e.svc.HandleEvent})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	deliver := func(evID string, typ stripeapi.EventType, sig string) int {
+		body, _ := json.Marshal(map[string]any{
+			"id": evID, "object": "event", "api_version": stripeapi.APIVersion, "created": time.Now().Unix(), "type": typ,
+			"data": map[string]any{"object": map[string]any{"id": "pi_x", "object": "payment_intent", "amount": res.Order.Cost.TotalCents,
+				"currency": "usd", "status": "succeeded", "metadata": map[string]string{"order_id": res.Order.ID.String(), "method": "CARD"}}},
+		})
+		if sig == "" {
+			sig = webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: body, Secret: secret, Timestamp: time.Now()}).Header
+		}
+		req, _ := http.NewRequest(http.MethodPost, srv.URL, bytes.NewReader(body))
+		req.Header.Set("Stripe-Signature", sig)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := deliver("evt_forged", stripeapi.EventTypePaymentIntentSucceeded, "t=1,v1=00"); code != http.StatusBadRequest {
+		t.Fatalf("unsigned delivery: %d, want 400", code)
+	}
+	if o, _ := e.svc.Order(ctx, res.Order.ID); o.Status != bookstore.OrderPendingPayment {
+		t.Fatalf("a forged event settled the order: %s", o.Status)
+	}
+	for range 2 {
+		if code := deliver("evt_1", stripeapi.EventTypePaymentIntentSucceeded, ""); code != http.StatusOK {
+			t.Fatalf("delivery: %d, want 200", code)
+		}
+	}
+	if code := deliver("evt_2", stripeapi.EventTypePaymentIntentPaymentFailed, ""); code != http.StatusOK {
+		t.Fatalf("late failure: %d", code)
+	}
+	o, err := e.svc.Order(ctx, res.Order.ID)
+	if err != nil || o.Status != bookstore.OrderPaid || o.Payment.Brand != "visa" || e.stock(0) != 4 {
+		t.Fatalf("after the webhook: %v %+v, stock %d", err, o, e.stock(0))
+	}
+	if n := e.scalar(`SELECT count(*) FROM outbox WHERE aggregate_id = $1 AND topic = 'order_paid'`, o.ID); n != 1 {
+		t.Fatalf("%d order_paid events", n)
+	}
 }
