@@ -209,12 +209,18 @@ func TestCheckoutPaysTakesStockAndDeletesTheCart(t *testing.T) {
 		t.Fatalf("find: %v %+v", err, got)
 	}
 	for name, probe := range map[string]func() error{
-		"wrong token":     func() error { _, err := e.svc.Find(ctx, o.ID, uuid.Nil, o.Email, res.AccessToken+"x"); return err },
-		"wrong email":     func() error { _, err := e.svc.Find(ctx, o.ID, uuid.Nil, "bob@example.com", res.AccessToken); return err },
-		"no token":        func() error { _, err := e.svc.Find(ctx, o.ID, uuid.Nil, o.Email, ""); return err },
-		"other customer":  func() error { _, err := e.svc.Find(ctx, o.ID, uuid.New(), "", ""); return err },
-		"unknown order":   func() error { _, err := e.svc.Find(ctx, uuid.New(), uuid.Nil, o.Email, res.AccessToken); return err },
-		"another's token": func() error { _, err := e.svc.Find(ctx, o.ID, uuid.Nil, o.Email, e.svc.AccessToken(uuid.New())); return err },
+		"wrong token": func() error { _, err := e.svc.Find(ctx, o.ID, uuid.Nil, o.Email, res.AccessToken+"x"); return err },
+		"wrong email": func() error {
+			_, err := e.svc.Find(ctx, o.ID, uuid.Nil, "bob@example.com", res.AccessToken)
+			return err
+		},
+		"no token":       func() error { _, err := e.svc.Find(ctx, o.ID, uuid.Nil, o.Email, ""); return err },
+		"other customer": func() error { _, err := e.svc.Find(ctx, o.ID, uuid.New(), "", ""); return err },
+		"unknown order":  func() error { _, err := e.svc.Find(ctx, uuid.New(), uuid.Nil, o.Email, res.AccessToken); return err },
+		"another's token": func() error {
+			_, err := e.svc.Find(ctx, o.ID, uuid.Nil, o.Email, e.svc.AccessToken(uuid.New()))
+			return err
+		},
 	} {
 		if code := bookstore.ErrorCode(probe()); code != bookstore.CodeNotFound {
 			t.Errorf("%s: %s, want NOT_FOUND", name, code)
