@@ -49,7 +49,19 @@ func TestLoginRacingPasswordChangeIsRevoked(t *testing.T) {
 				}
 			}()
 		}
-		time.Sleep(20 * time.Millisecond)
+		// Race the change only once logins are succeeding (a loaded machine may take a
+		// while to run the first), and keep logging in for a while after it.
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(time.Millisecond) {
+			mu.Lock()
+			n := len(got)
+			mu.Unlock()
+			if n > 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("trial %d: no login succeeded in 30 s", trial)
+			}
+		}
 		if _, err := e.svc.ChangePassword(ctx, s.Customer.ID, password, "a completely new passphrase"); err != nil {
 			t.Fatal(err)
 		}
