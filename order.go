@@ -15,7 +15,69 @@ const (
 	OrderPendingPayment OrderStatus = "PENDING_PAYMENT"
 	OrderPaid           OrderStatus = "PAID"
 	OrderPaymentFailed  OrderStatus = "PAYMENT_FAILED"
+	OrderFulfilling     OrderStatus = "FULFILLING"
+	OrderShipped        OrderStatus = "SHIPPED"
+	OrderDelivered      OrderStatus = "DELIVERED"
+	OrderCancelled      OrderStatus = "CANCELLED"
+	OrderReturned       OrderStatus = "RETURNED"
 )
+
+// orderTransitions is the order state machine: the statuses each status may become.
+// Every change of status goes through CanBecome (store.Orders.Transition checks it in
+// the transaction that makes the change).
+var orderTransitions = map[OrderStatus][]OrderStatus{
+	OrderPendingPayment: {OrderPaid, OrderPaymentFailed},
+	OrderPaid:           {OrderFulfilling, OrderCancelled},
+	OrderFulfilling:     {OrderShipped, OrderCancelled},
+	OrderShipped:        {OrderDelivered},
+	OrderDelivered:      {OrderReturned},
+}
+
+// CanBecome reports whether an order in status s may move to next.
+func (s OrderStatus) CanBecome(next OrderStatus) bool {
+	for _, t := range orderTransitions[s] {
+		if t == next {
+			return true
+		}
+	}
+	return false
+}
+
+// Final reports whether no transition leaves s.
+func (s OrderStatus) Final() bool { return len(orderTransitions[s]) == 0 }
+
+// Cancellable reports whether an order in status s can still be cancelled (before it
+// ships).
+func (s OrderStatus) Cancellable() bool { return s.CanBecome(OrderCancelled) }
+
+// OrderEventType says what happened to an order. Most events change its status; a
+// shipment's tracking update does not.
+type OrderEventType string
+
+// Order event types.
+const (
+	OrderEventPlaced          OrderEventType = "PLACED"
+	OrderEventPaid            OrderEventType = "PAID"
+	OrderEventPaymentFailed   OrderEventType = "PAYMENT_FAILED"
+	OrderEventFulfilling      OrderEventType = "FULFILLING"
+	OrderEventShipped         OrderEventType = "SHIPPED"
+	OrderEventShipmentUpdated OrderEventType = "SHIPMENT_UPDATED"
+	OrderEventDelivered       OrderEventType = "DELIVERED"
+	OrderEventCancelled       OrderEventType = "CANCELLED"
+	OrderEventReturned        OrderEventType = "RETURNED"
+)
+
+// OrderEvent is one entry of an order's history. Seq counts from 1 per order without
+// gaps; Status is the order's status after the event.
+type OrderEvent struct {
+	OrderID uuid.UUID
+	Seq     int64
+	Type    OrderEventType
+	Status  OrderStatus
+	At      time.Time
+	// Detail is the event's JSON detail (a tracking update, a cancellation's refund).
+	Detail []byte
+}
 
 // Checkout's error codes (userErrors of the checkout mutation), beyond the cart's and
 // the payment outcomes.

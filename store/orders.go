@@ -2,8 +2,10 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -12,22 +14,41 @@ import (
 	"github.com/shopfront/bookstore"
 )
 
-// Outbox topics of orders. The aggregate id is the order's id; the payload an
-// OrderEventPayload.
+// Outbox topics of orders: one per order event type (OrderTopic). The aggregate id is
+// the order's id; the payload an OrderEventPayload.
 const (
 	TopicOrderCreated       = "order_created"
 	TopicOrderPaid          = "order_paid"
 	TopicOrderPaymentFailed = "order_payment_failed"
 )
 
-// OrderEventPayload is the payload of the order topics: enough to route the event
-// (status, customer) without reading the order; consumers that need more read it.
-type OrderEventPayload struct {
-	Status     bookstore.OrderStatus `json:"status"`
-	CustomerID *uuid.UUID            `json:"customerId,omitempty"`
-	TotalCents int64                 `json:"totalCents"`
-	Currency   string                `json:"currency"`
+// OrderTopic is the outbox topic of an order event type: order_created for PLACED,
+// else "order_" and the type in lower case (order_paid, order_shipped, ...).
+func OrderTopic(t bookstore.OrderEventType) string {
+	if t == bookstore.OrderEventPlaced {
+		return TopicOrderCreated
+	}
+	return "order_" + strings.ToLower(string(t))
 }
+
+// IsOrderTopic reports whether an outbox topic carries order events.
+func IsOrderTopic(topic string) bool { return strings.HasPrefix(topic, "order_") }
+
+// OrderEventPayload is the payload of the order topics: enough to route the event
+// (status, customer, seq) without reading the order; consumers that need more read it.
+type OrderEventPayload struct {
+	Seq        int64                    `json:"seq"`
+	Type       bookstore.OrderEventType `json:"type"`
+	Status     bookstore.OrderStatus    `json:"status"`
+	At         time.Time                `json:"at"`
+	CustomerID *uuid.UUID               `json:"customerId,omitempty"`
+	TotalCents int64                    `json:"totalCents"`
+	Currency   string                   `json:"currency"`
+}
+
+// ErrTransition: the order's status does not allow the change (the state machine, or a
+// concurrent change that came first).
+var ErrTransition = errors.New("store: the order's status does not allow this change")
 
 // ErrCartCheckedOut: the cart already has a live (paying or paid) order.
 var ErrCartCheckedOut = errors.New("store: the cart already has a live order")
@@ -120,12 +141,66 @@ func (s *Orders) Insert(ctx context.Context, tx pgx.Tx, o *OrderRecord) error {
 			return fmt.Errorf("insert order discounts: %w", err)
 		}
 	}
-	return orderEvent(ctx, tx, TopicOrderCreated, o)
+	_, err = s.AppendEvent(ctx, tx, o, bookstore.OrderEventPlaced, nil)
+	return err
 }
 
-func orderEvent(ctx context.Context, tx pgx.Tx, topic string, o *OrderRecord) error {
-	return enqueuePayload(ctx, tx, topic, o.ID, OrderEventPayload{Status: o.Status, CustomerID: o.CustomerID,
-		TotalCents: o.Cost.TotalCents, Currency: o.Cost.Currency})
+// AppendEvent records an event of the order (locked by Lock, or inserted, in tx) with
+// the next seq, and its outbox row, inside tx. The order's status must already be the
+// one after the event.
+func (s *Orders) AppendEvent(ctx context.Context, tx pgx.Tx, o *OrderRecord, typ bookstore.OrderEventType, detail any) (*bookstore.OrderEvent, error) {
+	var raw []byte
+	if detail != nil {
+		var err error
+		if raw, err = json.Marshal(detail); err != nil {
+			return nil, fmt.Errorf("encode order event detail: %w", err)
+		}
+	}
+	ev := &bookstore.OrderEvent{OrderID: o.ID, Type: typ, Status: o.Status, Detail: raw}
+	err := tx.QueryRow(ctx, `
+		WITH n AS (UPDATE orders SET event_seq = event_seq + 1 WHERE id = $1 RETURNING event_seq)
+		INSERT INTO order_events (order_id, seq, type, status, detail)
+		SELECT $1, n.event_seq, $2, $3, $4 FROM n RETURNING seq, at`, o.ID, string(typ), string(o.Status), raw).Scan(&ev.Seq, &ev.At)
+	if err != nil {
+		return nil, fmt.Errorf("append order %s event: %w", o.ID, err)
+	}
+	err = enqueuePayload(ctx, tx, OrderTopic(typ), o.ID, OrderEventPayload{Seq: ev.Seq, Type: typ, Status: o.Status, At: ev.At,
+		CustomerID: o.CustomerID, TotalCents: o.Cost.TotalCents, Currency: o.Cost.Currency})
+	return ev, err
+}
+
+// Transition moves the order (locked by Lock in tx) to status to, if the state machine
+// allows it, and records the event: ErrTransition otherwise.
+func (s *Orders) Transition(ctx context.Context, tx pgx.Tx, o *OrderRecord, to bookstore.OrderStatus, typ bookstore.OrderEventType, detail any) (*bookstore.OrderEvent, error) {
+	if !o.Status.CanBecome(to) {
+		return nil, ErrTransition
+	}
+	tag, err := tx.Exec(ctx, `UPDATE orders SET status = $2, updated_at = now() WHERE id = $1 AND status = $3`,
+		o.ID, string(to), string(o.Status))
+	if err != nil {
+		return nil, fmt.Errorf("order %s to %s: %w", o.ID, to, err)
+	}
+	if tag.RowsAffected() != 1 {
+		return nil, ErrTransition
+	}
+	o.Status = to
+	return s.AppendEvent(ctx, tx, o, typ, detail)
+}
+
+// Events returns the order's events after seq afterSeq, oldest first, at most limit.
+func (s *Orders) Events(ctx context.Context, id uuid.UUID, afterSeq int64, limit int) ([]bookstore.OrderEvent, error) {
+	rows, err := s.db.Pool.Query(ctx, `SELECT order_id, seq, type, status, detail, at FROM order_events
+		WHERE order_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`, id, afterSeq, limit)
+	if err != nil {
+		return nil, fmt.Errorf("order %s events: %w", id, err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (bookstore.OrderEvent, error) {
+		var e bookstore.OrderEvent
+		var typ, status string
+		err := r.Scan(&e.OrderID, &e.Seq, &typ, &status, &e.Detail, &e.At)
+		e.Type, e.Status = bookstore.OrderEventType(typ), bookstore.OrderStatus(status)
+		return e, err
+	})
 }
 
 // ByID returns the order with its lines and discounts, or NOT_FOUND.
@@ -193,27 +268,33 @@ func (s *Orders) LoadItems(ctx context.Context, q querier, o *OrderRecord) error
 }
 
 // Settle moves a PENDING_PAYMENT order locked by Lock to PAID or PAYMENT_FAILED with
-// what the PSP reported, and writes the matching outbox event, inside tx.
+// what the PSP reported, and records the event, inside tx.
 func (s *Orders) Settle(ctx context.Context, tx pgx.Tx, o *OrderRecord, status bookstore.OrderStatus, p bookstore.OrderPayment) error {
-	topic := TopicOrderPaid
+	typ := bookstore.OrderEventPaid
 	if status == bookstore.OrderPaymentFailed {
-		topic = TopicOrderPaymentFailed
+		typ = bookstore.OrderEventPaymentFailed
 	}
-	tag, err := tx.Exec(ctx, `
-		UPDATE orders SET status = $2, payment_status = $3, payment_ref = NULLIF($4, ''), payment_brand = NULLIF($5, ''),
-			payment_last4 = NULLIF($6, ''), payment_wallet = NULLIF($7, ''), failure_code = NULLIF($8, ''),
-			failure_message = NULLIF($9, ''), updated_at = now(),
-			paid_at = CASE WHEN $2 = 'PAID' THEN now() ELSE paid_at END
-		WHERE id = $1 AND status = 'PENDING_PAYMENT'`,
-		o.ID, string(status), p.Status, p.Reference, p.Brand, p.Last4, p.Wallet, p.FailureCode, p.FailureMessage)
-	if err != nil {
+	if _, err := tx.Exec(ctx, `
+		UPDATE orders SET payment_status = $2, payment_ref = NULLIF($3, ''), payment_brand = NULLIF($4, ''),
+			payment_last4 = NULLIF($5, ''), payment_wallet = NULLIF($6, ''), failure_code = NULLIF($7, ''),
+			failure_message = NULLIF($8, ''), paid_at = CASE WHEN $9 THEN now() ELSE paid_at END
+		WHERE id = $1`,
+		o.ID, p.Status, p.Reference, p.Brand, p.Last4, p.Wallet, p.FailureCode, p.FailureMessage, status == bookstore.OrderPaid); err != nil {
 		return fmt.Errorf("settle order %s: %w", o.ID, err)
 	}
-	if tag.RowsAffected() != 1 {
-		return fmt.Errorf("settle order %s: it is no longer pending", o.ID)
+	o.Payment = p
+	_, err := s.Transition(ctx, tx, o, status, typ, nil)
+	return err
+}
+
+// SetPaymentStatus records the charge's state at the PSP (REFUNDED after a
+// cancellation's refund) inside tx.
+func (s *Orders) SetPaymentStatus(ctx context.Context, tx pgx.Tx, o *OrderRecord, status string) error {
+	if _, err := tx.Exec(ctx, `UPDATE orders SET payment_status = $2, updated_at = now() WHERE id = $1`, o.ID, status); err != nil {
+		return fmt.Errorf("order %s payment status: %w", o.ID, err)
 	}
-	o.Status, o.Payment = status, p
-	return orderEvent(ctx, tx, topic, o)
+	o.Payment.Status = status
+	return nil
 }
 
 // Pending returns the ids of orders still PENDING_PAYMENT that are older than age by

@@ -35,6 +35,7 @@ CREATE TABLE orders (
     created_at      TIMESTAMPTZ NOT NULL DEFAULT now(),
     updated_at      TIMESTAMPTZ NOT NULL DEFAULT now(),
     paid_at         TIMESTAMPTZ,
+    event_seq       INT8 NOT NULL DEFAULT 0,
     CONSTRAINT orders_number_key UNIQUE (number)
 );
 -- One live order per cart: a cart whose checkout is paying or paid cannot be checked
@@ -76,6 +77,19 @@ CREATE TABLE checkout_keys (
     order_id     UUID NOT NULL REFERENCES orders (id) ON DELETE CASCADE,
     created_at   TIMESTAMPTZ NOT NULL DEFAULT now(),
     PRIMARY KEY (scope, key)
+);
+
+-- Every state change of an order, in order: seq counts from 1 per order (allocated under
+-- the order's row lock). The subscription replays them after a seq; every row has an
+-- outbox row written in the same transaction.
+CREATE TABLE order_events (
+    order_id UUID NOT NULL REFERENCES orders (id) ON DELETE CASCADE,
+    seq      INT8 NOT NULL CHECK (seq > 0),
+    type     TEXT NOT NULL,
+    status   TEXT NOT NULL,
+    detail   JSONB,
+    at       TIMESTAMPTZ NOT NULL DEFAULT now(),
+    PRIMARY KEY (order_id, seq)
 );
 
 -- +goose Down
