@@ -37,6 +37,7 @@ type DB struct {
 	Carts      *Carts
 	Promotions *Promotions
 	Intents    *PaymentIntents
+	Shipments  *Shipments
 }
 
 // Options tune the pool. Zero values keep pgx's defaults.
@@ -90,6 +91,7 @@ func newDB(pool *pgxpool.Pool, cockroach bool) *DB {
 	db.Carts = &Carts{db: db}
 	db.Promotions = &Promotions{db: db}
 	db.Intents = &PaymentIntents{db: db}
+	db.Shipments = &Shipments{db: db}
 	return db
 }
 
