@@ -325,16 +325,18 @@ func (c *Carrier) advance(ctx context.Context, s store.Shipment, now time.Time) 
 // wait is how long after the previous event l happens.
 func (c *Carrier) wait(l leg) time.Duration { return time.Duration(l.Steps) * c.opts.Step }
 
+// The times are UTC whatever the connection's time zone, so that they compare equal to
+// the clock's.
 func toShipment(r store.Shipment) *shipping.Shipment {
 	return &shipping.Shipment{
 		ID: r.ID, OrderID: r.OrderID, Carrier: r.Carrier, Method: shipping.Method(r.Method),
 		TrackingNumber: r.TrackingNumber, Status: shipping.Status(r.Status),
-		EstimatedDelivery: r.EstimatedDelivery, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
+		EstimatedDelivery: r.EstimatedDelivery.UTC(), CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
 	}
 }
 
 func toEvent(e store.ShipmentEvent) shipping.Event {
-	return shipping.Event{Seq: e.Seq, Status: shipping.Status(e.Status), At: e.At, Location: e.Location}
+	return shipping.Event{Seq: e.Seq, Status: shipping.Status(e.Status), At: e.At.UTC(), Location: e.Location}
 }
 
 func toEvents(es []store.ShipmentEvent) []shipping.Event {
