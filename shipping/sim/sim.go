@@ -129,7 +129,9 @@ const (
 )
 
 // rand.Text draws from crypto/rand in the base32 alphabet.
-func newTrackingNumber() string { return trackingPrefix + rand.Text()[:trackingLen-len(trackingPrefix)] }
+func newTrackingNumber() string {
+	return trackingPrefix + rand.Text()[:trackingLen-len(trackingPrefix)]
+}
 
 func validTrackingNumber(n string) bool {
 	if len(n) != trackingLen || !strings.HasPrefix(n, trackingPrefix) {
