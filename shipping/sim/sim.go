@@ -82,6 +82,7 @@ type Carrier struct {
 	store Store
 	opts  Options
 	days  map[shipping.Method]int
+	draw  func() string // a new tracking number
 }
 
 var _ shipping.Carrier = (*Carrier)(nil)
@@ -113,7 +114,7 @@ func New(s Store, opts Options) *Carrier {
 	for _, m := range opts.Methods {
 		days[shipping.Method(m.Code)] = m.EstimatedDays
 	}
-	return &Carrier{store: s, opts: opts, days: days}
+	return &Carrier{store: s, opts: opts, days: days, draw: newTrackingNumber}
 }
 
 // now is the clock at the database's precision, so that what the carrier returns equals
@@ -170,7 +171,7 @@ func (c *Carrier) CreateShipment(ctx context.Context, req shipping.ShipmentReque
 	var stored store.Shipment
 	var created bool
 	for range 3 { // a drawn tracking number is taken about once in 2^60/shipments tries
-		row.TrackingNumber = newTrackingNumber()
+		row.TrackingNumber = c.draw()
 		stored, created, err = c.store.Create(ctx, row, legs[0].Location, c.hook())
 		if !errors.Is(err, store.ErrTrackingNumberTaken) {
 			break
@@ -279,6 +280,9 @@ func (c *Carrier) Tick(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	// Instances that read the same due shipments take them in different orders, so they
+	// meet on fewer of them.
+	mrand.Shuffle(len(due), func(i, j int) { due[i], due[j] = due[j], due[i] })
 	n := 0
 	var errs []error
 	for _, s := range due {
@@ -321,6 +325,9 @@ func (c *Carrier) advance(ctx context.Context, s store.Shipment, now time.Time) 
 		t.NextAt = &next
 	}
 	_, applied, err := c.store.Advance(ctx, t, c.hook())
+	if applied {
+		c.opts.Log.DebugContext(ctx, "shipment advanced", "shipment", s.ID, "order", s.OrderID, "seq", s.Seq+1, "status", l.Status)
+	}
 	return applied, err
 }
 

@@ -666,3 +666,26 @@ func TestShipmentsOf(t *testing.T) {
 		t.Fatalf("events differ: %v / %v", got[a][0].Events, sa.Events)
 	}
 }
+
+// TestTrackingNumberDrawnTwice: a tracking number another shipment has is drawn again,
+// and the shipment is created with a fresh one.
+func TestTrackingNumberDrawnTwice(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := testdb.New(t)
+	c := New(db.Shipments, Options{})
+	first, err := c.CreateShipment(ctx, request(newOrder(t, db), shipping.MethodStandard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	draws := []string{first.TrackingNumber, first.TrackingNumber, "SIMFRESHFRESH22"}
+	c.draw = func() string { n := draws[0]; draws = draws[1:]; return n }
+	s, err := c.CreateShipment(ctx, request(newOrder(t, db), shipping.MethodStandard))
+	if err != nil || s.TrackingNumber != "SIMFRESHFRESH22" || s.ID == first.ID {
+		t.Fatalf("after two taken draws: %+v, %v", s, err)
+	}
+	draws = []string{first.TrackingNumber, first.TrackingNumber, first.TrackingNumber}
+	if _, err := c.CreateShipment(ctx, request(newOrder(t, db), shipping.MethodStandard)); !errors.Is(err, store.ErrTrackingNumberTaken) {
+		t.Fatalf("three taken draws: %v, want ErrTrackingNumberTaken", err)
+	}
+}
