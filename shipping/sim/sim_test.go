@@ -689,3 +689,29 @@ func TestTrackingNumberDrawnTwice(t *testing.T) {
 		t.Fatalf("three taken draws: %v, want ErrTrackingNumberTaken", err)
 	}
 }
+
+// BenchmarkTick measures the advancing loop on PostgreSQL: b.N transitions (each a
+// serializable transaction with its event and a hook write), in batches of 100.
+func BenchmarkTick(b *testing.B) {
+	ctx := context.Background()
+	db := testdb.New(b)
+	c := New(db.Shipments, Options{Hook: hookLog(b, db)})
+	steps := 0
+	for steps < b.N {
+		s, err := c.CreateShipment(ctx, request(newOrder(b, db), shipping.MethodStandard))
+		if err != nil {
+			b.Fatal(err)
+		}
+		steps += len(routeOf(c, s.OrderID, s.Method)) - 1
+	}
+	b.ResetTimer()
+	done := 0
+	for done < steps {
+		n, err := c.Tick(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		done += n
+	}
+	b.ReportMetric(float64(done)/b.Elapsed().Seconds(), "steps/s")
+}
