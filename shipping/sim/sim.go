@@ -246,10 +246,12 @@ func (c *Carrier) hook() store.ShipmentHook {
 }
 
 // Run advances due shipments until ctx ends, and returns ctx's error. Failures are
-// logged; a failed step is tried again after Options.RetryAfter.
+// logged; a failed step is tried again after Options.RetryAfter, and while Tick keeps
+// failing (the database is down, say) Run polls less often, up to every 10 s.
 func (c *Carrier) Run(ctx context.Context) error {
 	t := time.NewTimer(0)
 	defer t.Stop()
+	wait := c.opts.Poll
 	for {
 		select {
 		case <-ctx.Done():
@@ -260,13 +262,17 @@ func (c *Carrier) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if err != nil {
-			c.opts.Log.ErrorContext(ctx, "shipment steps failed", "err", err)
-		}
-		if n == c.opts.Batch {
+		switch {
+		case err != nil:
+			c.opts.Log.ErrorContext(ctx, "shipment steps failed", "err", err, "retry_in", wait.String())
+			t.Reset(wait)
+			wait = min(2*wait, 10*time.Second)
+		case n == c.opts.Batch:
+			wait = c.opts.Poll
 			t.Reset(0) // more may be due: no pause
-		} else {
-			t.Reset(c.opts.Poll)
+		default:
+			wait = c.opts.Poll
+			t.Reset(wait)
 		}
 	}
 }
@@ -313,6 +319,8 @@ func (c *Carrier) advance(ctx context.Context, s store.Shipment, now time.Time) 
 		return false, fmt.Errorf("shipment %s: event %d is past its route of %d", s.ID, s.Seq, len(legs))
 	}
 	l := legs[s.Seq]
+	// now >= s.NextAt >= the last event's time, whichever instance's clock set them: a
+	// history never goes back in time.
 	t := store.Transition{
 		ShipmentID: s.ID, FromSeq: s.Seq, Status: string(l.Status), Location: l.Location, At: now,
 		EstimatedDelivery: s.EstimatedDelivery,
