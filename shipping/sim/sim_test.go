@@ -21,12 +21,16 @@ import (
 
 func TestMain(m *testing.M) { testdb.Main(m) }
 
-// newOrder inserts an order for a shipment to reference. It is the one place these
-// tests know the orders table.
+// newOrder inserts an order for a shipment to reference.
 func newOrder(t testing.TB, db *store.DB) uuid.UUID {
 	t.Helper()
-	var id uuid.UUID
-	if err := db.Pool.QueryRow(context.Background(), `INSERT INTO orders DEFAULT VALUES RETURNING id`).Scan(&id); err != nil {
+	return insertOrder(t, db, uuid.New())
+}
+
+// insertOrder is the one place these tests know the orders table.
+func insertOrder(t testing.TB, db *store.DB, id uuid.UUID) uuid.UUID {
+	t.Helper()
+	if _, err := db.Pool.Exec(context.Background(), `INSERT INTO orders (id) VALUES ($1)`, id); err != nil {
 		t.Fatalf("insert order: %v", err)
 	}
 	return id
@@ -122,10 +126,7 @@ func orderWith(t testing.TB, db *store.DB, seed uint64, detours bool) uuid.UUID 
 		st := legStatuses(route(seed, id, shipping.MethodStandard, "o", dest))
 		d, f := slices.Contains(st, shipping.StatusDelayed), slices.Contains(st, shipping.StatusFailedAttempt)
 		if d == detours && f == detours {
-			if _, err := db.Pool.Exec(context.Background(), `INSERT INTO orders (id) VALUES ($1)`, id); err != nil {
-				t.Fatal(err)
-			}
-			return id
+			return insertOrder(t, db, id)
 		}
 	}
 	t.Fatal("no such route in 10,000 orders")
