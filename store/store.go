@@ -40,6 +40,7 @@ type DB struct {
 
 	Orders       *Orders
 	CheckoutKeys *CheckoutKeys
+	Shipments    *Shipments
 }
 
 // Options tune the pool. Zero values keep pgx's defaults.
@@ -95,6 +96,7 @@ func newDB(pool *pgxpool.Pool, cockroach bool) *DB {
 	db.Intents = &PaymentIntents{db: db}
 	db.Orders = &Orders{db: db}
 	db.CheckoutKeys = &CheckoutKeys{db: db}
+	db.Shipments = &Shipments{db: db}
 	return db
 }
 
