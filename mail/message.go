@@ -33,7 +33,9 @@ type Message struct {
 	Subject string
 	Text    string // plain-text body
 	HTML    string // HTML body; with Text, the message is multipart/alternative
-	// Date is when the message was written; zero means the time of sending.
+	// Date is when the message was written; zero means the time of sending. An outbox
+	// consumer can set the event's time, so a re-sent copy is the same email byte for byte
+	// (but for the MIME boundary).
 	Date time.Time
 	// Header holds extra header fields (e.g. "List-Unsubscribe"). The fields the sender
 	// writes itself (addresses, Subject, Date, Message-ID, MIME) cannot be set here.

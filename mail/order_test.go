@@ -98,10 +98,13 @@ func TestOrderConfirmation(t *testing.T) {
 
 	// No discount, no URL, no second address line: their lines disappear, nothing empty shows.
 	o := sampleOrder()
-	o.Cost.DiscountCents, o.URL, o.ShippingAddress.Line2 = 0, "", ""
+	o.Cost.DiscountCents, o.URL, o.ShippingAddress.Line2, o.Name = 0, "", "", ""
 	m, err = mail.OrderConfirmation(o, from)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if m.To[0].Name != "" || !strings.HasPrefix(m.Text, "Hello,\n") || !strings.Contains(m.HTML, "<p>Hello,</p>") {
+		t.Errorf("greeting without a name: to %q\n%s", m.To[0].Name, m.Text)
 	}
 	for _, unwanted := range []string{"Discount", "See your order", "\n  \n"} {
 		if strings.Contains(m.Text, unwanted) || strings.Contains(m.HTML, unwanted) {
