@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	netmail "net/mail"
 	"net/textproto"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	gomail "github.com/wneessen/go-mail"
 )
@@ -206,9 +208,34 @@ func (s *SMTP) Send(ctx context.Context, m Message) error {
 		if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
 			err = fmt.Errorf("%w (%w)", err, cerr)
 		}
-		return fmt.Errorf("mail %s via %s: %w", m.Key, s.addr(), err)
+		return &sendError{err: err, msg: fmt.Sprintf("mail %s via %s: %s", m.Key, s.addr(), redact(err.Error(), m.To))}
 	}
 	return nil
+}
+
+// sendError hides the recipients' addresses in its text: go-mail and most servers repeat
+// them in errors, and the text goes to logs and to the outbox's last_error, where customer
+// PII may not sit in clear. errors.As still reaches go-mail's error through Unwrap.
+type sendError struct {
+	err error
+	msg string
+}
+
+func (e *sendError) Error() string { return e.msg }
+func (e *sendError) Unwrap() error { return e.err }
+
+// redact replaces each recipient address in s with its first character and domain
+// ("a***@example.com"): enough to tell recipients and providers apart in a log.
+func redact(s string, to []netmail.Address) string {
+	for _, a := range to {
+		local, domain, ok := strings.Cut(a.Address, "@")
+		if !ok || local == "" {
+			continue
+		}
+		_, n := utf8.DecodeRuneInString(local)
+		s = strings.ReplaceAll(s, a.Address, local[:n]+"***@"+domain)
+	}
+	return s
 }
 
 func (s *SMTP) addr() string { return net.JoinHostPort(s.host, strconv.Itoa(s.port)) }

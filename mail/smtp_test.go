@@ -176,7 +176,7 @@ func TestSMTPRefusals(t *testing.T) {
 	ts := startServer(t, serverConfig{startTLS: true, user: "u", pass: "secret", rejectRcpt: func(to string) error {
 		switch to {
 		case "nobody@example.com":
-			return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}
+			return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "<" + to + ">: no such user"}
 		case "busy@example.com":
 			return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try again later"}
 		}
@@ -191,17 +191,22 @@ func TestSMTPRefusals(t *testing.T) {
 		{"nobody@example.com", "550", true},
 		{"busy@example.com", "451", false},
 	} {
-		m := plainMessage("refused/" + tc.rcpt)
+		m := plainMessage("refused/" + tc.code)
 		m.To = []netmail.Address{{Address: tc.rcpt}}
 		err := s.Send(context.Background(), m)
 		if err == nil {
 			t.Fatalf("%s: sent", tc.rcpt)
 		}
+		// The address is customer PII: the error (bound for logs and the outbox's
+		// last_error) shows only enough of it to tell recipients apart.
 		msg := err.Error()
-		for _, want := range []string{"RCPT TO", tc.code, tc.rcpt, m.Key} {
+		for _, want := range []string{"RCPT TO", tc.code, tc.rcpt[:1] + "***@example.com", m.Key} {
 			if !strings.Contains(msg, want) {
 				t.Errorf("%s: error %q lacks %q", tc.rcpt, msg, want)
 			}
+		}
+		if strings.Contains(msg, tc.rcpt) {
+			t.Errorf("error %q shows the recipient's address", msg)
 		}
 		if got := mail.Permanent(err); got != tc.permanent {
 			t.Errorf("%s: Permanent = %v, want %v (%v)", tc.rcpt, got, tc.permanent, err)
