@@ -66,7 +66,9 @@ func TestDirWritesEML(t *testing.T) {
 	d, logs := newDir(t)
 	at := time.Date(2026, 12, 2, 7, 3, 38, 0, time.UTC)
 	mail.SetClock(d, func() time.Time { return at })
-	m, err := mail.OrderConfirmation(sampleOrder(), from)
+	o := sampleOrder()
+	o.Name = "Zoë Ångström-Łukasz"
+	m, err := mail.OrderConfirmation(o, from)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,6 +87,12 @@ func TestDirWritesEML(t *testing.T) {
 	p := parse(t, raw)
 	if p.header.Get("Message-Id") != m.MessageID() || p.header.Get("Subject") != m.Subject || p.header.Get("To") == "" {
 		t.Errorf("headers %v", p.header)
+	}
+	if to, err := p.header.AddressList("To"); err != nil || len(to) != 1 || to[0].Name != o.Name || to[0].Address != o.Email {
+		t.Errorf("To %q (%v): a non-ASCII name must survive RFC 2047", p.header.Get("To"), err)
+	}
+	if !strings.Contains(p.text, "Hello Zoë Ångström-Łukasz,") {
+		t.Errorf("text:\n%s", p.text)
 	}
 	if dt, err := p.header.Date(); err != nil || !dt.Equal(at) {
 		t.Errorf("Date %q, want the time of writing %v", p.header.Get("Date"), at)

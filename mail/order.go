@@ -28,6 +28,7 @@ type Order struct {
 	URL             string // optional link to the order's page
 }
 
+// Line is one book of the order, with the prices charged.
 type Line struct {
 	Title          string
 	Quantity       int
@@ -35,6 +36,7 @@ type Line struct {
 	TotalCents     int64
 }
 
+// Cost is the order's total as charged.
 type Cost struct {
 	SubtotalCents int64
 	DiscountCents int64 // a positive amount taken off
@@ -44,6 +46,7 @@ type Cost struct {
 	Currency      string // ISO 4217
 }
 
+// Address is the shipping address, as the customer entered it.
 type Address struct {
 	Recipient  string
 	Line1      string
