@@ -25,7 +25,7 @@
 // Options in the query: starttls=required|opportunistic|none (smtp:// only; "required" means
 // a server or a man in the middle that does not offer STARTTLS gets no password),
 // timeout=30s (the whole session, 1s to 5m),
-// auth=plain|login|cram-md5|scram-sha-1|scram-sha-256|auto (plain by default when the URL
+// auth=plain|login|cram-md5|scram-sha-1|scram-sha-256 (plain by default when the URL
 // has a user), helo=name.
 // Percent-encode special characters in the user and password (@ is %40). Certificates are
 // always verified. The password is never logged: logs and errors show the URL with

@@ -47,13 +47,15 @@ func WithTLSConfig(c *tls.Config) SMTPOption {
 // timeout says otherwise.
 const DefaultSMTPTimeout = 30 * time.Second
 
+// authTypes are the mechanisms a URL may name. No auto-discovery: go-mail's cannot see the
+// TLS of a connection it did not dial (smtps goes through our dialer), so it would drop
+// PLAIN and LOGIN there; and providers document which mechanism they take.
 var authTypes = map[string]gomail.SMTPAuthType{
 	"plain":         gomail.SMTPAuthPlain,
 	"login":         gomail.SMTPAuthLogin,
 	"cram-md5":      gomail.SMTPAuthCramMD5,
 	"scram-sha-1":   gomail.SMTPAuthSCRAMSHA1,
 	"scram-sha-256": gomail.SMTPAuthSCRAMSHA256,
-	"auto":          gomail.SMTPAuthAutoDiscover,
 }
 
 // FromURL parses SMTP_URL:
@@ -63,7 +65,7 @@ var authTypes = map[string]gomail.SMTPAuthType{
 //
 // Query options: starttls=required|opportunistic|none (smtp only; default required, so a
 // man in the middle who strips STARTTLS gets an error, not the password), timeout=30s
-// (the whole session, 1s to 5m), auth=plain|login|cram-md5|scram-sha-1|scram-sha-256|auto
+// (the whole session, 1s to 5m), auth=plain|login|cram-md5|scram-sha-1|scram-sha-256
 // (default plain when the URL has a user, none without), helo=name. Percent-encode
 // special characters of the user and password. Errors never contain the password.
 func FromURL(raw string, opts ...SMTPOption) (*SMTP, error) {
@@ -143,7 +145,7 @@ func FromURL(raw string, opts ...SMTPOption) (*SMTP, error) {
 		case "auth":
 			a, ok := authTypes[strings.ToLower(v)]
 			if !ok {
-				return nil, bad("auth must be plain, login, cram-md5, scram-sha-1, scram-sha-256 or auto")
+				return nil, bad("auth must be plain, login, cram-md5, scram-sha-1 or scram-sha-256")
 			}
 			if u.User == nil {
 				return nil, bad("auth=%s needs a user in the URL", v)

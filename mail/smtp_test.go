@@ -408,6 +408,7 @@ func TestFromURL(t *testing.T) {
 		{"smtp://u:s3cret@h?timeout=10ms", "timeout", false},
 		{"smtp://u:s3cret@h?timeout=1h", "timeout", false},
 		{"smtp://u:s3cret@h?auth=ntlm", "auth must", false},
+		{"smtps://u:s3cret@h?auth=auto", "auth must", false},
 		{"smtp://h?auth=plain", "auth=plain needs a user", false},
 		{"smtp://u:s3cret@h?tls=yes", "unknown option", false},
 		{"smtp://u:s3cret@h?timeout=1s&timeout=2s", "given 2 times", false},
