@@ -310,7 +310,7 @@ func TestSMTPHeaderInjection(t *testing.T) {
 	o := sampleOrder()
 	o.Name = "Eve\r\nBcc: victim@evil.example\r\n\r\n<b>owned</b>"
 	o.Number = "BK-7\nX-Injected: 1"
-	o.Lines[0].Title = "Title\r\nCc: cc@evil.example"
+	o.Lines[0].Title = "<script>alert(1)</script>\r\nCc: cc@evil.example"
 	m, err := mail.OrderConfirmation(o, from)
 	if err != nil {
 		t.Fatal(err)
@@ -336,6 +336,12 @@ func TestSMTPHeaderInjection(t *testing.T) {
 	}
 	if s := p.header.Get("Subject"); s != "Your order BK-7 X-Injected: 1 is confirmed" {
 		t.Errorf("Subject %q", s)
+	}
+	if strings.Contains(p.html, "<script>") || !strings.Contains(p.html, "<td>&lt;script&gt;alert(1)&lt;/script&gt; Cc: cc@evil.example</td>") {
+		t.Errorf("title not escaped in HTML:\n%s", p.html)
+	}
+	if !strings.Contains(p.text, "2 x <script>alert(1)</script> Cc: cc@evil.example @ $14.99") {
+		t.Errorf("title not on one line in the text part:\n%s", p.text)
 	}
 	if strings.Contains(p.html, "<b>owned</b>") || !strings.Contains(p.html, "&lt;b&gt;owned&lt;/b&gt;") {
 		t.Errorf("name not escaped in HTML:\n%s", p.html)
