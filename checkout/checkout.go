@@ -97,6 +97,9 @@ func New(cfg Config) (*Service, error) {
 	return &Service{cfg: cfg}, nil
 }
 
+// PSP is the payment service provider checkout charges (refunds go to the same one).
+func (s *Service) PSP() payment.Provider { return s.cfg.PSP }
+
 // PSPTimeout is the charge call's timeout in force.
 func (s *Service) PSPTimeout() time.Duration { return s.cfg.PSPTimeout }
 
@@ -550,7 +553,7 @@ func (s *Service) Order(ctx context.Context, id uuid.UUID) (*bookstore.Order, er
 	if err != nil {
 		return nil, err
 	}
-	return s.open(rec)
+	return s.Open(rec)
 }
 
 func (s *Service) orderOf(rec *store.OrderRecord, email string, addr bookstore.Address) *bookstore.Order {
@@ -731,10 +734,11 @@ func (s *Service) Find(ctx context.Context, id, customer uuid.UUID, email, token
 			return nil, notFound
 		}
 	}
-	return s.open(rec)
+	return s.Open(rec)
 }
 
-func (s *Service) open(rec *store.OrderRecord) (*bookstore.Order, error) {
+// Open opens a stored order's sealed contact data. Callers authorize first.
+func (s *Service) Open(rec *store.OrderRecord) (*bookstore.Order, error) {
 	plain, err := s.cfg.PII.Decrypt(rec.ContactEnc, contactAAD(rec.ID))
 	if err != nil {
 		return nil, fmt.Errorf("open order %s contact: %w", rec.ID, err)

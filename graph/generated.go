@@ -19,6 +19,7 @@ import (
 	"github.com/shopfront/bookstore/cart"
 	"github.com/shopfront/bookstore/graph/model"
 	"github.com/shopfront/bookstore/identity"
+	"github.com/shopfront/bookstore/shipping"
 	gqlparser "github.com/vektah/gqlparser/v2"
 	"github.com/vektah/gqlparser/v2/ast"
 )
@@ -43,12 +44,14 @@ type ResolverRoot interface {
 	Mutation() MutationResolver
 	Order() OrderResolver
 	OrderAddress() OrderAddressResolver
+	OrderEvent() OrderEventResolver
 	OrderLine() OrderLineResolver
 	OrderPayment() OrderPaymentResolver
 	Promotion() PromotionResolver
 	Query() QueryResolver
 	Review() ReviewResolver
 	StockMovement() StockMovementResolver
+	Subscription() SubscriptionResolver
 }
 
 type DirectiveRoot struct {
@@ -200,6 +203,7 @@ type ComplexityRoot struct {
 		Email     func(childComplexity int) int
 		ID        func(childComplexity int) int
 		Name      func(childComplexity int) int
+		Orders    func(childComplexity int, first *int, after *string, status *bookstore.OrderStatus) int
 		Phone     func(childComplexity int) int
 		Role      func(childComplexity int) int
 	}
@@ -238,6 +242,8 @@ type ComplexityRoot struct {
 		DeleteAddress           func(childComplexity int, id string) int
 		Login                   func(childComplexity int, input model.LoginInput) int
 		Logout                  func(childComplexity int, refreshToken string) int
+		OrderCancel             func(childComplexity int, id string, reason *string) int
+		OrderMarkShipped        func(childComplexity int, id string, carrier string, trackingNumber string) int
 		PromotionCreate         func(childComplexity int, input model.PromotionInput) int
 		PromotionDeactivate     func(childComplexity int, id string) int
 		PromotionUpdate         func(childComplexity int, id string, input model.PromotionInput) int
@@ -252,10 +258,12 @@ type ComplexityRoot struct {
 		CreatedAt       func(childComplexity int) int
 		Discounts       func(childComplexity int) int
 		Email           func(childComplexity int) int
+		Events          func(childComplexity int) int
 		ID              func(childComplexity int) int
 		Lines           func(childComplexity int) int
 		Number          func(childComplexity int) int
 		Payment         func(childComplexity int) int
+		Shipments       func(childComplexity int) int
 		ShippingAddress func(childComplexity int) int
 		ShippingMethod  func(childComplexity int) int
 		Status          func(childComplexity int) int
@@ -273,9 +281,30 @@ type ComplexityRoot struct {
 		Region     func(childComplexity int) int
 	}
 
+	OrderConnection struct {
+		Edges    func(childComplexity int) int
+		PageInfo func(childComplexity int) int
+	}
+
 	OrderDiscount struct {
 		AmountCents func(childComplexity int) int
 		Code        func(childComplexity int) int
+	}
+
+	OrderEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
+	OrderEvent struct {
+		At             func(childComplexity int) int
+		Location       func(childComplexity int) int
+		Reason         func(childComplexity int) int
+		Seq            func(childComplexity int) int
+		ShipmentStatus func(childComplexity int) int
+		Status         func(childComplexity int) int
+		TrackingNumber func(childComplexity int) int
+		Type           func(childComplexity int) int
 	}
 
 	OrderLine struct {
@@ -286,6 +315,11 @@ type ComplexityRoot struct {
 		UnitPriceCents func(childComplexity int) int
 	}
 
+	OrderPayload struct {
+		Order      func(childComplexity int) int
+		UserErrors func(childComplexity int) int
+	}
+
 	OrderPayment struct {
 		Brand          func(childComplexity int) int
 		FailureCode    func(childComplexity int) int
@@ -294,6 +328,11 @@ type ComplexityRoot struct {
 		Method         func(childComplexity int) int
 		Status         func(childComplexity int) int
 		Wallet         func(childComplexity int) int
+	}
+
+	OrderStatusUpdate struct {
+		Event func(childComplexity int) int
+		Order func(childComplexity int) int
 	}
 
 	PageInfo struct {
@@ -409,6 +448,20 @@ type ComplexityRoot struct {
 		TotalCount func(childComplexity int) int
 	}
 
+	Shipment struct {
+		Carrier           func(childComplexity int) int
+		EstimatedDelivery func(childComplexity int) int
+		Events            func(childComplexity int) int
+		Status            func(childComplexity int) int
+		TrackingNumber    func(childComplexity int) int
+	}
+
+	ShipmentEvent struct {
+		At       func(childComplexity int) int
+		Location func(childComplexity int) int
+		Status   func(childComplexity int) int
+	}
+
 	ShippingMethod struct {
 		Code          func(childComplexity int) int
 		EstimatedDays func(childComplexity int) int
@@ -438,6 +491,10 @@ type ComplexityRoot struct {
 		Book       func(childComplexity int) int
 		Movement   func(childComplexity int) int
 		UserErrors func(childComplexity int) int
+	}
+
+	Subscription struct {
+		OrderStatusChanged func(childComplexity int, orderID string, afterSeq *int, email *string, accessToken *string) int
 	}
 
 	Suggestion struct {
@@ -495,9 +552,12 @@ type CustomerResolver interface {
 
 	Addresses(ctx context.Context, obj *identity.Customer) ([]*identity.Address, error)
 	Cart(ctx context.Context, obj *identity.Customer) (*cart.View, error)
+	Orders(ctx context.Context, obj *identity.Customer, first *int, after *string, status *bookstore.OrderStatus) (*model.OrderConnection, error)
 }
 type MutationResolver interface {
 	Checkout(ctx context.Context, input model.CheckoutInput) (*model.CheckoutPayload, error)
+	OrderCancel(ctx context.Context, id string, reason *string) (*model.OrderPayload, error)
+	OrderMarkShipped(ctx context.Context, id string, carrier string, trackingNumber string) (*model.OrderPayload, error)
 	Register(ctx context.Context, input model.RegisterInput) (*model.AuthPayload, error)
 	Login(ctx context.Context, input model.LoginInput) (*model.AuthPayload, error)
 	RefreshToken(ctx context.Context, token string) (*model.AuthPayload, error)
@@ -518,9 +578,18 @@ type MutationResolver interface {
 }
 type OrderResolver interface {
 	ID(ctx context.Context, obj *bookstore.Order) (string, error)
+
+	Events(ctx context.Context, obj *bookstore.Order) ([]*bookstore.OrderEvent, error)
+	Shipments(ctx context.Context, obj *bookstore.Order) ([]*shipping.Shipment, error)
 }
 type OrderAddressResolver interface {
 	Phone(ctx context.Context, obj *bookstore.Address) (*string, error)
+}
+type OrderEventResolver interface {
+	ShipmentStatus(ctx context.Context, obj *bookstore.OrderEvent) (*shipping.Status, error)
+	Location(ctx context.Context, obj *bookstore.OrderEvent) (*string, error)
+	TrackingNumber(ctx context.Context, obj *bookstore.OrderEvent) (*string, error)
+	Reason(ctx context.Context, obj *bookstore.OrderEvent) (*string, error)
 }
 type OrderLineResolver interface {
 	Book(ctx context.Context, obj *bookstore.OrderLine) (*bookstore.Book, error)
@@ -562,6 +631,9 @@ type ReviewResolver interface {
 }
 type StockMovementResolver interface {
 	ActorID(ctx context.Context, obj *bookstore.StockMovement) (*string, error)
+}
+type SubscriptionResolver interface {
+	OrderStatusChanged(ctx context.Context, orderID string, afterSeq *int, email *string, accessToken *string) (<-chan *model.OrderStatusUpdate, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -1160,6 +1232,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Customer.Name(childComplexity), true
+	case "Customer.orders":
+		if e.ComplexityRoot.Customer.Orders == nil {
+			break
+		}
+
+		args, err := ec.field_Customer_orders_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Customer.Orders(childComplexity, args["first"].(*int), args["after"].(*string), args["status"].(*bookstore.OrderStatus)), true
 	case "Customer.phone":
 		if e.ComplexityRoot.Customer.Phone == nil {
 			break
@@ -1358,6 +1441,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.Logout(childComplexity, args["refreshToken"].(string)), true
+	case "Mutation.orderCancel":
+		if e.ComplexityRoot.Mutation.OrderCancel == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_orderCancel_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.OrderCancel(childComplexity, args["id"].(string), args["reason"].(*string)), true
+	case "Mutation.orderMarkShipped":
+		if e.ComplexityRoot.Mutation.OrderMarkShipped == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_orderMarkShipped_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.OrderMarkShipped(childComplexity, args["id"].(string), args["carrier"].(string), args["trackingNumber"].(string)), true
 	case "Mutation.promotionCreate":
 		if e.ComplexityRoot.Mutation.PromotionCreate == nil {
 			break
@@ -1460,6 +1565,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Order.Email(childComplexity), true
+	case "Order.events":
+		if e.ComplexityRoot.Order.Events == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Order.Events(childComplexity), true
 	case "Order.id":
 		if e.ComplexityRoot.Order.ID == nil {
 			break
@@ -1484,6 +1595,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Order.Payment(childComplexity), true
+	case "Order.shipments":
+		if e.ComplexityRoot.Order.Shipments == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Order.Shipments(childComplexity), true
 	case "Order.shippingAddress":
 		if e.ComplexityRoot.Order.ShippingAddress == nil {
 			break
@@ -1558,6 +1675,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.OrderAddress.Region(childComplexity), true
 
+	case "OrderConnection.edges":
+		if e.ComplexityRoot.OrderConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrderConnection.Edges(childComplexity), true
+	case "OrderConnection.pageInfo":
+		if e.ComplexityRoot.OrderConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrderConnection.PageInfo(childComplexity), true
+
 	case "OrderDiscount.amountCents":
 		if e.ComplexityRoot.OrderDiscount.AmountCents == nil {
 			break
@@ -1570,6 +1700,68 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.OrderDiscount.Code(childComplexity), true
+
+	case "OrderEdge.cursor":
+		if e.ComplexityRoot.OrderEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrderEdge.Cursor(childComplexity), true
+	case "OrderEdge.node":
+		if e.ComplexityRoot.OrderEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrderEdge.Node(childComplexity), true
+
+	case "OrderEvent.at":
+		if e.ComplexityRoot.OrderEvent.At == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrderEvent.At(childComplexity), true
+	case "OrderEvent.location":
+		if e.ComplexityRoot.OrderEvent.Location == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrderEvent.Location(childComplexity), true
+	case "OrderEvent.reason":
+		if e.ComplexityRoot.OrderEvent.Reason == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrderEvent.Reason(childComplexity), true
+	case "OrderEvent.seq":
+		if e.ComplexityRoot.OrderEvent.Seq == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrderEvent.Seq(childComplexity), true
+	case "OrderEvent.shipmentStatus":
+		if e.ComplexityRoot.OrderEvent.ShipmentStatus == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrderEvent.ShipmentStatus(childComplexity), true
+	case "OrderEvent.status":
+		if e.ComplexityRoot.OrderEvent.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrderEvent.Status(childComplexity), true
+	case "OrderEvent.trackingNumber":
+		if e.ComplexityRoot.OrderEvent.TrackingNumber == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrderEvent.TrackingNumber(childComplexity), true
+	case "OrderEvent.type":
+		if e.ComplexityRoot.OrderEvent.Type == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrderEvent.Type(childComplexity), true
 
 	case "OrderLine.book":
 		if e.ComplexityRoot.OrderLine.Book == nil {
@@ -1601,6 +1793,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.OrderLine.UnitPriceCents(childComplexity), true
+
+	case "OrderPayload.order":
+		if e.ComplexityRoot.OrderPayload.Order == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrderPayload.Order(childComplexity), true
+	case "OrderPayload.userErrors":
+		if e.ComplexityRoot.OrderPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrderPayload.UserErrors(childComplexity), true
 
 	case "OrderPayment.brand":
 		if e.ComplexityRoot.OrderPayment.Brand == nil {
@@ -1644,6 +1849,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.OrderPayment.Wallet(childComplexity), true
+
+	case "OrderStatusUpdate.event":
+		if e.ComplexityRoot.OrderStatusUpdate.Event == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrderStatusUpdate.Event(childComplexity), true
+	case "OrderStatusUpdate.order":
+		if e.ComplexityRoot.OrderStatusUpdate.Order == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrderStatusUpdate.Order(childComplexity), true
 
 	case "PageInfo.endCursor":
 		if e.ComplexityRoot.PageInfo.EndCursor == nil {
@@ -2156,6 +2374,56 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.SearchResult.TotalCount(childComplexity), true
 
+	case "Shipment.carrier":
+		if e.ComplexityRoot.Shipment.Carrier == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Shipment.Carrier(childComplexity), true
+	case "Shipment.estimatedDelivery":
+		if e.ComplexityRoot.Shipment.EstimatedDelivery == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Shipment.EstimatedDelivery(childComplexity), true
+	case "Shipment.events":
+		if e.ComplexityRoot.Shipment.Events == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Shipment.Events(childComplexity), true
+	case "Shipment.status":
+		if e.ComplexityRoot.Shipment.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Shipment.Status(childComplexity), true
+	case "Shipment.trackingNumber":
+		if e.ComplexityRoot.Shipment.TrackingNumber == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Shipment.TrackingNumber(childComplexity), true
+
+	case "ShipmentEvent.at":
+		if e.ComplexityRoot.ShipmentEvent.At == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ShipmentEvent.At(childComplexity), true
+	case "ShipmentEvent.location":
+		if e.ComplexityRoot.ShipmentEvent.Location == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ShipmentEvent.Location(childComplexity), true
+	case "ShipmentEvent.status":
+		if e.ComplexityRoot.ShipmentEvent.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ShipmentEvent.Status(childComplexity), true
+
 	case "ShippingMethod.code":
 		if e.ComplexityRoot.ShippingMethod.Code == nil {
 			break
@@ -2256,6 +2524,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.StockPayload.UserErrors(childComplexity), true
+
+	case "Subscription.orderStatusChanged":
+		if e.ComplexityRoot.Subscription.OrderStatusChanged == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_orderStatusChanged_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.OrderStatusChanged(childComplexity, args["orderId"].(string), args["afterSeq"].(*int), args["email"].(*string), args["accessToken"].(*string)), true
 
 	case "Suggestion.kind":
 		if e.ComplexityRoot.Suggestion.Kind == nil {
@@ -2364,6 +2644,23 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 				Data: buf.Bytes(),
 			}
 		}
+	case ast.Subscription:
+		next := ec._Subscription(ctx, opCtx.Operation.SelectionSet)
+
+		var buf bytes.Buffer
+		return func(ctx context.Context) *graphql.Response {
+			buf.Reset()
+			data := next(ctx)
+
+			if data == nil {
+				return nil
+			}
+			data.MarshalGQL(&buf)
+
+			return &graphql.Response{
+				Data: buf.Bytes(),
+			}
+		}
 
 	default:
 		return graphql.OneShot(graphql.ErrorResponse(ctx, "unsupported GraphQL operation"))
@@ -2402,6 +2699,7 @@ Conventions:
 schema {
   query: Query
   mutation: Mutation
+  subscription: Subscription
 }
 
 "An RFC 3339 date-time with time zone, for example 2024-05-01T00:00:00Z."
@@ -2519,6 +2817,20 @@ type Mutation {
   is settled in the background: read it again with ` + "`" + `order` + "`" + `.
   """
   checkout(input: CheckoutInput!): CheckoutPayload!
+
+  """
+  Cancels an order before it ships: its customer's own order while it is PAID or
+  FULFILLING, or any such order for an admin. The stock and discount uses go back at
+  once and the payment is refunded through the payment service (` + "`" + `payment.status` + "`" + ` becomes
+  REFUNDED when it has gone through). userErrors: NOT_FOUND (not yours), and
+  ORDER_NOT_CANCELLABLE once the order has shipped, ended or is still unpaid.
+  """
+  orderCancel(id: ID!, reason: String): OrderPayload!
+  """
+  Admin: records that a paid order was shipped by hand with a carrier's tracking number
+  (PAID or FULFILLING becomes SHIPPED). userErrors: INVALID_ORDER_STATUS.
+  """
+  orderMarkShipped(id: ID!, carrier: String!, trackingNumber: String!): OrderPayload!
 
   "Creates a customer account and signs it in."
   register(input: RegisterInput!): AuthPayload!
@@ -2758,6 +3070,8 @@ type Customer implements Node {
   addresses: [Address!]!
   "The customer's current cart (the latest created or merged into), or null."
   cart: Cart
+  "The customer's orders, newest first; ` + "`" + `status` + "`" + ` keeps those in one status."
+  orders(first: Int = 20, after: String, status: OrderStatus): OrderConnection!
 }
 
 "A saved shipping address; visible only to its owner."
@@ -3169,12 +3483,110 @@ type CheckoutPayload {
   userErrors: [UserError!]!
 }
 
+"""
+Where an order is. The allowed changes: PENDING_PAYMENT -> PAID | PAYMENT_FAILED;
+PAID -> FULFILLING -> SHIPPED -> DELIVERED; PAID | FULFILLING -> CANCELLED;
+DELIVERED -> RETURNED.
+"""
 enum OrderStatus {
   "Stock is reserved; the payment service has not answered yet."
   PENDING_PAYMENT
   PAID
   "The payment failed: nothing was charged, the stock and discount uses were given back."
   PAYMENT_FAILED
+  "The carrier has the parcel's label; it is being packed."
+  FULFILLING
+  SHIPPED
+  DELIVERED
+  "Cancelled before shipping: stock given back, payment refunded."
+  CANCELLED
+  RETURNED
+}
+
+enum OrderEventType {
+  PLACED
+  PAID
+  PAYMENT_FAILED
+  FULFILLING
+  SHIPPED
+  "A tracking update of a shipment (the order's status is unchanged)."
+  SHIPMENT_UPDATED
+  DELIVERED
+  CANCELLED
+  RETURNED
+}
+
+"One entry of an order's history."
+type OrderEvent {
+  "1, 2, 3... per order, without gaps: resume a subscription after the last seen."
+  seq: Int!
+  type: OrderEventType!
+  "The order's status after the event."
+  status: OrderStatus!
+  at: Time!
+  "Shipment events: the carrier's status and where the parcel was."
+  shipmentStatus: ShipmentStatus
+  location: String
+  trackingNumber: String
+  "CANCELLED: the reason given."
+  reason: String
+}
+
+type OrderConnection {
+  edges: [OrderEdge!]!
+  pageInfo: PageInfo!
+}
+
+type OrderEdge {
+  cursor: String!
+  node: Order!
+}
+
+type OrderPayload {
+  order: Order
+  userErrors: [UserError!]!
+}
+
+enum ShipmentStatus {
+  LABEL_CREATED
+  IN_TRANSIT
+  OUT_FOR_DELIVERY
+  DELIVERED
+  DELAYED
+  FAILED_ATTEMPT
+}
+
+"A parcel of an order and its tracking history."
+type Shipment {
+  carrier: String!
+  trackingNumber: String!
+  status: ShipmentStatus!
+  "Oldest first."
+  events: [ShipmentEvent!]!
+  estimatedDelivery: Time!
+}
+
+type ShipmentEvent {
+  status: ShipmentStatus!
+  at: Time!
+  location: String!
+}
+
+type OrderStatusUpdate {
+  order: Order!
+  event: OrderEvent!
+}
+
+type Subscription {
+  """
+  The order's events as they happen. Pass ` + "`" + `afterSeq` + "`" + ` (the last ` + "`" + `event.seq` + "`" + ` you saw) to
+  resume: the events after it are replayed first, then live ones follow, with no gap and
+  no duplicate. A customer authenticates the connection (graphql-transport-ws
+  ` + "`" + `connection_init` + "`" + ` payload ` + "`" + `{ "authorization": "Bearer <token>" }` + "`" + `, or the
+  Authorization header for SSE); a guest passes the order's ` + "`" + `email` + "`" + ` and ` + "`" + `accessToken` + "`" + `.
+  Someone else's order is NOT_FOUND.
+  """
+  orderStatusChanged(orderId: ID!, afterSeq: Int, email: String, accessToken: String): OrderStatusUpdate!
 }
 
 "A purchase. Visible to its customer, or to a guest with its email and access token."
@@ -3194,6 +3606,9 @@ type Order implements Node {
   shippingAddress: OrderAddress!
   shippingMethod: String!
   payment: OrderPayment!
+  "The order's history, oldest first."
+  events: [OrderEvent!]!
+  shipments: [Shipment!]!
 }
 
 type OrderLine {
@@ -3544,6 +3959,8 @@ func (ec *executionContext) childFields_Customer(ctx context.Context, field grap
 		return ec.fieldContext_Customer_addresses(ctx, field)
 	case "cart":
 		return ec.fieldContext_Customer_cart(ctx, field)
+	case "orders":
+		return ec.fieldContext_Customer_orders(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Customer", field.Name)
 }
@@ -3618,6 +4035,10 @@ func (ec *executionContext) childFields_Order(ctx context.Context, field graphql
 		return ec.fieldContext_Order_shippingMethod(ctx, field)
 	case "payment":
 		return ec.fieldContext_Order_payment(ctx, field)
+	case "events":
+		return ec.fieldContext_Order_events(ctx, field)
+	case "shipments":
+		return ec.fieldContext_Order_shipments(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Order", field.Name)
 }
@@ -3644,6 +4065,16 @@ func (ec *executionContext) childFields_OrderAddress(ctx context.Context, field 
 	return nil, fmt.Errorf("no field named %q was found under type OrderAddress", field.Name)
 }
 
+func (ec *executionContext) childFields_OrderConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_OrderConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_OrderConnection_pageInfo(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type OrderConnection", field.Name)
+}
+
 func (ec *executionContext) childFields_OrderDiscount(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "code":
@@ -3652,6 +4083,38 @@ func (ec *executionContext) childFields_OrderDiscount(ctx context.Context, field
 		return ec.fieldContext_OrderDiscount_amountCents(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type OrderDiscount", field.Name)
+}
+
+func (ec *executionContext) childFields_OrderEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_OrderEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_OrderEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type OrderEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_OrderEvent(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "seq":
+		return ec.fieldContext_OrderEvent_seq(ctx, field)
+	case "type":
+		return ec.fieldContext_OrderEvent_type(ctx, field)
+	case "status":
+		return ec.fieldContext_OrderEvent_status(ctx, field)
+	case "at":
+		return ec.fieldContext_OrderEvent_at(ctx, field)
+	case "shipmentStatus":
+		return ec.fieldContext_OrderEvent_shipmentStatus(ctx, field)
+	case "location":
+		return ec.fieldContext_OrderEvent_location(ctx, field)
+	case "trackingNumber":
+		return ec.fieldContext_OrderEvent_trackingNumber(ctx, field)
+	case "reason":
+		return ec.fieldContext_OrderEvent_reason(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type OrderEvent", field.Name)
 }
 
 func (ec *executionContext) childFields_OrderLine(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -3668,6 +4131,16 @@ func (ec *executionContext) childFields_OrderLine(ctx context.Context, field gra
 		return ec.fieldContext_OrderLine_totalCents(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type OrderLine", field.Name)
+}
+
+func (ec *executionContext) childFields_OrderPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "order":
+		return ec.fieldContext_OrderPayload_order(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_OrderPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type OrderPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_OrderPayment(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -3688,6 +4161,16 @@ func (ec *executionContext) childFields_OrderPayment(ctx context.Context, field 
 		return ec.fieldContext_OrderPayment_failureMessage(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type OrderPayment", field.Name)
+}
+
+func (ec *executionContext) childFields_OrderStatusUpdate(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "order":
+		return ec.fieldContext_OrderStatusUpdate_order(ctx, field)
+	case "event":
+		return ec.fieldContext_OrderStatusUpdate_event(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type OrderStatusUpdate", field.Name)
 }
 
 func (ec *executionContext) childFields_PageInfo(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -3876,6 +4359,34 @@ func (ec *executionContext) childFields_SearchResult(ctx context.Context, field 
 		return ec.fieldContext_SearchResult_facets(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type SearchResult", field.Name)
+}
+
+func (ec *executionContext) childFields_Shipment(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "carrier":
+		return ec.fieldContext_Shipment_carrier(ctx, field)
+	case "trackingNumber":
+		return ec.fieldContext_Shipment_trackingNumber(ctx, field)
+	case "status":
+		return ec.fieldContext_Shipment_status(ctx, field)
+	case "events":
+		return ec.fieldContext_Shipment_events(ctx, field)
+	case "estimatedDelivery":
+		return ec.fieldContext_Shipment_estimatedDelivery(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Shipment", field.Name)
+}
+
+func (ec *executionContext) childFields_ShipmentEvent(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "status":
+		return ec.fieldContext_ShipmentEvent_status(ctx, field)
+	case "at":
+		return ec.fieldContext_ShipmentEvent_at(ctx, field)
+	case "location":
+		return ec.fieldContext_ShipmentEvent_location(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ShipmentEvent", field.Name)
 }
 
 func (ec *executionContext) childFields_ShippingMethod(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -4176,6 +4687,36 @@ func (ec *executionContext) field_Category_books_args(ctx context.Context, rawAr
 	return args, nil
 }
 
+func (ec *executionContext) field_Customer_orders_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "status",
+		func(ctx context.Context, v any) (*bookstore.OrderStatus, error) {
+			return ec.unmarshalOOrderStatus2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚐOrderStatus(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["status"] = arg2
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_addAddress_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -4375,6 +4916,58 @@ func (ec *executionContext) field_Mutation_logout_args(ctx context.Context, rawA
 		return nil, err
 	}
 	args["refreshToken"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_orderCancel_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "reason",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["reason"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_orderMarkShipped_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "carrier",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["carrier"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "trackingNumber",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["trackingNumber"] = arg2
 	return args, nil
 }
 
@@ -4843,6 +5436,44 @@ func (ec *executionContext) field_Query_suggest_args(ctx context.Context, rawArg
 		return nil, err
 	}
 	args["first"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_orderStatusChanged_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "orderId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["orderId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "afterSeq",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["afterSeq"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "email",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["email"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "accessToken",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["accessToken"] = arg3
 	return args, nil
 }
 
@@ -7381,6 +8012,50 @@ func (ec *executionContext) fieldContext_Customer_cart(_ context.Context, field 
 	return fc, nil
 }
 
+func (ec *executionContext) _Customer_orders(ctx context.Context, field graphql.CollectedField, obj *identity.Customer) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Customer_orders(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Customer().Orders(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["status"].(*bookstore.OrderStatus))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.OrderConnection) graphql.Marshaler {
+			return ec.marshalNOrderConnection2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚋgraphᚋmodelᚐOrderConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Customer_orders(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Customer",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_OrderConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Customer_orders_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _DeletePayload_deletedId(ctx context.Context, field graphql.CollectedField, obj *model.DeletePayload) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -7667,6 +8342,94 @@ func (ec *executionContext) fieldContext_Mutation_checkout(ctx context.Context, 
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_checkout_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_orderCancel(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_orderCancel(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().OrderCancel(ctx, fc.Args["id"].(string), fc.Args["reason"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.OrderPayload) graphql.Marshaler {
+			return ec.marshalNOrderPayload2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚋgraphᚋmodelᚐOrderPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_orderCancel(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_OrderPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_orderCancel_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_orderMarkShipped(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_orderMarkShipped(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().OrderMarkShipped(ctx, fc.Args["id"].(string), fc.Args["carrier"].(string), fc.Args["trackingNumber"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.OrderPayload) graphql.Marshaler {
+			return ec.marshalNOrderPayload2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚋgraphᚋmodelᚐOrderPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_orderMarkShipped(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_OrderPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_orderMarkShipped_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -8742,6 +9505,70 @@ func (ec *executionContext) fieldContext_Order_payment(_ context.Context, field 
 	return fc, nil
 }
 
+func (ec *executionContext) _Order_events(ctx context.Context, field graphql.CollectedField, obj *bookstore.Order) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Order_events(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Order().Events(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*bookstore.OrderEvent) graphql.Marshaler {
+			return ec.marshalNOrderEvent2ᚕᚖgithubᚗcomᚋshopfrontᚋbookstoreᚐOrderEventᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Order_events(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Order",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_OrderEvent(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Order_shipments(ctx context.Context, field graphql.CollectedField, obj *bookstore.Order) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Order_shipments(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Order().Shipments(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*shipping.Shipment) graphql.Marshaler {
+			return ec.marshalNShipment2ᚕᚖgithubᚗcomᚋshopfrontᚋbookstoreᚋshippingᚐShipmentᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Order_shipments(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Order",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Shipment(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _OrderAddress_recipient(ctx context.Context, field graphql.CollectedField, obj *bookstore.Address) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -8926,6 +9753,70 @@ func (ec *executionContext) fieldContext_OrderAddress_phone(_ context.Context, f
 	return graphql.NewScalarFieldContext("OrderAddress", field, true, true, "String")
 }
 
+func (ec *executionContext) _OrderConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.OrderConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrderConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.OrderEdge) graphql.Marshaler {
+			return ec.marshalNOrderEdge2ᚕᚖgithubᚗcomᚋshopfrontᚋbookstoreᚋgraphᚋmodelᚐOrderEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OrderConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "OrderConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_OrderEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _OrderConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *model.OrderConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrderConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *bookstore.PageInfo) graphql.Marshaler {
+			return ec.marshalNPageInfo2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OrderConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "OrderConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _OrderDiscount_code(ctx context.Context, field graphql.CollectedField, obj *bookstore.OrderDiscount) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -8970,6 +9861,245 @@ func (ec *executionContext) _OrderDiscount_amountCents(ctx context.Context, fiel
 }
 func (ec *executionContext) fieldContext_OrderDiscount_amountCents(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("OrderDiscount", field, false, false, "Int")
+}
+
+func (ec *executionContext) _OrderEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.OrderEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrderEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OrderEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OrderEdge", field, false, false, "String")
+}
+
+func (ec *executionContext) _OrderEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.OrderEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrderEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *bookstore.Order) graphql.Marshaler {
+			return ec.marshalNOrder2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚐOrder(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OrderEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "OrderEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Order(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _OrderEvent_seq(ctx context.Context, field graphql.CollectedField, obj *bookstore.OrderEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrderEvent_seq(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Seq, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OrderEvent_seq(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OrderEvent", field, false, false, "Int")
+}
+
+func (ec *executionContext) _OrderEvent_type(ctx context.Context, field graphql.CollectedField, obj *bookstore.OrderEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrderEvent_type(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Type, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bookstore.OrderEventType) graphql.Marshaler {
+			return ec.marshalNOrderEventType2githubᚗcomᚋshopfrontᚋbookstoreᚐOrderEventType(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OrderEvent_type(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OrderEvent", field, false, false, "OrderEventType")
+}
+
+func (ec *executionContext) _OrderEvent_status(ctx context.Context, field graphql.CollectedField, obj *bookstore.OrderEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrderEvent_status(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Status, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bookstore.OrderStatus) graphql.Marshaler {
+			return ec.marshalNOrderStatus2githubᚗcomᚋshopfrontᚋbookstoreᚐOrderStatus(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OrderEvent_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OrderEvent", field, false, false, "OrderStatus")
+}
+
+func (ec *executionContext) _OrderEvent_at(ctx context.Context, field graphql.CollectedField, obj *bookstore.OrderEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrderEvent_at(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.At, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OrderEvent_at(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OrderEvent", field, false, false, "Time")
+}
+
+func (ec *executionContext) _OrderEvent_shipmentStatus(ctx context.Context, field graphql.CollectedField, obj *bookstore.OrderEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrderEvent_shipmentStatus(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.OrderEvent().ShipmentStatus(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *shipping.Status) graphql.Marshaler {
+			return ec.marshalOShipmentStatus2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚋshippingᚐStatus(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_OrderEvent_shipmentStatus(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OrderEvent", field, true, true, "ShipmentStatus")
+}
+
+func (ec *executionContext) _OrderEvent_location(ctx context.Context, field graphql.CollectedField, obj *bookstore.OrderEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrderEvent_location(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.OrderEvent().Location(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_OrderEvent_location(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OrderEvent", field, true, true, "String")
+}
+
+func (ec *executionContext) _OrderEvent_trackingNumber(ctx context.Context, field graphql.CollectedField, obj *bookstore.OrderEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrderEvent_trackingNumber(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.OrderEvent().TrackingNumber(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_OrderEvent_trackingNumber(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OrderEvent", field, true, true, "String")
+}
+
+func (ec *executionContext) _OrderEvent_reason(ctx context.Context, field graphql.CollectedField, obj *bookstore.OrderEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrderEvent_reason(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.OrderEvent().Reason(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_OrderEvent_reason(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OrderEvent", field, true, true, "String")
 }
 
 func (ec *executionContext) _OrderLine_book(ctx context.Context, field graphql.CollectedField, obj *bookstore.OrderLine) (ret graphql.Marshaler) {
@@ -9094,6 +10224,70 @@ func (ec *executionContext) _OrderLine_totalCents(ctx context.Context, field gra
 }
 func (ec *executionContext) fieldContext_OrderLine_totalCents(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("OrderLine", field, false, false, "Int")
+}
+
+func (ec *executionContext) _OrderPayload_order(ctx context.Context, field graphql.CollectedField, obj *model.OrderPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrderPayload_order(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Order, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *bookstore.Order) graphql.Marshaler {
+			return ec.marshalOOrder2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚐOrder(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_OrderPayload_order(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "OrderPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Order(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _OrderPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.OrderPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrderPayload_userErrors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserErrors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.UserError) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋshopfrontᚋbookstoreᚋgraphᚋmodelᚐUserErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OrderPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "OrderPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _OrderPayment_method(ctx context.Context, field graphql.CollectedField, obj *bookstore.OrderPayment) (ret graphql.Marshaler) {
@@ -9255,6 +10449,70 @@ func (ec *executionContext) _OrderPayment_failureMessage(ctx context.Context, fi
 }
 func (ec *executionContext) fieldContext_OrderPayment_failureMessage(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("OrderPayment", field, true, true, "String")
+}
+
+func (ec *executionContext) _OrderStatusUpdate_order(ctx context.Context, field graphql.CollectedField, obj *model.OrderStatusUpdate) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrderStatusUpdate_order(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Order, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *bookstore.Order) graphql.Marshaler {
+			return ec.marshalNOrder2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚐOrder(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OrderStatusUpdate_order(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "OrderStatusUpdate",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Order(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _OrderStatusUpdate_event(ctx context.Context, field graphql.CollectedField, obj *model.OrderStatusUpdate) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrderStatusUpdate_event(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Event, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *bookstore.OrderEvent) graphql.Marshaler {
+			return ec.marshalNOrderEvent2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚐOrderEvent(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OrderStatusUpdate_event(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "OrderStatusUpdate",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_OrderEvent(ctx, field)
+		},
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _PageInfo_hasNextPage(ctx context.Context, field graphql.CollectedField, obj *bookstore.PageInfo) (ret graphql.Marshaler) {
@@ -11440,6 +12698,199 @@ func (ec *executionContext) fieldContext_SearchResult_facets(_ context.Context, 
 	return fc, nil
 }
 
+func (ec *executionContext) _Shipment_carrier(ctx context.Context, field graphql.CollectedField, obj *shipping.Shipment) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Shipment_carrier(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Carrier, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Shipment_carrier(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Shipment", field, false, false, "String")
+}
+
+func (ec *executionContext) _Shipment_trackingNumber(ctx context.Context, field graphql.CollectedField, obj *shipping.Shipment) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Shipment_trackingNumber(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TrackingNumber, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Shipment_trackingNumber(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Shipment", field, false, false, "String")
+}
+
+func (ec *executionContext) _Shipment_status(ctx context.Context, field graphql.CollectedField, obj *shipping.Shipment) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Shipment_status(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Status, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v shipping.Status) graphql.Marshaler {
+			return ec.marshalNShipmentStatus2githubᚗcomᚋshopfrontᚋbookstoreᚋshippingᚐStatus(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Shipment_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Shipment", field, false, false, "ShipmentStatus")
+}
+
+func (ec *executionContext) _Shipment_events(ctx context.Context, field graphql.CollectedField, obj *shipping.Shipment) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Shipment_events(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Events, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []shipping.Event) graphql.Marshaler {
+			return ec.marshalNShipmentEvent2ᚕgithubᚗcomᚋshopfrontᚋbookstoreᚋshippingᚐEventᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Shipment_events(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Shipment",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ShipmentEvent(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Shipment_estimatedDelivery(ctx context.Context, field graphql.CollectedField, obj *shipping.Shipment) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Shipment_estimatedDelivery(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.EstimatedDelivery, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Shipment_estimatedDelivery(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Shipment", field, false, false, "Time")
+}
+
+func (ec *executionContext) _ShipmentEvent_status(ctx context.Context, field graphql.CollectedField, obj *shipping.Event) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ShipmentEvent_status(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Status, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v shipping.Status) graphql.Marshaler {
+			return ec.marshalNShipmentStatus2githubᚗcomᚋshopfrontᚋbookstoreᚋshippingᚐStatus(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ShipmentEvent_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ShipmentEvent", field, false, false, "ShipmentStatus")
+}
+
+func (ec *executionContext) _ShipmentEvent_at(ctx context.Context, field graphql.CollectedField, obj *shipping.Event) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ShipmentEvent_at(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.At, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ShipmentEvent_at(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ShipmentEvent", field, false, false, "Time")
+}
+
+func (ec *executionContext) _ShipmentEvent_location(ctx context.Context, field graphql.CollectedField, obj *shipping.Event) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ShipmentEvent_location(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Location, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ShipmentEvent_location(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ShipmentEvent", field, false, false, "String")
+}
+
 func (ec *executionContext) _ShippingMethod_code(ctx context.Context, field graphql.CollectedField, obj *bookstore.ShippingMethod) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -11858,6 +13309,50 @@ func (ec *executionContext) fieldContext_StockPayload_userErrors(_ context.Conte
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_UserError(ctx, field)
 		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_orderStatusChanged(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_orderStatusChanged(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().OrderStatusChanged(ctx, fc.Args["orderId"].(string), fc.Args["afterSeq"].(*int), fc.Args["email"].(*string), fc.Args["accessToken"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.OrderStatusUpdate) graphql.Marshaler {
+			return ec.marshalNOrderStatusUpdate2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚋgraphᚋmodelᚐOrderStatusUpdate(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_orderStatusChanged(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_OrderStatusUpdate(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_orderStatusChanged_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
 	}
 	return fc, nil
 }
@@ -14882,6 +16377,12 @@ func (ec *executionContext) _Customer(ctx context.Context, sel ast.SelectionSet,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Customer_cart(ctx, field, obj)
 				})
+		case "orders":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Customer_orders(ctx, field, obj)
+				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -15083,6 +16584,20 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "checkout":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_checkout(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "orderCancel":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_orderCancel(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "orderMarkShipped":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_orderMarkShipped(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -15295,6 +16810,18 @@ func (ec *executionContext) _Order(ctx context.Context, sel ast.SelectionSet, ob
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "events":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Order_events(ctx, field, obj)
+				})
+		case "shipments":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Order_shipments(ctx, field, obj)
+				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -15381,6 +16908,44 @@ func (ec *executionContext) _OrderAddress(ctx context.Context, sel ast.Selection
 	return out
 }
 
+var orderConnectionImplementors = []string{"OrderConnection"}
+
+func (ec *executionContext) _OrderConnection(ctx context.Context, sel ast.SelectionSet, obj *model.OrderConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, orderConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("OrderConnection")
+		case "edges":
+			out.Values[i] = ec._OrderConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._OrderConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var orderDiscountImplementors = []string{"OrderDiscount"}
 
 func (ec *executionContext) _OrderDiscount(ctx context.Context, sel ast.SelectionSet, obj *bookstore.OrderDiscount) graphql.Marshaler {
@@ -15402,6 +16967,116 @@ func (ec *executionContext) _OrderDiscount(ctx context.Context, sel ast.Selectio
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var orderEdgeImplementors = []string{"OrderEdge"}
+
+func (ec *executionContext) _OrderEdge(ctx context.Context, sel ast.SelectionSet, obj *model.OrderEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, orderEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("OrderEdge")
+		case "cursor":
+			out.Values[i] = ec._OrderEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._OrderEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var orderEventImplementors = []string{"OrderEvent"}
+
+func (ec *executionContext) _OrderEvent(ctx context.Context, sel ast.SelectionSet, obj *bookstore.OrderEvent) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, orderEventImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("OrderEvent")
+		case "seq":
+			out.Values[i] = ec._OrderEvent_seq(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "type":
+			out.Values[i] = ec._OrderEvent_type(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "status":
+			out.Values[i] = ec._OrderEvent_status(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "at":
+			out.Values[i] = ec._OrderEvent_at(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "shipmentStatus":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._OrderEvent_shipmentStatus(ctx, field, obj)
+				})
+		case "location":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._OrderEvent_location(ctx, field, obj)
+				})
+		case "trackingNumber":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._OrderEvent_trackingNumber(ctx, field, obj)
+				})
+		case "reason":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._OrderEvent_reason(ctx, field, obj)
+				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -15473,6 +17148,44 @@ func (ec *executionContext) _OrderLine(ctx context.Context, sel ast.SelectionSet
 	return out
 }
 
+var orderPayloadImplementors = []string{"OrderPayload"}
+
+func (ec *executionContext) _OrderPayload(ctx context.Context, sel ast.SelectionSet, obj *model.OrderPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, orderPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("OrderPayload")
+		case "order":
+			out.Values[i] = ec._OrderPayload_order(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "userErrors":
+			out.Values[i] = ec._OrderPayload_userErrors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var orderPaymentImplementors = []string{"OrderPayment"}
 
 func (ec *executionContext) _OrderPayment(ctx context.Context, sel ast.SelectionSet, obj *bookstore.OrderPayment) graphql.Marshaler {
@@ -15526,6 +17239,44 @@ func (ec *executionContext) _OrderPayment(ctx context.Context, sel ast.Selection
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._OrderPayment_failureMessage(ctx, field, obj)
 				})
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var orderStatusUpdateImplementors = []string{"OrderStatusUpdate"}
+
+func (ec *executionContext) _OrderStatusUpdate(ctx context.Context, sel ast.SelectionSet, obj *model.OrderStatusUpdate) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, orderStatusUpdateImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("OrderStatusUpdate")
+		case "order":
+			out.Values[i] = ec._OrderStatusUpdate_order(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "event":
+			out.Values[i] = ec._OrderStatusUpdate_event(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -16331,6 +18082,102 @@ func (ec *executionContext) _SearchResult(ctx context.Context, sel ast.Selection
 	return out
 }
 
+var shipmentImplementors = []string{"Shipment"}
+
+func (ec *executionContext) _Shipment(ctx context.Context, sel ast.SelectionSet, obj *shipping.Shipment) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, shipmentImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Shipment")
+		case "carrier":
+			out.Values[i] = ec._Shipment_carrier(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "trackingNumber":
+			out.Values[i] = ec._Shipment_trackingNumber(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "status":
+			out.Values[i] = ec._Shipment_status(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "events":
+			out.Values[i] = ec._Shipment_events(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "estimatedDelivery":
+			out.Values[i] = ec._Shipment_estimatedDelivery(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var shipmentEventImplementors = []string{"ShipmentEvent"}
+
+func (ec *executionContext) _ShipmentEvent(ctx context.Context, sel ast.SelectionSet, obj *shipping.Event) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, shipmentEventImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ShipmentEvent")
+		case "status":
+			out.Values[i] = ec._ShipmentEvent_status(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "at":
+			out.Values[i] = ec._ShipmentEvent_at(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "location":
+			out.Values[i] = ec._ShipmentEvent_location(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var shippingMethodImplementors = []string{"ShippingMethod"}
 
 func (ec *executionContext) _ShippingMethod(ctx context.Context, sel ast.SelectionSet, obj *bookstore.ShippingMethod) graphql.Marshaler {
@@ -16550,6 +18397,26 @@ func (ec *executionContext) _StockPayload(ctx context.Context, sel ast.Selection
 	}
 
 	return out
+}
+
+var subscriptionImplementors = []string{"Subscription"}
+
+func (ec *executionContext) _Subscription(ctx context.Context, sel ast.SelectionSet) func(ctx context.Context) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, subscriptionImplementors)
+	ctx = graphql.WithFieldContext(ctx, &graphql.FieldContext{
+		Object: "Subscription",
+	})
+	if len(fields) != 1 {
+		graphql.AddErrorf(ctx, "must subscribe to exactly one stream")
+		return nil
+	}
+
+	switch fields[0].Name {
+	case "orderStatusChanged":
+		return ec._Subscription_orderStatusChanged(ctx, fields[0])
+	default:
+		panic("unknown field " + strconv.Quote(fields[0].Name))
+	}
 }
 
 var suggestionImplementors = []string{"Suggestion"}
@@ -17515,8 +19382,24 @@ func (ec *executionContext) marshalNLogoutPayload2ᚖgithubᚗcomᚋshopfrontᚋ
 	return ec._LogoutPayload(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNOrder2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚐOrder(ctx context.Context, sel ast.SelectionSet, v *bookstore.Order) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "Order!")
+		return graphql.Null
+	}
+	return ec._Order(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalNOrderAddress2githubᚗcomᚋshopfrontᚋbookstoreᚐAddress(ctx context.Context, sel ast.SelectionSet, v bookstore.Address) graphql.Marshaler {
 	return ec._OrderAddress(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNOrderConnection2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚋgraphᚋmodelᚐOrderConnection(ctx context.Context, sel ast.SelectionSet, v *model.OrderConnection) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "OrderConnection!")
+		return graphql.Null
+	}
+	return ec._OrderConnection(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNOrderDiscount2githubᚗcomᚋshopfrontᚋbookstoreᚐOrderDiscount(ctx context.Context, sel ast.SelectionSet, v bookstore.OrderDiscount) graphql.Marshaler {
@@ -17539,6 +19422,69 @@ func (ec *executionContext) marshalNOrderDiscount2ᚕgithubᚗcomᚋshopfrontᚋ
 	return ret
 }
 
+func (ec *executionContext) marshalNOrderEdge2ᚕᚖgithubᚗcomᚋshopfrontᚋbookstoreᚋgraphᚋmodelᚐOrderEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.OrderEdge) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNOrderEdge2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚋgraphᚋmodelᚐOrderEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNOrderEdge2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚋgraphᚋmodelᚐOrderEdge(ctx context.Context, sel ast.SelectionSet, v *model.OrderEdge) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "OrderEdge!")
+		return graphql.Null
+	}
+	return ec._OrderEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNOrderEvent2ᚕᚖgithubᚗcomᚋshopfrontᚋbookstoreᚐOrderEventᚄ(ctx context.Context, sel ast.SelectionSet, v []*bookstore.OrderEvent) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNOrderEvent2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚐOrderEvent(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNOrderEvent2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚐOrderEvent(ctx context.Context, sel ast.SelectionSet, v *bookstore.OrderEvent) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "OrderEvent!")
+		return graphql.Null
+	}
+	return ec._OrderEvent(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNOrderEventType2githubᚗcomᚋshopfrontᚋbookstoreᚐOrderEventType(ctx context.Context, v any) (bookstore.OrderEventType, error) {
+	tmp, err := graphql.UnmarshalString(v)
+	res := bookstore.OrderEventType(tmp)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNOrderEventType2githubᚗcomᚋshopfrontᚋbookstoreᚐOrderEventType(ctx context.Context, sel ast.SelectionSet, v bookstore.OrderEventType) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalString(string(v))
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "OrderEventType!")
+	}
+	return res
+}
+
 func (ec *executionContext) marshalNOrderLine2githubᚗcomᚋshopfrontᚋbookstoreᚐOrderLine(ctx context.Context, sel ast.SelectionSet, v bookstore.OrderLine) graphql.Marshaler {
 	return ec._OrderLine(ctx, sel, &v)
 }
@@ -17557,6 +19503,14 @@ func (ec *executionContext) marshalNOrderLine2ᚕgithubᚗcomᚋshopfrontᚋbook
 	}
 
 	return ret
+}
+
+func (ec *executionContext) marshalNOrderPayload2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚋgraphᚋmodelᚐOrderPayload(ctx context.Context, sel ast.SelectionSet, v *model.OrderPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "OrderPayload!")
+		return graphql.Null
+	}
+	return ec._OrderPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNOrderPayment2githubᚗcomᚋshopfrontᚋbookstoreᚐOrderPayment(ctx context.Context, sel ast.SelectionSet, v bookstore.OrderPayment) graphql.Marshaler {
@@ -17583,13 +19537,31 @@ var (
 		"PENDING_PAYMENT": bookstore.OrderPendingPayment,
 		"PAID":            bookstore.OrderPaid,
 		"PAYMENT_FAILED":  bookstore.OrderPaymentFailed,
+		"FULFILLING":      bookstore.OrderFulfilling,
+		"SHIPPED":         bookstore.OrderShipped,
+		"DELIVERED":       bookstore.OrderDelivered,
+		"CANCELLED":       bookstore.OrderCancelled,
+		"RETURNED":        bookstore.OrderReturned,
 	}
 	marshalNOrderStatus2githubᚗcomᚋshopfrontᚋbookstoreᚐOrderStatus = map[bookstore.OrderStatus]string{
 		bookstore.OrderPendingPayment: "PENDING_PAYMENT",
 		bookstore.OrderPaid:           "PAID",
 		bookstore.OrderPaymentFailed:  "PAYMENT_FAILED",
+		bookstore.OrderFulfilling:     "FULFILLING",
+		bookstore.OrderShipped:        "SHIPPED",
+		bookstore.OrderDelivered:      "DELIVERED",
+		bookstore.OrderCancelled:      "CANCELLED",
+		bookstore.OrderReturned:       "RETURNED",
 	}
 )
+
+func (ec *executionContext) marshalNOrderStatusUpdate2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚋgraphᚋmodelᚐOrderStatusUpdate(ctx context.Context, sel ast.SelectionSet, v *model.OrderStatusUpdate) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "OrderStatusUpdate!")
+		return graphql.Null
+	}
+	return ec._OrderStatusUpdate(ctx, sel, v)
+}
 
 func (ec *executionContext) marshalNPageInfo2githubᚗcomᚋshopfrontᚋbookstoreᚐPageInfo(ctx context.Context, sel ast.SelectionSet, v bookstore.PageInfo) graphql.Marshaler {
 	return ec._PageInfo(ctx, sel, &v)
@@ -17834,6 +19806,65 @@ func (ec *executionContext) marshalNSearchResult2ᚖgithubᚗcomᚋshopfrontᚋb
 		return graphql.Null
 	}
 	return ec._SearchResult(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNShipment2ᚕᚖgithubᚗcomᚋshopfrontᚋbookstoreᚋshippingᚐShipmentᚄ(ctx context.Context, sel ast.SelectionSet, v []*shipping.Shipment) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNShipment2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚋshippingᚐShipment(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNShipment2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚋshippingᚐShipment(ctx context.Context, sel ast.SelectionSet, v *shipping.Shipment) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "Shipment!")
+		return graphql.Null
+	}
+	return ec._Shipment(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNShipmentEvent2githubᚗcomᚋshopfrontᚋbookstoreᚋshippingᚐEvent(ctx context.Context, sel ast.SelectionSet, v shipping.Event) graphql.Marshaler {
+	return ec._ShipmentEvent(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNShipmentEvent2ᚕgithubᚗcomᚋshopfrontᚋbookstoreᚋshippingᚐEventᚄ(ctx context.Context, sel ast.SelectionSet, v []shipping.Event) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNShipmentEvent2githubᚗcomᚋshopfrontᚋbookstoreᚋshippingᚐEvent(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) unmarshalNShipmentStatus2githubᚗcomᚋshopfrontᚋbookstoreᚋshippingᚐStatus(ctx context.Context, v any) (shipping.Status, error) {
+	tmp, err := graphql.UnmarshalString(v)
+	res := shipping.Status(tmp)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNShipmentStatus2githubᚗcomᚋshopfrontᚋbookstoreᚋshippingᚐStatus(ctx context.Context, sel ast.SelectionSet, v shipping.Status) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalString(string(v))
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "ShipmentStatus!")
+	}
+	return res
 }
 
 func (ec *executionContext) marshalNShippingMethod2githubᚗcomᚋshopfrontᚋbookstoreᚐShippingMethod(ctx context.Context, sel ast.SelectionSet, v bookstore.ShippingMethod) graphql.Marshaler {
@@ -18474,6 +20505,48 @@ func (ec *executionContext) marshalOOrder2ᚖgithubᚗcomᚋshopfrontᚋbookstor
 	return ec._Order(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalOOrderStatus2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚐOrderStatus(ctx context.Context, v any) (*bookstore.OrderStatus, error) {
+	if v == nil {
+		return nil, nil
+	}
+	tmp, err := graphql.UnmarshalString(v)
+	res := unmarshalOOrderStatus2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚐOrderStatus[tmp]
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOOrderStatus2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚐOrderStatus(ctx context.Context, sel ast.SelectionSet, v *bookstore.OrderStatus) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	_ = ctx
+	res := graphql.MarshalString(marshalOOrderStatus2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚐOrderStatus[*v])
+	return res
+}
+
+var (
+	unmarshalOOrderStatus2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚐOrderStatus = map[string]bookstore.OrderStatus{
+		"PENDING_PAYMENT": bookstore.OrderPendingPayment,
+		"PAID":            bookstore.OrderPaid,
+		"PAYMENT_FAILED":  bookstore.OrderPaymentFailed,
+		"FULFILLING":      bookstore.OrderFulfilling,
+		"SHIPPED":         bookstore.OrderShipped,
+		"DELIVERED":       bookstore.OrderDelivered,
+		"CANCELLED":       bookstore.OrderCancelled,
+		"RETURNED":        bookstore.OrderReturned,
+	}
+	marshalOOrderStatus2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚐOrderStatus = map[bookstore.OrderStatus]string{
+		bookstore.OrderPendingPayment: "PENDING_PAYMENT",
+		bookstore.OrderPaid:           "PAID",
+		bookstore.OrderPaymentFailed:  "PAYMENT_FAILED",
+		bookstore.OrderFulfilling:     "FULFILLING",
+		bookstore.OrderShipped:        "SHIPPED",
+		bookstore.OrderDelivered:      "DELIVERED",
+		bookstore.OrderCancelled:      "CANCELLED",
+		bookstore.OrderReturned:       "RETURNED",
+	}
+)
+
 func (ec *executionContext) marshalOPromotion2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚐPromotion(ctx context.Context, sel ast.SelectionSet, v *bookstore.Promotion) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
@@ -18503,6 +20576,25 @@ func (ec *executionContext) marshalOSearchSort2ᚖgithubᚗcomᚋshopfrontᚋboo
 		return graphql.Null
 	}
 	return v
+}
+
+func (ec *executionContext) unmarshalOShipmentStatus2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚋshippingᚐStatus(ctx context.Context, v any) (*shipping.Status, error) {
+	if v == nil {
+		return nil, nil
+	}
+	tmp, err := graphql.UnmarshalString(v)
+	res := shipping.Status(tmp)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOShipmentStatus2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚋshippingᚐStatus(ctx context.Context, sel ast.SelectionSet, v *shipping.Status) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	_ = ctx
+	res := graphql.MarshalString(string(*v))
+	return res
 }
 
 func (ec *executionContext) marshalOStockMovement2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚐStockMovement(ctx context.Context, sel ast.SelectionSet, v *bookstore.StockMovement) graphql.Marshaler {

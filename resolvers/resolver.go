@@ -12,6 +12,7 @@ import (
 	"github.com/shopfront/bookstore/checkout"
 	"github.com/shopfront/bookstore/identity"
 	"github.com/shopfront/bookstore/loaders"
+	"github.com/shopfront/bookstore/orders"
 	"github.com/shopfront/bookstore/search"
 	"github.com/shopfront/bookstore/store"
 )
@@ -28,6 +29,8 @@ type Resolver struct {
 	Carts *cart.Service
 	// Checkout places orders and shows them to their owners.
 	Checkouts *checkout.Service
+	// Orders runs what follows checkout: lists, cancellations, shipping.
+	OrderService *orders.Service
 
 	searchGhosts atomic.Int64
 	ghostQueued  sync.Map // book id -> time.Time its deletion was last queued

@@ -7,6 +7,7 @@ package resolvers
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/shopfront/bookstore"
 	"github.com/shopfront/bookstore/auth"
@@ -16,6 +17,7 @@ import (
 	"github.com/shopfront/bookstore/graph/model"
 	"github.com/shopfront/bookstore/identity"
 	"github.com/shopfront/bookstore/loaders"
+	"github.com/shopfront/bookstore/shipping"
 )
 
 // ID is the resolver for the id field.
@@ -181,9 +183,24 @@ func (r *customerResolver) Cart(ctx context.Context, obj *identity.Customer) (*c
 	return r.customerCart(ctx, obj.ID)
 }
 
+// Orders is the resolver for the orders field.
+func (r *customerResolver) Orders(ctx context.Context, obj *identity.Customer, first *int, after *string, status *bookstore.OrderStatus) (*model.OrderConnection, error) {
+	return r.customerOrders(ctx, obj, first, after, status)
+}
+
 // Checkout is the resolver for the checkout field.
 func (r *mutationResolver) Checkout(ctx context.Context, input model.CheckoutInput) (*model.CheckoutPayload, error) {
 	return r.checkout(ctx, input)
+}
+
+// OrderCancel is the resolver for the orderCancel field.
+func (r *mutationResolver) OrderCancel(ctx context.Context, id string, reason *string) (*model.OrderPayload, error) {
+	return r.orderCancel(ctx, id, reason)
+}
+
+// OrderMarkShipped is the resolver for the orderMarkShipped field.
+func (r *mutationResolver) OrderMarkShipped(ctx context.Context, id string, carrier string, trackingNumber string) (*model.OrderPayload, error) {
+	return r.orderMarkShipped(ctx, id, carrier, trackingNumber)
 }
 
 // Register is the resolver for the register field.
@@ -313,9 +330,43 @@ func (r *orderResolver) ID(ctx context.Context, obj *bookstore.Order) (string, e
 	return globalID(typeOrder, obj.ID), nil
 }
 
+// Events is the resolver for the events field.
+func (r *orderResolver) Events(ctx context.Context, obj *bookstore.Order) ([]*bookstore.OrderEvent, error) {
+	return r.events(ctx, obj)
+}
+
+// Shipments is the resolver for the shipments field.
+func (r *orderResolver) Shipments(ctx context.Context, obj *bookstore.Order) ([]*shipping.Shipment, error) {
+	return r.shipments(ctx, obj)
+}
+
 // Phone is the resolver for the phone field.
 func (r *orderAddressResolver) Phone(ctx context.Context, obj *bookstore.Address) (*string, error) {
 	return optional(obj.Phone), nil
+}
+
+// ShipmentStatus is the resolver for the shipmentStatus field.
+func (r *orderEventResolver) ShipmentStatus(ctx context.Context, obj *bookstore.OrderEvent) (*shipping.Status, error) {
+	if v := eventDetail(obj, "shipmentStatus"); v != nil {
+		st := shipping.Status(*v)
+		return &st, nil
+	}
+	return nil, nil
+}
+
+// Location is the resolver for the location field.
+func (r *orderEventResolver) Location(ctx context.Context, obj *bookstore.OrderEvent) (*string, error) {
+	return eventDetail(obj, "location"), nil
+}
+
+// TrackingNumber is the resolver for the trackingNumber field.
+func (r *orderEventResolver) TrackingNumber(ctx context.Context, obj *bookstore.OrderEvent) (*string, error) {
+	return eventDetail(obj, "trackingNumber"), nil
+}
+
+// Reason is the resolver for the reason field.
+func (r *orderEventResolver) Reason(ctx context.Context, obj *bookstore.OrderEvent) (*string, error) {
+	return eventDetail(obj, "reason"), nil
 }
 
 // Book is the resolver for the book field.
@@ -564,6 +615,11 @@ func (r *stockMovementResolver) ActorID(ctx context.Context, obj *bookstore.Stoc
 	return &id, nil
 }
 
+// OrderStatusChanged is the resolver for the orderStatusChanged field.
+func (r *subscriptionResolver) OrderStatusChanged(ctx context.Context, orderID string, afterSeq *int, email *string, accessToken *string) (<-chan *model.OrderStatusUpdate, error) {
+	panic(fmt.Errorf("not implemented: OrderStatusChanged - orderStatusChanged"))
+}
+
 // Address returns graph.AddressResolver implementation.
 func (r *Resolver) Address() graph.AddressResolver { return &addressResolver{r} }
 
@@ -594,6 +650,9 @@ func (r *Resolver) Order() graph.OrderResolver { return &orderResolver{r} }
 // OrderAddress returns graph.OrderAddressResolver implementation.
 func (r *Resolver) OrderAddress() graph.OrderAddressResolver { return &orderAddressResolver{r} }
 
+// OrderEvent returns graph.OrderEventResolver implementation.
+func (r *Resolver) OrderEvent() graph.OrderEventResolver { return &orderEventResolver{r} }
+
 // OrderLine returns graph.OrderLineResolver implementation.
 func (r *Resolver) OrderLine() graph.OrderLineResolver { return &orderLineResolver{r} }
 
@@ -612,6 +671,9 @@ func (r *Resolver) Review() graph.ReviewResolver { return &reviewResolver{r} }
 // StockMovement returns graph.StockMovementResolver implementation.
 func (r *Resolver) StockMovement() graph.StockMovementResolver { return &stockMovementResolver{r} }
 
+// Subscription returns graph.SubscriptionResolver implementation.
+func (r *Resolver) Subscription() graph.SubscriptionResolver { return &subscriptionResolver{r} }
+
 type (
 	addressResolver        struct{ *Resolver }
 	authorResolver         struct{ *Resolver }
@@ -623,10 +685,12 @@ type (
 	mutationResolver       struct{ *Resolver }
 	orderResolver          struct{ *Resolver }
 	orderAddressResolver   struct{ *Resolver }
+	orderEventResolver     struct{ *Resolver }
 	orderLineResolver      struct{ *Resolver }
 	orderPaymentResolver   struct{ *Resolver }
 	promotionResolver      struct{ *Resolver }
 	queryResolver          struct{ *Resolver }
 	reviewResolver         struct{ *Resolver }
 	stockMovementResolver  struct{ *Resolver }
+	subscriptionResolver   struct{ *Resolver }
 )

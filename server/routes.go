@@ -29,6 +29,7 @@ import (
 	"github.com/shopfront/bookstore/graph"
 	"github.com/shopfront/bookstore/identity"
 	"github.com/shopfront/bookstore/loaders"
+	"github.com/shopfront/bookstore/orders"
 	"github.com/shopfront/bookstore/payment/testpsp"
 	"github.com/shopfront/bookstore/pii"
 	"github.com/shopfront/bookstore/resolvers"
@@ -64,6 +65,8 @@ type Config struct {
 	// Checkout places and settles orders; nil means the embedded test PSP with
 	// throwaway PII keys (tests and tools only: orders cannot be read after a restart).
 	Checkout *checkout.Service
+	// Orders runs what follows checkout; nil means one over Checkout without a carrier.
+	Orders *orders.Service
 	// StripeWebhook, when set, serves POST /webhooks/stripe (it verifies signatures
 	// itself; it is rate limited like every route).
 	StripeWebhook http.Handler
@@ -143,8 +146,18 @@ func New(cfg Config) http.Handler {
 	if cfg.Checkout == nil {
 		cfg.Checkout = defaultCheckout(cfg)
 	}
+	if cfg.Orders == nil {
+		o, err := orders.New(orders.Config{DB: cfg.DB, Checkout: cfg.Checkout, PSP: cfg.Checkout.PSP(), Log: cfg.Log})
+		if err != nil {
+			panic(err)
+		}
+		cfg.Orders = o
+	}
+	if cfg.Loaders.Shipments == nil {
+		cfg.Loaders.Shipments = cfg.Orders.Shipments
+	}
 	res := &resolvers.Resolver{DB: cfg.DB, Log: cfg.Log, Counts: loaders.NewCountCache(cfg.DB, 10_000, countTTL),
-		Identity: cfg.Identity, Index: cfg.Search, Carts: cfg.Carts, Checkouts: cfg.Checkout}
+		Identity: cfg.Identity, Index: cfg.Search, Carts: cfg.Carts, Checkouts: cfg.Checkout, OrderService: cfg.Orders}
 	// The guards run first, each in linear time: ValidationGuard before the validator
 	// (quadratic in repeated selections), QueryLimits before the complexity walk
 	// (exponential in nested fragment spreads) and the card scan. Hence the complexity

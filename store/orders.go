@@ -187,6 +187,32 @@ func (s *Orders) Transition(ctx context.Context, tx pgx.Tx, o *OrderRecord, to b
 	return s.AppendEvent(ctx, tx, o, typ, detail)
 }
 
+// EventsOf returns the events of several orders, oldest first, in one query.
+func (s *Orders) EventsOf(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID][]bookstore.OrderEvent, error) {
+	rows, err := s.db.Pool.Query(ctx, `SELECT order_id, seq, type, status, detail, at FROM order_events
+		WHERE order_id = ANY($1::UUID[]) ORDER BY order_id, seq`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("order events: %w", err)
+	}
+	evs, err := pgx.CollectRows(rows, scanOrderEvent)
+	if err != nil {
+		return nil, fmt.Errorf("order events: %w", err)
+	}
+	out := make(map[uuid.UUID][]bookstore.OrderEvent, len(ids))
+	for _, e := range evs {
+		out[e.OrderID] = append(out[e.OrderID], e)
+	}
+	return out, nil
+}
+
+func scanOrderEvent(r pgx.CollectableRow) (bookstore.OrderEvent, error) {
+	var e bookstore.OrderEvent
+	var typ, status string
+	err := r.Scan(&e.OrderID, &e.Seq, &typ, &status, &e.Detail, &e.At)
+	e.Type, e.Status = bookstore.OrderEventType(typ), bookstore.OrderStatus(status)
+	return e, err
+}
+
 // Events returns the order's events after seq afterSeq, oldest first, at most limit.
 func (s *Orders) Events(ctx context.Context, id uuid.UUID, afterSeq int64, limit int) ([]bookstore.OrderEvent, error) {
 	rows, err := s.db.Pool.Query(ctx, `SELECT order_id, seq, type, status, detail, at FROM order_events
@@ -194,13 +220,7 @@ func (s *Orders) Events(ctx context.Context, id uuid.UUID, afterSeq int64, limit
 	if err != nil {
 		return nil, fmt.Errorf("order %s events: %w", id, err)
 	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (bookstore.OrderEvent, error) {
-		var e bookstore.OrderEvent
-		var typ, status string
-		err := r.Scan(&e.OrderID, &e.Seq, &typ, &status, &e.Detail, &e.At)
-		e.Type, e.Status = bookstore.OrderEventType(typ), bookstore.OrderStatus(status)
-		return e, err
-	})
+	return pgx.CollectRows(rows, scanOrderEvent)
 }
 
 // ByID returns the order with its lines and discounts, or NOT_FOUND.
@@ -387,4 +407,101 @@ func (s *Inventory) StockIn(ctx context.Context, q querier, bookIDs []uuid.UUID)
 // Demand is the stock the order holds.
 func (o *OrderRecord) Demand() []bookstore.StockDemand {
 	return (&bookstore.Order{Lines: o.Lines}).Demand()
+}
+
+// OrderCursor is the keyset cursor of an order in a customer's list (newest first).
+func OrderCursor(o *OrderRecord) string { return encodeCursor("orders", o.CreatedAt.UTC(), o.ID) }
+
+// ByCustomer returns a page of the customer's orders, newest first (created_at, id
+// descending), optionally only those in status, after the cursor, and whether more
+// follow.
+func (s *Orders) ByCustomer(ctx context.Context, customer uuid.UUID, status *bookstore.OrderStatus, first int, after string) ([]*OrderRecord, bool, error) {
+	args := []any{customer, first + 1}
+	where := "customer_id = $1"
+	if status != nil {
+		args = append(args, string(*status))
+		where += fmt.Sprintf(" AND status = $%d", len(args))
+	}
+	if after != "" {
+		var at time.Time
+		id, err := decodeCursor(after, "orders", &at)
+		if err != nil {
+			return nil, false, err
+		}
+		args = append(args, at, id)
+		where += fmt.Sprintf(" AND (created_at, id) < ($%d, $%d)", len(args)-1, len(args))
+	}
+	rows, err := s.db.Pool.Query(ctx, "SELECT "+orderCols+" FROM orders WHERE "+where+
+		" ORDER BY created_at DESC, id DESC LIMIT $2", args...)
+	if err != nil {
+		return nil, false, fmt.Errorf("orders of customer: %w", err)
+	}
+	defer rows.Close()
+	var out []*OrderRecord
+	for rows.Next() {
+		o, err := scanOrder(rows)
+		if err != nil {
+			return nil, false, fmt.Errorf("scan order: %w", err)
+		}
+		out = append(out, o)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, err
+	}
+	more := len(out) > first
+	if more {
+		out = out[:first]
+	}
+	if err := s.loadItemsOf(ctx, out); err != nil {
+		return nil, false, err
+	}
+	return out, more, nil
+}
+
+// loadItemsOf fills the lines and discounts of several orders in two queries.
+func (s *Orders) loadItemsOf(ctx context.Context, recs []*OrderRecord) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	ids := make([]uuid.UUID, len(recs))
+	byID := make(map[uuid.UUID]*OrderRecord, len(recs))
+	for i, o := range recs {
+		ids[i], byID[o.ID] = o.ID, o
+		o.Lines, o.Discounts = []bookstore.OrderLine{}, []bookstore.OrderDiscount{}
+	}
+	rows, err := s.db.Pool.Query(ctx, `SELECT order_id, book_id, title, quantity, unit_price_cents, total_cents
+		FROM order_lines WHERE order_id = ANY($1::UUID[]) ORDER BY order_id, position`, ids)
+	if err != nil {
+		return fmt.Errorf("order lines: %w", err)
+	}
+	for rows.Next() {
+		var id uuid.UUID
+		var l bookstore.OrderLine
+		var qty int64
+		if err := rows.Scan(&id, &l.BookID, &l.Title, &qty, &l.UnitPriceCents, &l.TotalCents); err != nil {
+			rows.Close()
+			return fmt.Errorf("scan order line: %w", err)
+		}
+		l.Quantity = int(qty)
+		byID[id].Lines = append(byID[id].Lines, l)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	rows, err = s.db.Pool.Query(ctx, `SELECT order_id, promotion_id, code, amount_cents FROM order_discounts
+		WHERE order_id = ANY($1::UUID[]) ORDER BY order_id, code`, ids)
+	if err != nil {
+		return fmt.Errorf("order discounts: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id uuid.UUID
+		var d bookstore.OrderDiscount
+		if err := rows.Scan(&id, &d.PromotionID, &d.Code, &d.AmountCents); err != nil {
+			return fmt.Errorf("scan order discount: %w", err)
+		}
+		byID[id].Discounts = append(byID[id].Discounts, d)
+	}
+	return rows.Err()
 }

@@ -154,6 +154,26 @@ type LogoutPayload struct {
 type Mutation struct {
 }
 
+type OrderConnection struct {
+	Edges    []*OrderEdge        `json:"edges"`
+	PageInfo *bookstore.PageInfo `json:"pageInfo"`
+}
+
+type OrderEdge struct {
+	Cursor string           `json:"cursor"`
+	Node   *bookstore.Order `json:"node"`
+}
+
+type OrderPayload struct {
+	Order      *bookstore.Order `json:"order,omitempty"`
+	UserErrors []*UserError     `json:"userErrors"`
+}
+
+type OrderStatusUpdate struct {
+	Order *bookstore.Order      `json:"order"`
+	Event *bookstore.OrderEvent `json:"event"`
+}
+
 // A payment by PSP token: never send card numbers (requests that contain one are refused).
 // Test tokens of the embedded test PSP (the default in dev): tok_visa and tok_mastercard
 // approve; tok_chargeDeclined, tok_chargeDeclinedInsufficientFunds and
@@ -288,6 +308,9 @@ type StockPayload struct {
 	// The ledger entry of the change; null when nothing changed.
 	Movement   *bookstore.StockMovement `json:"movement,omitempty"`
 	UserErrors []*UserError             `json:"userErrors"`
+}
+
+type Subscription struct {
 }
 
 type Suggestion struct {
