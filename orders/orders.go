@@ -42,7 +42,7 @@ type Config struct {
 	Carrier shipping.Carrier
 	// Tracking reads orders' shipments (the simulated carrier's ShipmentsOf); nil: none.
 	Tracking Tracking
-	Log     *slog.Logger
+	Log      *slog.Logger
 }
 
 // Service runs the order use cases.
