@@ -85,11 +85,20 @@ func crashAfterCharge(t *testing.T, bin string) {
 	}
 	s.checkInvariants(t, order)
 
+	// The loop cannot empty the cart (orders keep only a hash of its id, a capability).
+	if second.cartGone(t, cartID) {
+		t.Fatal("the cart is gone before the client came back")
+	}
 	// The client retries its request after the outage: the same key answers the order
-	// the dead process placed, PAID, and charges nothing.
+	// the dead process placed, PAID, and charges nothing. The retry names the cart, so
+	// it is deleted now, as a checkout that pays deletes it: otherwise it would stay with
+	// the bought books in it and refuse every checkout (orders_cart_live).
 	res := second.checkout(t, in)
 	if len(res.UserErrors) > 0 || res.Order == nil || res.Order.Status != bookstore.OrderPaid || res.Order.Payment.Last4 != "4242" {
 		t.Fatalf("retry after recovery: %+v", res)
+	}
+	if !second.cartGone(t, cartID) {
+		t.Error("the paid order's cart is still there after the client's retry")
 	}
 	// The access token is derived from PII_INDEX_KEY, so the restarted process answers
 	// the guest's token.
@@ -421,6 +430,20 @@ func (p *proc) guestCart(t *testing.T, bookID string, qty int, codes ...string) 
 		t.Fatalf("cartCreate: %+v", out.CartCreate)
 	}
 	return out.CartCreate.Cart.ID
+}
+
+// cartGone reports whether the guest cart is gone (NOT_FOUND or null).
+func (p *proc) cartGone(t *testing.T, id string) bool {
+	t.Helper()
+	var out struct{ Cart *struct{ ID string } }
+	err := p.graphql(bg(), `query($id: ID!) { cart(id: $id) { id } }`, map[string]any{"id": id}, &out)
+	if err != nil {
+		if strings.Contains(err.Error(), "NOT_FOUND") {
+			return true
+		}
+		t.Fatal(err)
+	}
+	return out.Cart == nil
 }
 
 type checkoutOrder struct {
