@@ -41,8 +41,9 @@ func TestCheckoutCrash(t *testing.T) {
 var recovering = map[string]string{"CHECKOUT_RECOVER_AFTER": "2s", "CHECKOUT_RECOVER_EVERY": "200ms", "PSP_TIMEOUT": "1s"}
 
 // A dying instance never resolves an order itself (its loop still holds and renews the
-// lease, like any live instance).
-var notRecovering = map[string]string{"CHECKOUT_RECOVER_AFTER": "1h", "CHECKOUT_RECOVER_EVERY": "200ms"}
+// lease, like any live instance), and its server never answers a stalled checkout with
+// the request deadline's UNAVAILABLE before it is killed.
+var notRecovering = map[string]string{"CHECKOUT_RECOVER_AFTER": "1h", "CHECKOUT_RECOVER_EVERY": "200ms", "REQUEST_TIMEOUT": "3m"}
 
 const crashQty = 2
 
@@ -208,8 +209,10 @@ func crashDuringCharge(t *testing.T, bin string) {
 func crashOneOfTwo(t *testing.T, bin string) {
 	s := newCrashShop(t, 10)
 	// a takes the recovery lease first and holds it until it dies, so b settles the
-	// order only after taking the lease over from a dead holder.
-	a := s.start(bin, merge(notRecovering, map[string]string{"BOOKSTORE_FAILPOINT_AFTER_CHARGE": "1m", "PSP_TIMEOUT": "1s"}))
+	// order only after taking the lease over from a dead holder. a's lease lasts 15 s
+	// (3 x 5 s), so a loaded machine delaying a renewal does not hand it to b early.
+	a := s.start(bin, merge(notRecovering, map[string]string{"BOOKSTORE_FAILPOINT_AFTER_CHARGE": "1m", "PSP_TIMEOUT": "1s",
+		"CHECKOUT_RECOVER_EVERY": "5s"}))
 	eventually(t, "a to hold the recovery lease", func() (bool, error) {
 		return s.count(t, `SELECT count(*) FROM relay_leases WHERE name = 'checkout-recovery' AND expires_at > now()`) == 1, nil
 	})
