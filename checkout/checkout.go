@@ -181,7 +181,7 @@ func (s *Service) Checkout(ctx context.Context, customer uuid.UUID, in Input) (*
 	hash := requestHash(in, customer, email, addr)
 
 	if k, err := s.cfg.DB.CheckoutKeys.Get(ctx, scope, in.IdempotencyKey); err == nil {
-		return s.replay(ctx, k, hash)
+		return s.replay(ctx, k, hash, in.CartID)
 	} else if bookstore.ErrorCode(err) != bookstore.CodeNotFound {
 		return nil, err
 	}
@@ -224,7 +224,7 @@ func (s *Service) Checkout(ctx context.Context, customer uuid.UUID, in Input) (*
 			// A concurrent request with the same key may have placed the cart's order:
 			// then this is its replay, not a conflict.
 			if k, err := s.cfg.DB.CheckoutKeys.Get(ctx, scope, in.IdempotencyKey); err == nil {
-				return s.replay(ctx, k, hash)
+				return s.replay(ctx, k, hash, in.CartID)
 			}
 		}
 		return ab.res, nil
@@ -233,7 +233,7 @@ func (s *Service) Checkout(ctx context.Context, customer uuid.UUID, in Input) (*
 		if err != nil {
 			return nil, err
 		}
-		return s.replay(ctx, k, hash)
+		return s.replay(ctx, k, hash, in.CartID)
 	case err != nil:
 		return nil, err
 	}
@@ -530,8 +530,10 @@ func (s *Service) HandleEvent(ctx context.Context, ev payment.Event) error {
 }
 
 // replay answers a request whose key was seen: the first request's order, or
-// IDEMPOTENCY_KEY_REUSED when the requests differ.
-func (s *Service) replay(ctx context.Context, k *store.CheckoutKey, hash []byte) (*Result, error) {
+// IDEMPOTENCY_KEY_REUSED when the requests differ. A paid order's cart is deleted
+// again: when the recovery loop or the webhook settled the order (the first request
+// died), nobody else can, since orders keep only a hash of the cart's id.
+func (s *Service) replay(ctx context.Context, k *store.CheckoutKey, hash []byte, cartID string) (*Result, error) {
 	if !hmac.Equal(k.RequestHash, hash) {
 		return problem(bookstore.CodeIdempotencyKeyReused, "idempotencyKey",
 			"this idempotency key was used for another checkout request; use a new key for a new request"), nil
@@ -539,6 +541,12 @@ func (s *Service) replay(ctx context.Context, k *store.CheckoutKey, hash []byte)
 	o, err := s.Order(ctx, k.OrderID)
 	if err != nil {
 		return nil, err
+	}
+	if o.Status == bookstore.OrderPaid {
+		// The hash covers the cart id, so this is the order's cart.
+		if err := s.cfg.Carts.Delete(ctx, cartID); err != nil {
+			s.cfg.Log.WarnContext(ctx, "checkout: paid cart not deleted on replay", "order", o.ID, "err", err)
+		}
 	}
 	res := &Result{Order: o, AccessToken: s.accessToken(o.ID), Replayed: true}
 	if o.Status == bookstore.OrderPaymentFailed {
