@@ -206,7 +206,7 @@ func (s *Service) Checkout(ctx context.Context, customer uuid.UUID, in Input) (*
 	if customer != uuid.Nil {
 		rec.CustomerID = &customer
 	}
-	contact, err := json.Marshal(orderContact{Email: email, Address: addr})
+	contact, err := json.Marshal(orderContact{Email: email, Address: addr, CartID: in.CartID})
 	if err != nil {
 		return nil, err
 	}
@@ -246,12 +246,6 @@ func (s *Service) Checkout(ctx context.Context, customer uuid.UUID, in Input) (*
 	if err != nil {
 		// The order stays PENDING_PAYMENT; the recovery loop resolves it.
 		s.cfg.Log.ErrorContext(ctx, "checkout: payment not settled; left to recovery", "order", id, "err", err)
-	}
-	if rec.Status == bookstore.OrderPaid {
-		if err := s.cfg.Carts.Delete(ctx, in.CartID); err != nil {
-			// The cart cannot be checked out again (orders_cart_live): only clutter.
-			s.cfg.Log.WarnContext(ctx, "checkout: paid cart not deleted", "order", id, "err", err)
-		}
 	}
 	order.Status, order.Payment, order.PaidAt, order.UpdatedAt = rec.Status, rec.Payment, rec.PaidAt, rec.UpdatedAt
 	out := &Result{Order: order, AccessToken: s.accessToken(id)}
@@ -441,9 +435,9 @@ func (s *Service) pay(ctx context.Context, rec *store.OrderRecord, in Input) (*s
 // charge changes nothing.
 func (s *Service) Settle(ctx context.Context, orderID uuid.UUID, ch *payment.Charge) (*store.OrderRecord, error) {
 	var out *store.OrderRecord
-	var refund bool
+	var refund, paid bool
 	err := s.cfg.DB.ExecuteTx(ctx, func(tx pgx.Tx) error {
-		refund = false
+		refund, paid = false, false
 		o, err := s.cfg.DB.Orders.Lock(ctx, tx, orderID)
 		if err != nil {
 			return err
@@ -463,6 +457,7 @@ func (s *Service) Settle(ctx context.Context, orderID uuid.UUID, ch *payment.Cha
 				return fmt.Errorf("order %s: the PSP charged %d %s for a total of %d %s", o.ID,
 					ch.AmountCents, ch.Currency, o.Cost.TotalCents, o.Cost.Currency)
 			}
+			paid = true
 			return s.cfg.DB.Orders.Settle(ctx, tx, o, bookstore.OrderPaid, p)
 		}
 		p.FailureCode, p.FailureMessage = ch.FailureCode, ch.FailureMessage
@@ -491,6 +486,9 @@ func (s *Service) Settle(ctx context.Context, orderID uuid.UUID, ch *payment.Cha
 	if err != nil {
 		return nil, err
 	}
+	if paid {
+		s.deleteCart(ctx, out)
+	}
 	if refund {
 		// Cannot happen while Void is definite; if a PSP breaks that promise, the money
 		// goes back rather than paying for an order whose stock was released.
@@ -500,6 +498,24 @@ func (s *Service) Settle(ctx context.Context, orderID uuid.UUID, ch *payment.Cha
 		}
 	}
 	return out, nil
+}
+
+// deleteCart deletes the cart a paid order was placed from, whoever settled it (the
+// request, the webhook, the recovery loop). A failure only leaves clutter: the cart
+// cannot be checked out again (orders_cart_live), and the replay of the checkout or the
+// cart's expiry deletes it.
+func (s *Service) deleteCart(ctx context.Context, rec *store.OrderRecord) {
+	plain, err := s.cfg.PII.Decrypt(rec.ContactEnc, contactAAD(rec.ID))
+	var c orderContact
+	if err == nil {
+		err = json.Unmarshal(plain, &c)
+	}
+	if err == nil && c.CartID != "" {
+		err = s.cfg.Carts.Delete(ctx, c.CartID)
+	}
+	if err != nil {
+		s.cfg.Log.WarnContext(ctx, "checkout: paid cart not deleted", "order", rec.ID, "err", err)
+	}
 }
 
 // HandleEvent settles the order of a verified, deduplicated PSP notification (the
@@ -652,6 +668,9 @@ func validateKey(k string) *Result {
 type orderContact struct {
 	Email   string            `json:"email"`
 	Address bookstore.Address `json:"address"`
+	// CartID is the cart the order was placed from (a guest cart's id is a
+	// capability, so it is sealed too): whoever settles the order PAID deletes it.
+	CartID string `json:"cartId,omitempty"`
 }
 
 // contactAAD binds an order's sealed contact to its row.

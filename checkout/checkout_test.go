@@ -554,6 +554,7 @@ func TestConcurrentSettlesSettleOnce(t *testing.T) {
 func TestRecoveryResolvesStuckOrders(t *testing.T) {
 	e := newEnv(t, 10)
 	p := e.promotion("TEN", 10)
+	carts := map[uuid.UUID]string{}
 	stuck := func(f *flaky, key string) uuid.UUID {
 		cfg := e.cfg
 		cfg.PSP = f
@@ -562,10 +563,20 @@ func TestRecoveryResolvesStuckOrders(t *testing.T) {
 		if err != nil || res.Order.Status != bookstore.OrderPendingPayment {
 			t.Fatalf("stuck checkout: %v %+v", err, res)
 		}
+		carts[res.Order.ID] = id
 		return res.Order.ID
 	}
 	charged := stuck(&flaky{Provider: e.psp, chargeThenLose: true, voidFails: true}, "a")
 	never := stuck(&flaky{Provider: e.psp, loseCharge: true, voidFails: true}, "b")
+	defer func() {
+		// Whoever settles an order PAID deletes its cart; a failed one keeps it.
+		if _, err := e.carts.Get(ctx, carts[charged], uuid.Nil); !errors.Is(err, bookstore.ErrCartNotFound) {
+			t.Errorf("the cart of the order the loop paid: %v, want deleted", err)
+		}
+		if _, err := e.carts.Get(ctx, carts[never], uuid.Nil); err != nil {
+			t.Errorf("the cart of the order the loop failed: %v, want kept", err)
+		}
+	}()
 	if e.stock(0) != 4 || e.scalar(`SELECT used FROM promotions WHERE id = $1`, p.ID) != 2 {
 		t.Fatalf("stuck orders hold stock %d and uses %d", e.stock(0), e.scalar(`SELECT used FROM promotions WHERE id = $1`, p.ID))
 	}

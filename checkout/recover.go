@@ -28,6 +28,10 @@ type RecoverOptions struct {
 	Every time.Duration
 	// Batch is how many orders one pass looks at; 0 means 100.
 	Batch int
+
+	// renew, when set, extends the recovery lease before each order; false ends the
+	// pass (another instance holds the lease now).
+	renew func() bool
 }
 
 const recoveryLease = "checkout-recovery"
@@ -58,6 +62,12 @@ func (s *Service) RunRecovery(ctx context.Context, leases Leases, opts RecoverOp
 				s.cfg.Log.WarnContext(ctx, "checkout recovery: lease", "err", err)
 			}
 		} else if ok {
+			// Renewed before each order: a pass can outlast the lease's TTL (each order
+			// may wait for two PSP calls), and a second instance must not redo it.
+			opts.renew = func() bool {
+				ok, err := leases.AcquireLease(ctx, recoveryLease, holder, ttl)
+				return err == nil && ok
+			}
 			if n, err := s.Recover(ctx, opts); err != nil && ctx.Err() == nil {
 				s.cfg.Log.ErrorContext(ctx, "checkout recovery pass failed", "settled", n, "err", err)
 			} else if n > 0 {
@@ -88,7 +98,7 @@ func (s *Service) Recover(ctx context.Context, opts RecoverOptions) (int, error)
 	settled := 0
 	var errs []error
 	for _, id := range ids {
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || (opts.renew != nil && !opts.renew()) {
 			break
 		}
 		ok, err := s.recoverOne(ctx, id)
