@@ -92,6 +92,10 @@ func serve(ctx context.Context, cfg serveConfig, db *store.DB, log *slog.Logger,
 	if err != nil {
 		return err
 	}
+	fulfil, err := cfg.fulfil.build(db, orders, carts, log)
+	if err != nil {
+		return err
+	}
 	ix, closeIx, err := openSearch(cfg.search)
 	if err != nil {
 		return err
@@ -115,12 +119,14 @@ func serve(ctx context.Context, cfg serveConfig, db *store.DB, log *slog.Logger,
 	relay := &events.Relay{Outbox: db.Outbox, Log: log, Handlers: []events.Handler{
 		&events.SearchIndexer{DB: db, Index: ix}, broadcast, &events.LowStockAlerts{Log: log},
 	}}
+	relay.Handlers = append(relay.Handlers, fulfil.handlers...)
 	var bgDone sync.WaitGroup
-	bgDone.Add(5)
+	bgDone.Add(6)
 	go func() { defer bgDone.Done(); _ = relay.Run(bg) }()
 	go func() { defer bgDone.Done(); broadcast.Listen(bg) }()
 	go func() { defer bgDone.Done(); purgeSessions(bg, db, log, 15*time.Minute) }()
 	go func() { defer bgDone.Done(); sweepCarts(bg, db, log, time.Hour) }()
+	go func() { defer bgDone.Done(); _ = fulfil.carrier.Run(bg) }()
 	go func() {
 		defer bgDone.Done()
 		orders.RunRecovery(bg, db.Outbox, checkout.RecoverOptions{After: cfg.payment.recoverAfter, Every: cfg.payment.recoverEvery})
@@ -134,6 +140,7 @@ func serve(ctx context.Context, cfg serveConfig, db *store.DB, log *slog.Logger,
 		Identity:       sec.identity,
 		Carts:          carts,
 		Checkout:       orders,
+		Orders:         fulfil.orders,
 		StripeWebhook:  webhook,
 		Tokens:         sec.tokens,
 		TrustedProxies: sec.proxies,
@@ -141,7 +148,7 @@ func serve(ctx context.Context, cfg serveConfig, db *store.DB, log *slog.Logger,
 		Redis:          rdb,
 		DB:             db,
 		Log:            log,
-		Loaders:        loaders.Options{Wait: cfg.loaderWait},
+		Loaders:        loaders.Options{Wait: cfg.loaderWait, Shipments: fulfil.carrier.ShipmentsOf},
 		GraphiQL:       cfg.graphiql,
 		Introspection:  cfg.introspection,
 	}
