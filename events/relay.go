@@ -90,6 +90,21 @@ type subscription struct {
 
 func (s subscription) Consumer() (string, []string) { return s.name, s.topics }
 
+// Then returns a Consumer that hands each batch to first and then, if first succeeded,
+// to next, under first's name and topics: for work that must follow another's, such as
+// moving the response cache to a new generation once the search index has the change
+// (an independent cache consumer could run first, and a search answered in between
+// would be cached as current).
+func Then(first Consumer, next Handler) Consumer {
+	name, topics := first.Consumer()
+	return Subscribe(name, HandlerFunc(func(ctx context.Context, evs []store.Event) error {
+		if err := first.Handle(ctx, evs); err != nil {
+			return err
+		}
+		return next.Handle(ctx, evs)
+	}), topics...)
+}
+
 // Outbox is what the relay needs of the store.
 type Outbox interface {
 	Register(ctx context.Context, consumer string, topics []string) error
