@@ -265,3 +265,53 @@ func TestRetirePublishesEventsNobodyConsumes(t *testing.T) {
 		t.Fatalf("%d pending, want the 2 the search consumer has not handled", n)
 	}
 }
+
+// BenchmarkPendingForBehindABacklog: what a consumer's poll costs while another consumer
+// of its topic is stuck 10,000 events behind (they stay unpublished, and the poll passes
+// over every one it has done), and what a consumer of another topic pays for that backlog.
+func BenchmarkPendingForBehindABacklog(b *testing.B) {
+	db := testdb.New(b)
+	ctx := context.Background()
+	for c, topics := range map[string][]string{"stuck": {"book.changed"}, "cache": {"book.changed"}, "mail": {"order_paid"}} {
+		if err := db.Outbox.Register(ctx, c, topics); err != nil {
+			b.Fatal(err)
+		}
+	}
+	const backlog = 10_000
+	if err := db.Outbox.Notify(ctx, "book.changed", make([]uuid.UUID, backlog)); err != nil {
+		b.Fatal(err)
+	}
+	l, _, err := db.Outbox.Acquire(ctx, "cache", uuid.New(), time.Hour)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for {
+		evs, err := db.Outbox.PendingFor(ctx, "cache", []string{"book.changed"}, 1000)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(evs) == 0 {
+			break
+		}
+		ids := make([]uuid.UUID, len(evs))
+		for i, e := range evs {
+			ids[i] = e.ID
+		}
+		if err := db.Outbox.Done(ctx, l, "cache", ids); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if _, err := db.Pool.Exec(ctx, `ANALYZE`); err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct{ name, topic string }{{"cache", "book.changed"}, {"mail", "order_paid"}} {
+		b.Run(c.name, func(b *testing.B) {
+			for b.Loop() {
+				evs, err := db.Outbox.PendingFor(ctx, c.name, []string{c.topic}, 500)
+				if err != nil || len(evs) != 0 {
+					b.Fatalf("%d events, %v", len(evs), err)
+				}
+			}
+		})
+	}
+}
