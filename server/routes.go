@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"sync"
 	"time"
 
@@ -255,7 +256,8 @@ func responseCache(cfg Config) []graphql.HandlerExtension {
 }
 
 // readyz answers 200 when the database answers and every migration is applied, so a
-// load balancer sends no traffic to an instance that cannot serve it. The answer is
+// load balancer sends no traffic to an instance that cannot serve it; its detail counts
+// the outbox events consumers parked (outbox_parked). The answer is
 // cached for ttl: probes (or anyone, the route is public) cannot turn into a database
 // ping and a migration-table read each.
 func readyz(db *store.DB, ttl time.Duration) http.HandlerFunc {
@@ -272,7 +274,13 @@ func readyz(db *store.DB, ttl time.Duration) http.HandlerFunc {
 		if pending, err := db.Pending(ctx); err != nil || pending {
 			return http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "database": "migrations pending"}
 		}
-		return http.StatusOK, map[string]string{"status": "ok"}
+		// Parked events need an operator (`bookstore outbox requeue`), not another
+		// instance: they are reported, and leave the instance ready.
+		parked := "unknown"
+		if n, err := db.Outbox.ParkedCount(ctx); err == nil {
+			parked = strconv.FormatInt(n, 10)
+		}
+		return http.StatusOK, map[string]string{"status": "ok", "outbox_parked": parked}
 	}
 	return func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock() // one check at a time; the others wait for its answer

@@ -110,6 +110,8 @@ func serve(ctx context.Context, cfg serveConfig, db *store.DB, log *slog.Logger,
 	}
 	// The relay delivers catalog changes to the search index and drops cached responses
 	// (on every instance, through Redis, when configured). It stops after the HTTP server.
+	// The cache moves on twice: at once (pages read from the database), and after the
+	// index has the change (search results), whatever the order the consumers run in.
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	broadcast := &events.CatalogBroadcast{Redis: rdb, Log: log, OnChange: func(gen uint64) {
 		if cache != nil {
@@ -117,7 +119,7 @@ func serve(ctx context.Context, cfg serveConfig, db *store.DB, log *slog.Logger,
 		}
 	}}
 	relay := &events.Relay{Outbox: db.Outbox, Log: log, Handlers: []events.Handler{
-		&events.SearchIndexer{DB: db, Index: ix}, broadcast, &events.LowStockAlerts{Log: log},
+		events.Then(&events.SearchIndexer{DB: db, Index: ix}, broadcast), broadcast, &events.LowStockAlerts{Log: log},
 	}}
 	relay.Handlers = append(relay.Handlers, fulfil.handlers...)
 	var bgDone sync.WaitGroup
