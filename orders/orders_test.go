@@ -112,7 +112,7 @@ func (e *env) order(customer uuid.UUID, qty int) *bookstore.Order {
 	}
 	res, err := e.co.Checkout(ctx, customer, checkout.Input{CartID: c.ID, IdempotencyKey: uuid.NewString(), Email: "ann@example.com",
 		ShippingAddress: bookstore.Address{Recipient: "Ann", Line1: "1 Road", City: "Leeds", Country: "GB"},
-		ShippingMethod: "STANDARD", Method: payment.MethodCard, Token: "tok_visa"})
+		ShippingMethod:  "STANDARD", Method: payment.MethodCard, Token: "tok_visa"})
 	if err != nil || len(res.Problems) > 0 || res.Order.Status != bookstore.OrderPaid {
 		e.t.Fatalf("checkout: %v %+v", err, res)
 	}
