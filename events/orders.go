@@ -22,6 +22,11 @@ type Fulfilment struct {
 	Log    *slog.Logger
 }
 
+// Consumer implements Consumer.
+func (f *Fulfilment) Consumer() (string, []string) {
+	return "fulfilment", []string{store.TopicOrderPaid, store.OrderTopic(bookstore.OrderEventCancelled)}
+}
+
 // Handle implements Handler.
 func (f *Fulfilment) Handle(ctx context.Context, evs []store.Event) error {
 	var errs []error
@@ -52,6 +57,12 @@ type OrderMail struct {
 	Sender   mail.Sender
 	From     string
 	Log      *slog.Logger
+}
+
+// Consumer implements Consumer.
+func (m *OrderMail) Consumer() (string, []string) {
+	return "order-mail", []string{store.TopicOrderPaid, store.OrderTopic(bookstore.OrderEventShipped),
+		store.OrderTopic(bookstore.OrderEventCancelled)}
 }
 
 // Handle implements Handler. An email the mail server refuses for good (an unknown
