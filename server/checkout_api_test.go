@@ -709,3 +709,64 @@ func TestOrderAuthorization(t *testing.T) {
 		hidden(c.name, c.token, c.q, c.id, c.vars)
 	}
 }
+
+// TestCheckoutRoundTrips counts the SQL statements of one guest checkout through the API
+// (the whole request: key lookup, cart, tx 1, PSP ledger, tx 2, cart deletion and the
+// response's books), BEGIN and COMMIT included as pgx sends them. It guards the count
+// against growth: every statement is a round trip that each checkout pays under load.
+func TestCheckoutRoundTrips(t *testing.T) {
+	a := newAPI(t, 5)
+	seedCodes(t, a.db)
+	bs := a.cartBooks(3, 1000)
+	trips := func(n int, codes ...string) int64 {
+		t.Helper()
+		var ls []map[string]any
+		for _, b := range bs[:n] {
+			ls = append(ls, line(b, 1))
+		}
+		c := a.createCart("", ls, codes...).Cart
+		before := a.queries.n.Load()
+		res := a.checkout("", guestInput(c.ID, "count@example.com", "tok_visa"))
+		if res.Order == nil || res.Order.Status != "PAID" || (codes != nil) != (res.Order.Cost.DiscountCents > 0) {
+			t.Fatalf("checkout with codes %v: %+v", codes, res)
+		}
+		return a.queries.n.Load() - before
+	}
+	one, three, coded := trips(1), trips(3), trips(3, "WELCOME10")
+	t.Logf("round trips per checkout: %d with 1 book, %d with 3 books, %d with 3 books and a discount code", one, three, coded)
+	// Take updates each book in lock order: one statement per extra book, no more.
+	if three-one > 2 {
+		t.Errorf("%d round trips for 3 books, %d for 1: more than one per extra book", three, one)
+	}
+	if one > 20 {
+		t.Errorf("%d round trips for a one-book checkout", one)
+	}
+}
+
+// TestCheckoutUUIDKeysAreNotCards: the schema tells clients to send a UUID as the
+// idempotency key. About one random UUID in 1,400 has leading hex groups that are all
+// digits and, read as "6208 8322 3099 4413", pass the Luhn check: the card guard must not
+// refuse those checkouts as carrying a card number.
+func TestCheckoutUUIDKeysAreNotCards(t *testing.T) {
+	a := newAPI(t, 3)
+	b := a.cartBooks(1, 10)[0]
+	for _, key := range []string{"62088322-3099-4413-b3c7-de4e9337d680", "85e6c430-5734-4405-8255-e0e8c00a5fd5"} {
+		c := a.createCart("", []map[string]any{line(b, 1)}).Cart
+		in := guestInput(c.ID, "uuid@example.com", "tok_visa")
+		in["idempotencyKey"] = key
+		res := a.checkout("", in)
+		if res.Order == nil || res.Order.Status != "PAID" {
+			t.Errorf("key %s: %+v", key, res)
+		}
+	}
+	// A card number is still refused in the key, and in a UUID-shaped search that is not one.
+	c := a.createCart("", []map[string]any{line(b, 1)}).Cart
+	in := guestInput(c.ID, "uuid@example.com", "tok_visa")
+	in["idempotencyKey"] = "4111 1111 1111 1111"
+	if r := a.as("", checkoutMutation, map[string]any{"in": in}); code(r) != bookstore.CodeBadUserInput {
+		t.Errorf("a card number as the key: %s %+v", r.Data, r.Errors)
+	}
+	if r := a.as("", `query($q: String!) { search(query: $q) { totalCount } }`, map[string]any{"q": "62088322-3099-4413-b3c7"}); code(r) != bookstore.CodeBadUserInput {
+		t.Errorf("a card number in a UUID-like search: %s %+v", r.Data, r.Errors)
+	}
+}
