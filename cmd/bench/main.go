@@ -16,8 +16,6 @@ package main
 import (
 	"bytes"
 	"context"
-	crand "crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -38,6 +36,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/google/uuid"
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 
 	"github.com/shopfront/bookstore"
@@ -381,7 +380,7 @@ func (c *checkoutTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	if len(cart.Errors) > 0 || cc.Cart == nil || len(cc.UserErrors) > 0 {
 		return failed(req, raw), nil
 	}
-	in := map[string]any{"cartId": cc.Cart.ID, "idempotencyKey": newKey(), "email": "bench@example.com",
+	in := map[string]any{"cartId": cc.Cart.ID, "idempotencyKey": uuid.NewString(), "email": "bench@example.com",
 		"shippingAddress": map[string]any{"recipient": "Bea Bench", "line1": "1 Load Street", "city": "Berlin", "postalCode": "10115", "country": "DE"},
 		"shippingMethod":  "STANDARD", "payment": map[string]any{"method": "CARD", "token": "tok_visa"},
 		"expectedTotalCents": cc.Cart.Cost.TotalCents}
@@ -436,13 +435,6 @@ func failed(req *http.Request, body []byte) *http.Response {
 	return &http.Response{StatusCode: http.StatusInternalServerError, Status: "500 purchase failed", Proto: "HTTP/1.1",
 		ProtoMajor: 1, ProtoMinor: 1, Header: http.Header{}, Body: io.NopCloser(bytes.NewReader(body)),
 		ContentLength: int64(len(body)), Request: req}
-}
-
-// newKey is a fresh idempotency key (a random UUID's worth of hex).
-func newKey() string {
-	var b [16]byte
-	_, _ = crand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
 
 func graphqlTargeter(base, query string, vars func(*rand.Rand) map[string]any) vegeta.Targeter {
