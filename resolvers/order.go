@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -55,6 +56,7 @@ func (r *mutationResolver) checkout(ctx context.Context, in model.CheckoutInput)
 	out := &model.CheckoutPayload{Order: res.Order, UserErrors: []*model.UserError{}}
 	if res.Order != nil {
 		out.AccessToken = &res.AccessToken
+		primeBooks(ctx, res.Order)
 	}
 	if res.TotalCents != nil {
 		t := int(*res.TotalCents)
@@ -211,4 +213,18 @@ func eventDetail(e *bookstore.OrderEvent, key string) *string {
 		return &v
 	}
 	return nil
+}
+
+// primeBooks loads the order's books into the request's loader on a context without the
+// request's deadline: a checkout may spend most of that deadline waiting for the PSP, and
+// a paid order must not come back with errors on its lines' books because the deadline
+// passed while the payload was being written.
+func primeBooks(ctx context.Context, o *bookstore.Order) {
+	ids := make([]uuid.UUID, len(o.Lines))
+	for i, l := range o.Lines {
+		ids[i] = l.BookID
+	}
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_, _ = loaders.For(ctx).Book.LoadMany(lctx, ids)()
 }
