@@ -617,7 +617,8 @@ func (r *stockMovementResolver) ActorID(ctx context.Context, obj *bookstore.Stoc
 
 // OrderStatusChanged is the resolver for the orderStatusChanged field.
 func (r *subscriptionResolver) OrderStatusChanged(ctx context.Context, orderID string, afterSeq *int, email *string, accessToken *string) (<-chan *model.OrderStatusUpdate, error) {
-	panic(fmt.Errorf("not implemented: OrderStatusChanged - orderStatusChanged"))
+	// Not served yet: no subscription transport is mounted (see the README).
+	return nil, bookstore.Errorf(bookstore.CodeUnavailable, "order subscriptions are not available yet; read order(id:) { events }")
 }
 
 // Address returns graph.AddressResolver implementation.
