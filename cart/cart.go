@@ -97,6 +97,18 @@ func New(cfg Config) *Service {
 	return &Service{cfg: cfg}
 }
 
+// Delete removes a cart that checkout turned into a paid order. A cart already gone is
+// no error.
+func (s *Service) Delete(ctx context.Context, id string) error {
+	if _, err := s.cfg.Store.Take(ctx, id); err != nil && !errors.Is(err, bookstore.ErrCartNotFound) {
+		return err
+	}
+	return nil
+}
+
+// Tax is the tax rates carts are priced with (checkout prices orders with them too).
+func (s *Service) Tax() bookstore.TaxRates { return s.cfg.Tax }
+
 // Limits are the cart limits in force.
 func (s *Service) Limits() bookstore.CartLimits { return s.cfg.Limits }
 

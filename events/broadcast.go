@@ -34,6 +34,11 @@ type CatalogBroadcast struct {
 	local atomic.Uint64
 }
 
+// Consumer implements Consumer.
+func (b *CatalogBroadcast) Consumer() (string, []string) {
+	return "catalog-broadcast", []string{store.TopicBookChanged}
+}
+
 // Handle implements Handler.
 func (b *CatalogBroadcast) Handle(ctx context.Context, evs []store.Event) error {
 	changed := false

@@ -17,15 +17,20 @@ import (
 // alerting picks up. Notify, when set, is called too (an email to the buyer, a metric);
 // an error from it leaves the event pending, to be retried.
 //
-// The relay hands a batch to every handler again when any of them fails (the search
-// engine down, say), so LowStockAlerts remembers the events it has reported (the last
-// 10,000) and reports each once per process; after a restart one may be reported again.
+// The relay hands a batch to LowStockAlerts again when a Notify in it fails, and after
+// a lost lease, so LowStockAlerts remembers the events it has reported (the last 10,000)
+// and reports each once per process; after a restart one may be reported again.
 type LowStockAlerts struct {
 	Log    *slog.Logger
 	Notify func(ctx context.Context, e store.Event, p store.LowStockPayload) error
 
 	once sync.Once
 	done *lru.Cache[uuid.UUID, struct{}]
+}
+
+// Consumer implements Consumer.
+func (a *LowStockAlerts) Consumer() (string, []string) {
+	return "low-stock-alerts", []string{store.TopicLowStock}
 }
 
 // Handle implements Handler.

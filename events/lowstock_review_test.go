@@ -38,7 +38,7 @@ func TestInventoryReviewLowStockAlertOncePerEvent(t *testing.T) {
 		return nil
 	})
 	relay := &events.Relay{Outbox: db.Outbox, Log: slog.New(slog.NewJSONHandler(&bytes.Buffer{}, nil)),
-		Handlers: []events.Handler{index, &events.LowStockAlerts{Log: slog.New(slog.NewJSONHandler(&logs, nil))}}}
+		Handlers: []events.Handler{events.Subscribe("index", index, store.TopicBookChanged), &events.LowStockAlerts{Log: slog.New(slog.NewJSONHandler(&logs, nil))}}}
 	for range 3 {
 		_, _ = relay.Step(ctx)
 	}

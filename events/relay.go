@@ -1,11 +1,46 @@
 // Package events moves the transactional outbox (store.Outbox) to the parts of the system
-// that react to changes: the search indexer, caches and, later, live subscribers. Writers
-// never publish directly; they write an outbox row in the transaction that makes the
-// change, and the Relay here delivers it after commit.
+// that react to changes: the search indexer, caches, low-stock alerts and, later, order
+// emails, live subscriptions and shipping. Writers never publish directly; they write an
+// outbox row in the transaction that makes the change, and the Relay here delivers it
+// after commit.
 //
-// Delivery is at-least-once: a handler may see an event again after a crash, so handlers
-// are idempotent (re-index a book, move to a new cache generation). One relay runs at a
-// time across instances (a lease in the database), so events are handled in order.
+// Delivery is at-least-once: a handler may see an event again after a crash or a lost
+// lease, so handlers are idempotent (re-index a book, move to a new cache generation).
+//
+// # Consumers
+//
+// Each handler is a consumer with a name and the topics it reads, and progresses on its
+// own: a search engine that is down for an hour delays no order email, and a failing
+// handler re-runs no other handler's work. A consumer's progress is one delivery row per
+// event it handled (or is retrying, or parked) in outbox_deliveries, not a cursor over
+// the outbox. A cursor needs a key that grows in commit order, and the outbox has none
+// that is portable: ids are random UUIDs, and created_at is the transaction's start, so
+// a transaction that started earlier can commit an older created_at after a reader went
+// past it (waiting out a safety lag would add that lag to every delivery and still miss
+// a transaction slower than it). With delivery rows, a consumer reads the unpublished
+// events of its topics that it has no row for, in created_at order; an event is
+// published once every consumer registered for its topic is done with it (in the same
+// serializable transaction as the last one's row), and published events are pruned with
+// their rows. Reads stay small: the unpublished events of the consumer's topics only (a
+// partial index), so a backlog of book changes costs an order consumer nothing; consumers
+// sharing a topic scan the backlog of the slowest among them.
+//
+// # Leases
+//
+// Each consumer runs in one instance at a time, under its own lease (so consumers fail
+// over independently), which is fenced: a holder's writes (done, retry, park) check the
+// lease's token in the same statement, so a holder whose lease ran out during a slow
+// batch cannot write over its successor. A long batch renews the lease as it goes; the
+// handler's context ends when the lease is lost or about to run out, and a handler must
+// then stop (its batch will be handled by the next holder).
+//
+// # Failures
+//
+// A failed batch is retried; a batch that keeps failing is retried event by event, and an
+// event that fails on its own while others succeed waits with a growing backoff for a
+// bounded number of attempts, then is parked with its error: counted in /readyz, listed
+// and requeued by `bookstore outbox`. When every event fails on its own, the cause is not
+// in the events (the backend is down): nothing is counted against them.
 package events
 
 import (
@@ -13,6 +48,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -20,10 +56,19 @@ import (
 	"github.com/shopfront/bookstore/store"
 )
 
-// Handler reacts to a batch of events, oldest first. An error leaves the whole batch
-// unpublished, to be handed to every handler again.
+// Handler reacts to a batch of events, oldest first. An error leaves the whole batch to
+// be handled again. ctx ends when the relay's lease is lost or about to run out: the
+// handler must then stop and return, committing nothing more.
 type Handler interface {
 	Handle(ctx context.Context, evs []store.Event) error
+}
+
+// Consumer is a Handler with its own delivery state: Consumer returns the name that
+// state is kept under (keep it stable: a new name starts from the events not yet
+// published) and the topics it reads.
+type Consumer interface {
+	Handler
+	Consumer() (name string, topics []string)
 }
 
 // HandlerFunc adapts a function to Handler.
@@ -32,99 +77,137 @@ type HandlerFunc func(ctx context.Context, evs []store.Event) error
 // Handle implements Handler.
 func (f HandlerFunc) Handle(ctx context.Context, evs []store.Event) error { return f(ctx, evs) }
 
+// Subscribe makes h a Consumer named name that reads topics.
+func Subscribe(name string, h Handler, topics ...string) Consumer {
+	return subscription{Handler: h, name: name, topics: topics}
+}
+
+type subscription struct {
+	Handler
+	name   string
+	topics []string
+}
+
+func (s subscription) Consumer() (string, []string) { return s.name, s.topics }
+
+// Then returns a Consumer that hands each batch to first and then, if first succeeded,
+// to next, under first's name and topics: for work that must follow another's, such as
+// moving the response cache to a new generation once the search index has the change
+// (an independent cache consumer could run first, and a search answered in between
+// would be cached as current).
+func Then(first Consumer, next Handler) Consumer {
+	name, topics := first.Consumer()
+	return Subscribe(name, HandlerFunc(func(ctx context.Context, evs []store.Event) error {
+		if err := first.Handle(ctx, evs); err != nil {
+			return err
+		}
+		return next.Handle(ctx, evs)
+	}), topics...)
+}
+
 // Outbox is what the relay needs of the store.
 type Outbox interface {
-	Pending(ctx context.Context, limit int) ([]store.Event, error)
-	MarkPublished(ctx context.Context, ids []uuid.UUID) error
-	Park(ctx context.Context, id uuid.UUID, reason string) error
+	Register(ctx context.Context, consumer string, topics []string) error
+	PendingFor(ctx context.Context, consumer string, topics []string, limit int) ([]store.Event, error)
+	Done(ctx context.Context, l store.Lease, consumer string, ids []uuid.UUID) error
+	Failed(ctx context.Context, l store.Lease, consumer string, id uuid.UUID, reason string, r store.Retry) (store.Failure, error)
+	Retire(ctx context.Context, limit int) (int64, error)
 	Prune(ctx context.Context, cutoff time.Time) (int64, error)
+	Acquire(ctx context.Context, name string, holder uuid.UUID, ttl time.Duration) (store.Lease, bool, error)
 	AcquireLease(ctx context.Context, name string, holder uuid.UUID, ttl time.Duration) (bool, error)
+	Renew(ctx context.Context, l store.Lease, ttl time.Duration) error
 	ReleaseLease(ctx context.Context, name string, holder uuid.UUID) error
 }
 
-// leaseName is the lease every instance's relay competes for.
-const leaseName = "outbox-relay"
+// pruneLease is the lease of the loop that retires and prunes; each consumer's lease is
+// named "outbox:" + its name.
+const pruneLease = "outbox-prune"
 
-// Relay polls the outbox and hands each batch to its handlers.
+// ErrLeaseHeld: another instance holds a consumer's lease, so Step or Drain cannot run it.
+var ErrLeaseHeld = errors.New("another instance holds the lease")
+
+// Relay polls the outbox and hands each consumer its events.
 type Relay struct {
-	Outbox   Outbox
+	Outbox Outbox
+	// Handlers are the consumers: each must be a Consumer (see Subscribe).
 	Handlers []Handler
 	Log      *slog.Logger
-	// Interval is the pause between polls when the outbox is empty (default 200ms, so a
-	// change reaches the index well within a second).
+	// Interval is the pause between polls when a consumer has nothing to do (default
+	// 200ms, so a change reaches the index well within a second).
 	Interval time.Duration
 	// Batch is the most events handled at once (default 500).
 	Batch int
 	// Retention is how long published events are kept before pruning (default 1h).
 	Retention time.Duration
-	// LeaseTTL is how long the relay's lease lasts without renewal (default 15s); an
-	// instance that dies hands over to another after it.
+	// LeaseTTL is how long a consumer's lease lasts without renewal (default 15s); an
+	// instance that dies hands over to another after it. Handlers are cut off about
+	// LeaseTTL/10 before it runs out.
 	LeaseTTL time.Duration
 	// IsolateAfter is how many failures in a row of the same batch make the relay retry
-	// it event by event, to park the events that fail alone (default 5).
+	// it event by event (default 5).
 	IsolateAfter int
+	// Retry is how an event that fails on its own is retried (default: 10 attempts,
+	// waiting 1s, 2s, 4s... up to 5 minutes between them), then parked.
+	Retry store.Retry
 
-	failures int // consecutive failures of the oldest batch
+	once       sync.Once
+	holder     uuid.UUID
+	consumers  []*consumer
+	initErr    error
+	registered bool
 }
 
-// Run relays until ctx ends, while it holds the relay lease (other instances' relays
-// wait for it). Failures are logged and retried with backoff; Run returns ctx's error.
-func (r *Relay) Run(ctx context.Context) error {
-	interval := r.Interval
-	if interval <= 0 {
-		interval = 200 * time.Millisecond
-	}
-	retention := r.Retention
-	if retention <= 0 {
-		retention = time.Hour
-	}
-	ttl := r.LeaseTTL
-	if ttl <= 0 {
-		ttl = 15 * time.Second
-	}
-	holder := uuid.New()
-	defer func() {
-		// Hand over at once on a clean stop, rather than after the lease expires.
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-		defer cancel()
-		_ = r.Outbox.ReleaseLease(ctx, leaseName, holder)
-	}()
-	backoff := interval
-	lastPrune := time.Time{}
-	for {
-		held, err := r.Outbox.AcquireLease(ctx, leaseName, holder, ttl)
-		n := 0
-		if err == nil && held {
-			n, err = r.Step(ctx)
-		}
-		switch {
-		case ctx.Err() != nil:
-			return ctx.Err()
-		case err != nil:
-			r.Log.ErrorContext(ctx, "outbox relay failed; retrying", "err", err, "retry_in", backoff.String())
-			backoff = min(2*backoff, 10*time.Second)
-		default:
-			backoff = interval
-		}
-		if held && time.Since(lastPrune) > retention/4 {
-			if _, err := r.Outbox.Prune(ctx, time.Now().Add(-retention)); err != nil && ctx.Err() == nil {
-				r.Log.WarnContext(ctx, "outbox prune failed", "err", err)
+// consumer is one Consumer's state in this relay.
+type consumer struct {
+	name     string
+	topics   []string
+	h        Handler
+	failures int // consecutive failures of the oldest batch
+	lease    store.Lease
+	held     bool
+}
+
+func (r *Relay) init() error {
+	r.once.Do(func() {
+		r.holder = uuid.New()
+		seen := map[string]bool{}
+		for _, h := range r.Handlers {
+			c, ok := h.(Consumer)
+			if !ok {
+				r.initErr = fmt.Errorf("relay: a %T is no Consumer (wrap it with events.Subscribe)", h)
+				return
 			}
-			lastPrune = time.Now()
+			name, topics := c.Consumer()
+			if name == "" || len(topics) == 0 || seen[name] {
+				r.initErr = fmt.Errorf("relay: consumer %q needs a unique name and topics (%v)", name, topics)
+				return
+			}
+			seen[name] = true
+			r.consumers = append(r.consumers, &consumer{name: name, topics: topics, h: h})
 		}
-		if err == nil && n == r.batch() {
-			continue // more waiting: no pause
-		}
-		wait := backoff
-		if err == nil && !held {
-			wait = min(ttl/3, time.Second) // standing by for the lease
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(wait):
-		}
+	})
+	return r.initErr
+}
+
+func (r *Relay) log() *slog.Logger {
+	if r.Log != nil {
+		return r.Log
 	}
+	return slog.Default()
+}
+
+func (r *Relay) interval() time.Duration {
+	if r.Interval <= 0 {
+		return 200 * time.Millisecond
+	}
+	return r.Interval
+}
+
+func (r *Relay) ttl() time.Duration {
+	if r.LeaseTTL <= 0 {
+		return 15 * time.Second
+	}
+	return r.LeaseTTL
 }
 
 func (r *Relay) batch() int {
@@ -141,82 +224,366 @@ func (r *Relay) isolateAfter() int {
 	return r.IsolateAfter
 }
 
-// Step relays one batch and returns how many events it retired (published or parked).
-// Tests and `bookstore reindex` call it directly to drain the outbox.
-func (r *Relay) Step(ctx context.Context) (int, error) {
-	evs, err := r.Outbox.Pending(ctx, r.batch())
-	if err != nil || len(evs) == 0 {
-		return 0, err
+func (r *Relay) retry() store.Retry {
+	p := r.Retry
+	if p.Base <= 0 {
+		p.Base = time.Second
 	}
-	if err := r.handle(ctx, evs); err != nil {
-		r.failures++
-		if r.failures < r.isolateAfter() {
-			return 0, err
-		}
-		return r.isolate(ctx, evs, err)
+	if p.Max <= 0 {
+		p.Max = 5 * time.Minute
 	}
-	r.failures = 0
-	return len(evs), r.publish(ctx, evs)
+	if p.Attempts <= 0 {
+		p.Attempts = 10
+	}
+	return p
 }
 
-func (r *Relay) handle(ctx context.Context, evs []store.Event) error {
+// register records every consumer's topics (see store.Outbox.Register), retrying until
+// it succeeds or ctx ends.
+func (r *Relay) register(ctx context.Context) error {
+	backoff := r.interval()
+	for {
+		var err error
+		for _, c := range r.consumers {
+			if err = r.Outbox.Register(ctx, c.name, c.topics); err != nil {
+				break
+			}
+		}
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		r.log().ErrorContext(ctx, "register outbox consumers; retrying", "err", err, "retry_in", backoff.String())
+		if sleep(ctx, backoff) != nil {
+			return ctx.Err()
+		}
+		backoff = min(2*backoff, 10*time.Second)
+	}
+}
+
+// Run relays until ctx ends: each consumer in its own loop, while this instance holds
+// its lease (other instances' relays stand by for it), and a loop that retires and
+// prunes old events. Failures are logged and retried with backoff; Run returns ctx's
+// error, or a configuration error at once.
+func (r *Relay) Run(ctx context.Context) error {
+	if err := r.init(); err != nil {
+		return err
+	}
+	if err := r.register(ctx); err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	for _, c := range r.consumers {
+		wg.Add(1)
+		go func() { defer wg.Done(); r.runConsumer(ctx, c) }()
+	}
+	wg.Add(1)
+	go func() { defer wg.Done(); r.runPrune(ctx) }()
+	wg.Wait()
+	return ctx.Err()
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+func (r *Relay) release(ctx context.Context, name string) {
+	// Hand over at once on a clean stop, rather than after the lease expires.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	_ = r.Outbox.ReleaseLease(ctx, name, r.holder)
+}
+
+func (r *Relay) runConsumer(ctx context.Context, c *consumer) {
+	defer r.release(ctx, "outbox:"+c.name)
+	backoff := r.interval()
+	for {
+		n, err := r.stepConsumer(ctx, c)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case errors.Is(err, store.ErrLeaseLost):
+			r.log().WarnContext(ctx, "outbox consumer lost its lease; standing by", "consumer", c.name, "err", err)
+			backoff = r.interval()
+		case err != nil:
+			r.log().ErrorContext(ctx, "outbox consumer failed; retrying", "consumer", c.name, "err", err, "retry_in", backoff.String())
+			backoff = min(2*backoff, 10*time.Second)
+		default:
+			backoff = r.interval()
+		}
+		if err == nil && n == r.batch() {
+			continue // more waiting: no pause
+		}
+		wait := backoff
+		if err == nil && !c.held {
+			wait = min(r.ttl()/3, time.Second) // standing by for the lease
+		}
+		if sleep(ctx, wait) != nil {
+			return
+		}
+	}
+}
+
+// runPrune retires the events every consumer is done with that Done left unpublished
+// (see store.Outbox.Retire) and prunes published events older than Retention, every
+// Retention/4, in one instance at a time. Neither write needs fencing: both are right
+// whoever makes them.
+func (r *Relay) runPrune(ctx context.Context) {
+	retention := r.Retention
+	if retention <= 0 {
+		retention = time.Hour
+	}
+	defer r.release(ctx, pruneLease)
+	var last time.Time
+	for {
+		held, err := r.Outbox.AcquireLease(ctx, pruneLease, r.holder, r.ttl())
+		if err == nil && held && time.Since(last) > retention/4 {
+			err = r.prune(ctx, retention)
+			last = time.Now()
+		}
+		if err != nil && ctx.Err() == nil {
+			r.log().WarnContext(ctx, "outbox prune failed", "err", err)
+		}
+		if sleep(ctx, min(r.ttl()/3, time.Second)) != nil {
+			return
+		}
+	}
+}
+
+func (r *Relay) prune(ctx context.Context, retention time.Duration) error {
+	for {
+		n, err := r.Outbox.Retire(ctx, 1000)
+		if err != nil {
+			return err
+		}
+		if n < 1000 {
+			break
+		}
+	}
+	_, err := r.Outbox.Prune(ctx, time.Now().Add(-retention))
+	return err
+}
+
+// Step gives every consumer one batch (taking its lease if free) and returns how many
+// events they handled, retried or parked. Tests and tools call it to drive the relay by
+// hand; it must not run beside Run on the same Relay.
+func (r *Relay) Step(ctx context.Context) (int, error) {
+	if err := r.init(); err != nil {
+		return 0, err
+	}
+	if !r.registered {
+		if err := r.register(ctx); err != nil {
+			return 0, err
+		}
+		r.registered = true
+	}
+	total := 0
 	var errs []error
-	for _, h := range r.Handlers {
-		if err := h.Handle(ctx, evs); err != nil {
+	for _, c := range r.consumers {
+		n, err := r.stepConsumer(ctx, c)
+		if err == nil && !c.held {
+			err = fmt.Errorf("consumer %s: %w", c.name, ErrLeaseHeld)
+		}
+		total += n
+		if err != nil {
 			errs = append(errs, err)
 		}
 	}
-	return errors.Join(errs...)
+	return total, errors.Join(errs...)
 }
 
-func (r *Relay) publish(ctx context.Context, evs []store.Event) error {
-	ids := make([]uuid.UUID, len(evs))
-	for i, e := range evs {
-		ids[i] = e.ID
-	}
-	return r.Outbox.MarkPublished(ctx, ids)
-}
-
-// isolate retries a batch that keeps failing one event at a time. If every event fails,
-// the cause is not in the events (a search engine down, say): nothing is parked and the
-// batch is retried later. Otherwise the events that fail alone are parked and the rest
-// published, so one bad event cannot hold back every change behind it.
-func (r *Relay) isolate(ctx context.Context, evs []store.Event, batchErr error) (int, error) {
-	var ok, bad []store.Event
-	var reasons []error
-	for _, e := range evs {
-		if err := r.handle(ctx, []store.Event{e}); err != nil {
-			if ctx.Err() != nil {
-				return 0, ctx.Err()
-			}
-			bad, reasons = append(bad, e), append(reasons, err)
-			continue
-		}
-		ok = append(ok, e)
-	}
-	if len(ok) == 0 {
-		// Count again from zero: while a backend is down, every retry would otherwise
-		// handle the batch event by event.
-		r.failures = 0
-		return 0, fmt.Errorf("every event of the batch fails on its own: %w", batchErr)
-	}
-	for i, e := range bad {
-		r.Log.ErrorContext(ctx, "outbox event parked: it fails on its own", "event", e.ID, "topic", e.Topic,
-			"aggregate", e.AggregateID, "err", reasons[i])
-		if err := r.Outbox.Park(ctx, e.ID, reasons[i].Error()); err != nil {
-			return 0, err
-		}
-	}
-	r.failures = 0
-	return len(evs), r.publish(ctx, ok)
-}
-
-// Drain relays until the outbox is empty.
+// Drain relays until no consumer has anything left to do now (events waiting for a
+// retry stay), then releases the leases.
 func (r *Relay) Drain(ctx context.Context) error {
+	defer func() {
+		for _, c := range r.consumers {
+			if c.held {
+				r.release(ctx, "outbox:"+c.name)
+				c.held = false
+			}
+		}
+	}()
 	for {
 		n, err := r.Step(ctx)
 		if err != nil || n == 0 {
 			return err
 		}
 	}
+}
+
+// stepConsumer takes or renews c's lease and, if held, hands c one batch.
+func (r *Relay) stepConsumer(ctx context.Context, c *consumer) (int, error) {
+	start := time.Now()
+	l, held, err := r.Outbox.Acquire(ctx, "outbox:"+c.name, r.holder, r.ttl())
+	if err != nil {
+		return 0, err
+	}
+	if held && c.held && l.Token != c.lease.Token {
+		// Lost and taken again meanwhile: another holder may have run part of the batch.
+		c.failures = 0
+	}
+	c.lease, c.held = l, held
+	if !held {
+		return 0, nil
+	}
+	evs, err := r.Outbox.PendingFor(ctx, c.name, c.topics, r.batch())
+	if err != nil || len(evs) == 0 {
+		return 0, err
+	}
+	hctx, stop := r.guard(ctx, l, start)
+	defer stop()
+	err = r.handle(hctx, c, evs)
+	if lost := context.Cause(hctx); errors.Is(lost, store.ErrLeaseLost) {
+		c.held = false
+		return 0, lost // write nothing: the next holder handles the batch
+	}
+	if err == nil {
+		c.failures = 0
+		return len(evs), r.Outbox.Done(ctx, l, c.name, ids(evs))
+	}
+	c.failures++
+	if c.failures < r.isolateAfter() || ctx.Err() != nil {
+		return 0, err
+	}
+	return r.isolate(ctx, hctx, c, l, evs, err)
+}
+
+// handle runs c's handler, turning a panic into an error: one consumer's bug must not
+// take down the process and every other consumer with it.
+func (r *Relay) handle(ctx context.Context, c *consumer, evs []store.Event) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("consumer %s panicked: %v", c.name, p)
+		}
+	}()
+	return c.h.Handle(ctx, evs)
+}
+
+func ids(evs []store.Event) []uuid.UUID {
+	out := make([]uuid.UUID, len(evs))
+	for i, e := range evs {
+		out[i] = e.ID
+	}
+	return out
+}
+
+// guard returns a context for handling a batch under l, acquired (or last renewed) at
+// start: it renews l every third of the TTL, and ends (with cause store.ErrLeaseLost)
+// when a renewal finds l lost, or a tenth of the TTL before l would run out unrenewed
+// (the database reaching it first cannot happen: start was read before the lease was
+// written). stop ends the renewals.
+func (r *Relay) guard(ctx context.Context, l store.Lease, start time.Time) (context.Context, func()) {
+	ttl := r.ttl()
+	cut := ttl - ttl/10
+	hctx, cancel := context.WithCancelCause(ctx)
+	deadline := time.NewTimer(time.Until(start.Add(cut)))
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer deadline.Stop()
+		tick := time.NewTicker(ttl / 3)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-hctx.Done():
+				return
+			case <-deadline.C:
+				cancel(fmt.Errorf("lease %s about to run out: %w", l.Name, store.ErrLeaseLost))
+				return
+			case <-tick.C:
+				at := time.Now()
+				err := r.Outbox.Renew(hctx, l, ttl)
+				switch {
+				case errors.Is(err, store.ErrLeaseLost):
+					cancel(err)
+					return
+				case err == nil:
+					deadline.Reset(time.Until(at.Add(cut)))
+				default:
+					// A failed renewal leaves the lease as it was: keep to its deadline.
+					r.log().WarnContext(ctx, "renew outbox lease", "lease", l.Name, "err", err)
+				}
+			}
+		}
+	}()
+	return hctx, func() {
+		close(done)
+		wg.Wait()
+		cancel(nil)
+	}
+}
+
+// isolate retries a batch that keeps failing one event at a time. If every event fails,
+// the cause is not in the events (a search engine down, say): nothing is counted against
+// them (but those already suspect) and the batch is retried later. Otherwise the events that succeed are done, and
+// each that fails alone has a failed attempt recorded: it waits for its retry, or is
+// parked after its last.
+func (r *Relay) isolate(ctx, hctx context.Context, c *consumer, l store.Lease, evs []store.Event, batchErr error) (int, error) {
+	var ok, bad []store.Event
+	var reasons []error
+	for _, e := range evs {
+		err := r.handle(hctx, c, []store.Event{e})
+		if lost := context.Cause(hctx); errors.Is(lost, store.ErrLeaseLost) {
+			c.held = false
+			return 0, lost
+		}
+		if ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
+		if err != nil {
+			bad, reasons = append(bad, e), append(reasons, err)
+			continue
+		}
+		ok = append(ok, e)
+	}
+	// Count again from zero: while a backend is down, every retry would otherwise
+	// handle the batch event by event.
+	c.failures = 0
+	if len(ok) == 0 {
+		// Only events that already failed while others succeeded keep counting their
+		// attempts: a poison event left alone in the outbox is parked all the same.
+		var suspects []store.Event
+		var why []error
+		for i, e := range bad {
+			if e.Attempts > 0 {
+				suspects, why = append(suspects, e), append(why, reasons[i])
+			}
+		}
+		if err := r.failed(ctx, c, l, suspects, why); err != nil {
+			return 0, err
+		}
+		return len(suspects), fmt.Errorf("consumer %s: every event of the batch fails on its own: %w", c.name, batchErr)
+	}
+	if err := r.Outbox.Done(ctx, l, c.name, ids(ok)); err != nil {
+		return 0, err
+	}
+	return len(evs), r.failed(ctx, c, l, bad, reasons)
+}
+
+// failed records a failed attempt at each of evs (see store.Outbox.Failed).
+func (r *Relay) failed(ctx context.Context, c *consumer, l store.Lease, evs []store.Event, reasons []error) error {
+	for i, e := range evs {
+		f, err := r.Outbox.Failed(ctx, l, c.name, e.ID, reasons[i].Error(), r.retry())
+		if err != nil {
+			return err
+		}
+		args := []any{"consumer", c.name, "event", e.ID, "topic", e.Topic, "aggregate", e.AggregateID,
+			"attempts", f.Attempts, "err", reasons[i]}
+		if f.Parked {
+			r.log().ErrorContext(ctx, "outbox event parked: it failed on its own at every attempt", args...)
+		} else {
+			r.log().WarnContext(ctx, "outbox event failed on its own; retrying", append(args, "retry_at", f.RetryAt)...)
+		}
+	}
+	return nil
 }

@@ -151,8 +151,10 @@ func TestOneRelayAtATime(t *testing.T) {
 		seed(t, db, 600)
 		log := slog.New(slog.NewTextHandler(io.Discard, nil))
 		var a, b countingHandler
-		ra := &events.Relay{Outbox: db.Outbox, Log: log, Interval: 10 * time.Millisecond, LeaseTTL: 2 * time.Second, Handlers: []events.Handler{&a}}
-		rb := &events.Relay{Outbox: db.Outbox, Log: log, Interval: 10 * time.Millisecond, LeaseTTL: 2 * time.Second, Handlers: []events.Handler{&b}}
+		ra := &events.Relay{Outbox: db.Outbox, Log: log, Interval: 10 * time.Millisecond, LeaseTTL: 2 * time.Second,
+			Handlers: []events.Handler{events.Subscribe("count", &a, store.TopicBookChanged)}}
+		rb := &events.Relay{Outbox: db.Outbox, Log: log, Interval: 10 * time.Millisecond, LeaseTTL: 2 * time.Second,
+			Handlers: []events.Handler{events.Subscribe("count", &b, store.TopicBookChanged)}}
 		ctxA, stopA := context.WithCancel(ctx)
 		ctxB, stopB := context.WithCancel(ctx)
 		doneA, doneB := make(chan struct{}), make(chan struct{})
@@ -205,14 +207,14 @@ func waitPending(t *testing.T, db *store.DB, want int64) {
 	}
 }
 
-// TestPoisonEventIsParked: an event that fails on its own is parked after a few failed
-// attempts, and every other event is delivered; when every event fails (the handler's
-// backend is down) nothing is parked.
+// TestPoisonEventIsParked: an event that fails on its own is parked after its attempts,
+// with its error, and every other event is delivered; when every event fails (the
+// handler's backend is down) nothing is counted against the events.
 func TestPoisonEventIsParked(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
 		seed(t, db, 30)
-		evs, err := db.Outbox.Pending(ctx, 100)
+		evs, err := db.Outbox.PendingFor(ctx, "h", []string{store.TopicBookChanged}, 100)
 		if err != nil || len(evs) != 30 {
 			t.Fatalf("%d events, %v", len(evs), err)
 		}
@@ -232,14 +234,16 @@ func TestPoisonEventIsParked(t *testing.T) {
 			return delivered.Handle(ctx, evs)
 		})
 		log := slog.New(slog.NewTextHandler(io.Discard, nil))
-		r := &events.Relay{Outbox: db.Outbox, Log: log, IsolateAfter: 2, Handlers: []events.Handler{h}}
-		for range 4 { // a backend down: every attempt fails, isolation included
+		r := &events.Relay{Outbox: db.Outbox, Log: log, IsolateAfter: 2, Handlers: []events.Handler{events.Subscribe("h", h, store.TopicBookChanged)},
+			Retry: store.Retry{Base: time.Millisecond, Max: time.Millisecond, Attempts: 3}}
+		for range 6 { // a backend down: every attempt fails, isolation included
 			if _, err := r.Step(ctx); err == nil {
 				t.Fatal("a step succeeded with the backend down")
 			}
 		}
-		if n, _ := db.Outbox.PendingCount(ctx); n != 30 {
-			t.Fatalf("%d events pending with the backend down, want all 30 (none parked)", n)
+		var attempts int
+		if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM outbox_deliveries`).Scan(&attempts); err != nil || attempts != 0 {
+			t.Fatalf("%d failures recorded with the backend down, want none (%v)", attempts, err)
 		}
 		down.Store(false)
 		if _, err := r.Step(ctx); err == nil {
@@ -251,13 +255,25 @@ func TestPoisonEventIsParked(t *testing.T) {
 		if delivered.n.Load() != 29 {
 			t.Fatalf("%d events delivered, want 29", delivered.n.Load())
 		}
-		var parked int
-		var reason string
-		if err := db.Pool.QueryRow(ctx, `SELECT count(*), max(last_error) FROM outbox WHERE parked_at IS NOT NULL`).Scan(&parked, &reason); err != nil {
-			t.Fatal(err)
+		for i := 0; ; i++ { // the poison event alone now: its attempts run out
+			if n, _ := db.Outbox.ParkedCount(ctx); n == 1 {
+				break
+			}
+			if i == 100 {
+				t.Fatal("the poison event is not parked after 100 steps")
+			}
+			_, _ = r.Step(ctx)
+			time.Sleep(2 * time.Millisecond)
 		}
-		if n, _ := db.Outbox.PendingCount(ctx); parked != 1 || n != 0 || reason != "document rejected" {
-			t.Fatalf("%d parked (%q), %d pending; want 1 parked, 0 pending", parked, reason, n)
+		ps, err := db.Outbox.Parked(ctx, "", 10)
+		if err != nil || len(ps) != 1 || ps[0].AggregateID != poison || ps[0].Reason != "document rejected" || ps[0].Attempts != 3 {
+			t.Fatalf("parked %+v, %v", ps, err)
+		}
+		if n, _ := db.Outbox.PendingCount(ctx); n != 0 {
+			t.Fatalf("%d pending, want 0", n)
+		}
+		if delivered.n.Load() != 29 {
+			t.Fatalf("%d events delivered, want 29", delivered.n.Load())
 		}
 	})
 }

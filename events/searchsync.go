@@ -43,6 +43,11 @@ const replayMargin = time.Minute
 // syncBatch is how many books one round of reads covers (each round is five queries).
 const syncBatch = 500
 
+// Consumer implements Consumer.
+func (x *SearchIndexer) Consumer() (string, []string) {
+	return "search-index", []string{store.TopicBookChanged}
+}
+
 // Handle implements Handler.
 func (x *SearchIndexer) Handle(ctx context.Context, evs []store.Event) error {
 	seen := make(map[uuid.UUID]bool, len(evs))

@@ -716,22 +716,47 @@ func addressAAD(customerID, id uuid.UUID) []byte {
 }
 
 func normalizeAddress(a *Address) error {
+	return normalizeAddressFields(&a.Recipient, &a.Line1, &a.Line2, &a.City, &a.Region, &a.PostalCode, &a.Country)
+}
+
+// NormalizeAddress validates a shipping address (an order's) by the address book's rules
+// and normalises it in place; errors are BAD_USER_INPUT naming the AddressInput field.
+// Phone, when present, must be a valid phone number.
+func NormalizeAddress(a *bookstore.Address) error {
+	if err := normalizeAddressFields(&a.Recipient, &a.Line1, &a.Line2, &a.City, &a.Region, &a.PostalCode, &a.Country); err != nil {
+		return err
+	}
+	if a.Phone != "" {
+		p, err := validatePhone(a.Phone)
+		if err != nil {
+			return err
+		}
+		a.Phone = p
+	}
+	return nil
+}
+
+// ValidateEmail returns the trimmed email, or BAD_USER_INPUT on "email": a bare
+// addr-spec of at most 254 bytes with a dotted domain (the rule sign-up uses).
+func ValidateEmail(s string) (string, error) { return validateEmail(s) }
+
+func normalizeAddressFields(recipient, line1, line2, city, region, postalCode, country *string) error {
 	var err error
 	fields := []struct {
 		name     string
 		v        *string
 		min, max int
 	}{
-		{"recipient", &a.Recipient, 1, 100}, {"line1", &a.Line1, 1, 200}, {"line2", &a.Line2, 0, 200},
-		{"city", &a.City, 1, 100}, {"region", &a.Region, 0, 100}, {"postalCode", &a.PostalCode, 0, 20},
+		{"recipient", recipient, 1, 100}, {"line1", line1, 1, 200}, {"line2", line2, 0, 200},
+		{"city", city, 1, 100}, {"region", region, 0, 100}, {"postalCode", postalCode, 0, 20},
 	}
 	for _, f := range fields {
 		if *f.v, err = validateText(f.name, *f.v, f.min, f.max); err != nil {
 			return err
 		}
 	}
-	a.Country = strings.ToUpper(strings.TrimSpace(a.Country))
-	if !isCountry(a.Country) {
+	*country = strings.ToUpper(strings.TrimSpace(*country))
+	if !isCountry(*country) {
 		return bookstore.InvalidField("country", "must be an ISO 3166-1 alpha-2 code such as GB or US")
 	}
 	return nil

@@ -15,6 +15,7 @@ import (
 	"github.com/graph-gophers/dataloader/v7"
 
 	"github.com/shopfront/bookstore"
+	"github.com/shopfront/bookstore/shipping"
 	"github.com/shopfront/bookstore/store"
 )
 
@@ -29,6 +30,9 @@ type Options struct {
 	// Trees, when set, shares the category tree across requests (see TreeCache);
 	// otherwise each request reads it once.
 	Trees *TreeCache
+	// Shipments reads orders' shipments with their events (the carrier's ShipmentsOf);
+	// nil: orders have none.
+	Shipments func(ctx context.Context, orderIDs []uuid.UUID) (map[uuid.UUID][]*shipping.Shipment, error)
 }
 
 // BookPageKey asks for one page of a parent's books (a category with its subcategories,
@@ -59,6 +63,10 @@ type Loaders struct {
 	BooksByAuthor     *dataloader.Loader[BookPageKey, *bookstore.BookPage]
 	// Promotion finds promotions by normalised code (nil when none).
 	Promotion *dataloader.Loader[string, *bookstore.Promotion]
+	// OrderEvents is an order's history; Shipments its parcels. Callers authorize the
+	// order first.
+	OrderEvents *dataloader.Loader[uuid.UUID, []bookstore.OrderEvent]
+	Shipments   *dataloader.Loader[uuid.UUID, []*shipping.Shipment]
 
 	db        *store.DB
 	trees     *TreeCache
@@ -85,6 +93,14 @@ func New(db *store.DB, o Options) *Loaders {
 	l.BooksByCategory = newLoader(o, l.loadBooksByCategory)
 	l.BooksByAuthor = newLoader(o, l.loadBooksByAuthor)
 	l.Promotion = newLoader(o, byKey(db.Promotions.ByCodes, func(p *bookstore.Promotion) string { return p.Code }))
+	l.OrderEvents = newLoader(o, byMap(db.Orders.EventsOf))
+	ships := o.Shipments
+	if ships == nil {
+		ships = func(context.Context, []uuid.UUID) (map[uuid.UUID][]*shipping.Shipment, error) {
+			return map[uuid.UUID][]*shipping.Shipment{}, nil
+		}
+	}
+	l.Shipments = newLoader(o, byMap(ships))
 	return l
 }
 

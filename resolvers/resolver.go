@@ -9,8 +9,10 @@ import (
 	"sync/atomic"
 
 	"github.com/shopfront/bookstore/cart"
+	"github.com/shopfront/bookstore/checkout"
 	"github.com/shopfront/bookstore/identity"
 	"github.com/shopfront/bookstore/loaders"
+	"github.com/shopfront/bookstore/orders"
 	"github.com/shopfront/bookstore/search"
 	"github.com/shopfront/bookstore/store"
 )
@@ -25,6 +27,10 @@ type Resolver struct {
 	Index search.Index
 	// Carts runs the cart use cases.
 	Carts *cart.Service
+	// Checkout places orders and shows them to their owners.
+	Checkouts *checkout.Service
+	// Orders runs what follows checkout: lists, cancellations, shipping.
+	OrderService *orders.Service
 
 	searchGhosts atomic.Int64
 	ghostQueued  sync.Map // book id -> time.Time its deletion was last queued

@@ -7,6 +7,7 @@ package resolvers
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/shopfront/bookstore"
 	"github.com/shopfront/bookstore/auth"
@@ -16,6 +17,7 @@ import (
 	"github.com/shopfront/bookstore/graph/model"
 	"github.com/shopfront/bookstore/identity"
 	"github.com/shopfront/bookstore/loaders"
+	"github.com/shopfront/bookstore/shipping"
 )
 
 // ID is the resolver for the id field.
@@ -181,6 +183,26 @@ func (r *customerResolver) Cart(ctx context.Context, obj *identity.Customer) (*c
 	return r.customerCart(ctx, obj.ID)
 }
 
+// Orders is the resolver for the orders field.
+func (r *customerResolver) Orders(ctx context.Context, obj *identity.Customer, first *int, after *string, status *bookstore.OrderStatus) (*model.OrderConnection, error) {
+	return r.customerOrders(ctx, obj, first, after, status)
+}
+
+// Checkout is the resolver for the checkout field.
+func (r *mutationResolver) Checkout(ctx context.Context, input model.CheckoutInput) (*model.CheckoutPayload, error) {
+	return r.checkout(ctx, input)
+}
+
+// OrderCancel is the resolver for the orderCancel field.
+func (r *mutationResolver) OrderCancel(ctx context.Context, id string, reason *string) (*model.OrderPayload, error) {
+	return r.orderCancel(ctx, id, reason)
+}
+
+// OrderMarkShipped is the resolver for the orderMarkShipped field.
+func (r *mutationResolver) OrderMarkShipped(ctx context.Context, id string, carrier string, trackingNumber string) (*model.OrderPayload, error) {
+	return r.orderMarkShipped(ctx, id, carrier, trackingNumber)
+}
+
 // Register is the resolver for the register field.
 func (r *mutationResolver) Register(ctx context.Context, input model.RegisterInput) (*model.AuthPayload, error) {
 	p, err := authPayload(r.Identity.Register(ctx, identity.RegisterInput{
@@ -304,6 +326,90 @@ func (r *mutationResolver) PromotionDeactivate(ctx context.Context, id string) (
 }
 
 // ID is the resolver for the id field.
+func (r *orderResolver) ID(ctx context.Context, obj *bookstore.Order) (string, error) {
+	return globalID(typeOrder, obj.ID), nil
+}
+
+// Events is the resolver for the events field.
+func (r *orderResolver) Events(ctx context.Context, obj *bookstore.Order) ([]*bookstore.OrderEvent, error) {
+	return r.events(ctx, obj)
+}
+
+// Shipments is the resolver for the shipments field.
+func (r *orderResolver) Shipments(ctx context.Context, obj *bookstore.Order) ([]*shipping.Shipment, error) {
+	return r.shipments(ctx, obj)
+}
+
+// Phone is the resolver for the phone field.
+func (r *orderAddressResolver) Phone(ctx context.Context, obj *bookstore.Address) (*string, error) {
+	return optional(obj.Phone), nil
+}
+
+// ShipmentStatus is the resolver for the shipmentStatus field.
+func (r *orderEventResolver) ShipmentStatus(ctx context.Context, obj *bookstore.OrderEvent) (*shipping.Status, error) {
+	if v := eventDetail(obj, "shipmentStatus"); v != nil {
+		st := shipping.Status(*v)
+		return &st, nil
+	}
+	return nil, nil
+}
+
+// Location is the resolver for the location field.
+func (r *orderEventResolver) Location(ctx context.Context, obj *bookstore.OrderEvent) (*string, error) {
+	return eventDetail(obj, "location"), nil
+}
+
+// TrackingNumber is the resolver for the trackingNumber field.
+func (r *orderEventResolver) TrackingNumber(ctx context.Context, obj *bookstore.OrderEvent) (*string, error) {
+	return eventDetail(obj, "trackingNumber"), nil
+}
+
+// Reason is the resolver for the reason field.
+func (r *orderEventResolver) Reason(ctx context.Context, obj *bookstore.OrderEvent) (*string, error) {
+	return eventDetail(obj, "reason"), nil
+}
+
+// Book is the resolver for the book field.
+func (r *orderLineResolver) Book(ctx context.Context, obj *bookstore.OrderLine) (*bookstore.Book, error) {
+	return r.book(ctx, obj)
+}
+
+// Method is the resolver for the method field.
+func (r *orderPaymentResolver) Method(ctx context.Context, obj *bookstore.OrderPayment) (model.PaymentMethod, error) {
+	return model.PaymentMethod(obj.Method), nil
+}
+
+// Status is the resolver for the status field.
+func (r *orderPaymentResolver) Status(ctx context.Context, obj *bookstore.OrderPayment) (model.PaymentStatus, error) {
+	return paymentStatus(obj), nil
+}
+
+// Brand is the resolver for the brand field.
+func (r *orderPaymentResolver) Brand(ctx context.Context, obj *bookstore.OrderPayment) (*string, error) {
+	return optional(obj.Brand), nil
+}
+
+// Last4 is the resolver for the last4 field.
+func (r *orderPaymentResolver) Last4(ctx context.Context, obj *bookstore.OrderPayment) (*string, error) {
+	return optional(obj.Last4), nil
+}
+
+// Wallet is the resolver for the wallet field.
+func (r *orderPaymentResolver) Wallet(ctx context.Context, obj *bookstore.OrderPayment) (*string, error) {
+	return optional(obj.Wallet), nil
+}
+
+// FailureCode is the resolver for the failureCode field.
+func (r *orderPaymentResolver) FailureCode(ctx context.Context, obj *bookstore.OrderPayment) (*string, error) {
+	return optional(obj.FailureCode), nil
+}
+
+// FailureMessage is the resolver for the failureMessage field.
+func (r *orderPaymentResolver) FailureMessage(ctx context.Context, obj *bookstore.OrderPayment) (*string, error) {
+	return optional(obj.FailureMessage), nil
+}
+
+// ID is the resolver for the id field.
 func (r *promotionResolver) ID(ctx context.Context, obj *bookstore.Promotion) (string, error) {
 	return globalID(typePromotion, obj.ID), nil
 }
@@ -348,6 +454,9 @@ func (r *queryResolver) Node(ctx context.Context, id string) (bookstore.Node, er
 		return r.customerNode(ctx, u, id)
 	case typeAddress:
 		return r.addressNode(ctx, u, id)
+	case typeOrder:
+		// Through node(id:) only the order's customer: a guest uses order(id, email, accessToken).
+		return r.findOrder(ctx, u, id, "", "")
 	case typeReview:
 		rv, err := r.DB.Reviews.ByID(ctx, u)
 		if err != nil || rv == nil {
@@ -487,6 +596,11 @@ func (r *queryResolver) Promotions(ctx context.Context, first *int, after *strin
 	return r.promotions(ctx, first, after)
 }
 
+// Order is the resolver for the order field.
+func (r *queryResolver) Order(ctx context.Context, id string, email *string, accessToken *string) (*bookstore.Order, error) {
+	return r.order(ctx, id, email, accessToken)
+}
+
 // ID is the resolver for the id field.
 func (r *reviewResolver) ID(ctx context.Context, obj *bookstore.Review) (string, error) {
 	return globalID(typeReview, obj.ID), nil
@@ -499,6 +613,12 @@ func (r *stockMovementResolver) ActorID(ctx context.Context, obj *bookstore.Stoc
 	}
 	id := globalID(typeCustomer, *obj.ActorID)
 	return &id, nil
+}
+
+// OrderStatusChanged is the resolver for the orderStatusChanged field.
+func (r *subscriptionResolver) OrderStatusChanged(ctx context.Context, orderID string, afterSeq *int, email *string, accessToken *string) (<-chan *model.OrderStatusUpdate, error) {
+	// Not served yet: no subscription transport is mounted (see the README).
+	return nil, bookstore.Errorf(bookstore.CodeUnavailable, "order subscriptions are not available yet; read order(id:) { events }")
 }
 
 // Address returns graph.AddressResolver implementation.
@@ -525,6 +645,21 @@ func (r *Resolver) Customer() graph.CustomerResolver { return &customerResolver{
 // Mutation returns graph.MutationResolver implementation.
 func (r *Resolver) Mutation() graph.MutationResolver { return &mutationResolver{r} }
 
+// Order returns graph.OrderResolver implementation.
+func (r *Resolver) Order() graph.OrderResolver { return &orderResolver{r} }
+
+// OrderAddress returns graph.OrderAddressResolver implementation.
+func (r *Resolver) OrderAddress() graph.OrderAddressResolver { return &orderAddressResolver{r} }
+
+// OrderEvent returns graph.OrderEventResolver implementation.
+func (r *Resolver) OrderEvent() graph.OrderEventResolver { return &orderEventResolver{r} }
+
+// OrderLine returns graph.OrderLineResolver implementation.
+func (r *Resolver) OrderLine() graph.OrderLineResolver { return &orderLineResolver{r} }
+
+// OrderPayment returns graph.OrderPaymentResolver implementation.
+func (r *Resolver) OrderPayment() graph.OrderPaymentResolver { return &orderPaymentResolver{r} }
+
 // Promotion returns graph.PromotionResolver implementation.
 func (r *Resolver) Promotion() graph.PromotionResolver { return &promotionResolver{r} }
 
@@ -537,6 +672,9 @@ func (r *Resolver) Review() graph.ReviewResolver { return &reviewResolver{r} }
 // StockMovement returns graph.StockMovementResolver implementation.
 func (r *Resolver) StockMovement() graph.StockMovementResolver { return &stockMovementResolver{r} }
 
+// Subscription returns graph.SubscriptionResolver implementation.
+func (r *Resolver) Subscription() graph.SubscriptionResolver { return &subscriptionResolver{r} }
+
 type (
 	addressResolver        struct{ *Resolver }
 	authorResolver         struct{ *Resolver }
@@ -546,8 +684,14 @@ type (
 	categoryResolver       struct{ *Resolver }
 	customerResolver       struct{ *Resolver }
 	mutationResolver       struct{ *Resolver }
+	orderResolver          struct{ *Resolver }
+	orderAddressResolver   struct{ *Resolver }
+	orderEventResolver     struct{ *Resolver }
+	orderLineResolver      struct{ *Resolver }
+	orderPaymentResolver   struct{ *Resolver }
 	promotionResolver      struct{ *Resolver }
 	queryResolver          struct{ *Resolver }
 	reviewResolver         struct{ *Resolver }
 	stockMovementResolver  struct{ *Resolver }
+	subscriptionResolver   struct{ *Resolver }
 )

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"sync"
 	"time"
 
@@ -25,9 +26,13 @@ import (
 
 	"github.com/shopfront/bookstore/auth"
 	"github.com/shopfront/bookstore/cart"
+	"github.com/shopfront/bookstore/checkout"
 	"github.com/shopfront/bookstore/graph"
 	"github.com/shopfront/bookstore/identity"
 	"github.com/shopfront/bookstore/loaders"
+	"github.com/shopfront/bookstore/orders"
+	"github.com/shopfront/bookstore/payment/testpsp"
+	"github.com/shopfront/bookstore/pii"
 	"github.com/shopfront/bookstore/resolvers"
 	"github.com/shopfront/bookstore/search"
 	"github.com/shopfront/bookstore/store"
@@ -58,6 +63,14 @@ type Config struct {
 	Search search.Index
 	// Carts runs the cart use cases; nil means database carts with default settings.
 	Carts *cart.Service
+	// Checkout places and settles orders; nil means the embedded test PSP with
+	// throwaway PII keys (tests and tools only: orders cannot be read after a restart).
+	Checkout *checkout.Service
+	// Orders runs what follows checkout; nil means one over Checkout without a carrier.
+	Orders *orders.Service
+	// StripeWebhook, when set, serves POST /webhooks/stripe (it verifies signatures
+	// itself; it is rate limited like every route).
+	StripeWebhook http.Handler
 	// ComplexityLimit caps a query's cost (gqlgen's complexity: 1 per field, times
 	// `first` for lists). 0 means DefaultComplexityLimit, a negative value none.
 	ComplexityLimit int
@@ -131,8 +144,21 @@ func New(cfg Config) http.Handler {
 		// defaults rather than a nil service.
 		cfg.Carts = cart.New(cart.Config{Store: cfg.DB.Carts})
 	}
+	if cfg.Checkout == nil {
+		cfg.Checkout = defaultCheckout(cfg)
+	}
+	if cfg.Orders == nil {
+		o, err := orders.New(orders.Config{DB: cfg.DB, Checkout: cfg.Checkout, PSP: cfg.Checkout.PSP(), Log: cfg.Log})
+		if err != nil {
+			panic(err)
+		}
+		cfg.Orders = o
+	}
+	if cfg.Loaders.Shipments == nil {
+		cfg.Loaders.Shipments = cfg.Orders.Shipments
+	}
 	res := &resolvers.Resolver{DB: cfg.DB, Log: cfg.Log, Counts: loaders.NewCountCache(cfg.DB, 10_000, countTTL),
-		Identity: cfg.Identity, Index: cfg.Search, Carts: cfg.Carts}
+		Identity: cfg.Identity, Index: cfg.Search, Carts: cfg.Carts, Checkouts: cfg.Checkout, OrderService: cfg.Orders}
 	// The guards run first, each in linear time: ValidationGuard before the validator
 	// (quadratic in repeated selections), QueryLimits before the complexity walk
 	// (exponential in nested fragment spreads) and the card scan. Hence the complexity
@@ -169,12 +195,42 @@ func New(cfg Config) http.Handler {
 	}
 	r.With(allowCORS(cfg.CORSOrigins), auth.Middleware(cfg.Tokens, sessions...), limit, requestTimeout(cfg.Timeout),
 		loaders.Middleware(cfg.DB, cfg.Loaders)).Handle("/graphql", gql)
+	if cfg.StripeWebhook != nil {
+		r.With(limit).Method(http.MethodPost, "/webhooks/stripe", cfg.StripeWebhook)
+	}
 	if cfg.GraphiQL {
 		g := GraphiQL("/graphql")
 		r.With(limit).Handle("/", g)
 		r.With(limit).Handle("/graphiql/*", g)
 	}
 	return r
+}
+
+// defaultCheckout is checkout over the embedded test PSP with keys made up for this
+// process, for tests and tools that build a server without configuring payments.
+func defaultCheckout(cfg Config) *checkout.Service {
+	key, err := pii.GenerateKey()
+	if err != nil {
+		panic(err)
+	}
+	kr, err := pii.NewKeyring(pii.MasterKey{ID: "ephemeral", Key: key})
+	if err != nil {
+		panic(err)
+	}
+	idx, err := pii.NewBlindIndex(key)
+	if err != nil {
+		panic(err)
+	}
+	c := checkout.Config{DB: cfg.DB, Carts: cfg.Carts, PSP: testpsp.New(cfg.DB.TestPSP, testpsp.Options{}),
+		PII: kr, Index: idx, Log: cfg.Log}
+	if cfg.Identity != nil {
+		c.Customers = cfg.Identity
+	}
+	svc, err := checkout.New(c)
+	if err != nil {
+		panic(err)
+	}
+	return svc
 }
 
 // orDefault: 0 means def; other values (negative: "none") are kept.
@@ -200,7 +256,8 @@ func responseCache(cfg Config) []graphql.HandlerExtension {
 }
 
 // readyz answers 200 when the database answers and every migration is applied, so a
-// load balancer sends no traffic to an instance that cannot serve it. The answer is
+// load balancer sends no traffic to an instance that cannot serve it; its detail counts
+// the outbox events consumers parked (outbox_parked). The answer is
 // cached for ttl: probes (or anyone, the route is public) cannot turn into a database
 // ping and a migration-table read each.
 func readyz(db *store.DB, ttl time.Duration) http.HandlerFunc {
@@ -217,7 +274,13 @@ func readyz(db *store.DB, ttl time.Duration) http.HandlerFunc {
 		if pending, err := db.Pending(ctx); err != nil || pending {
 			return http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "database": "migrations pending"}
 		}
-		return http.StatusOK, map[string]string{"status": "ok"}
+		// Parked events need an operator (`bookstore outbox requeue`), not another
+		// instance: they are reported, and leave the instance ready.
+		parked := "unknown"
+		if n, err := db.Outbox.ParkedCount(ctx); err == nil {
+			parked = strconv.FormatInt(n, 10)
+		}
+		return http.StatusOK, map[string]string{"status": "ok", "outbox_parked": parked}
 	}
 	return func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock() // one check at a time; the others wait for its answer

@@ -318,7 +318,7 @@ func TestSearchSeesCatalogChangesThroughTheOutbox(t *testing.T) {
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	relay := &events.Relay{Outbox: a.db.Outbox, Interval: 20 * time.Millisecond, Log: discardLog(),
-		Handlers: []events.Handler{&events.SearchIndexer{DB: a.db, Index: a.index}, &events.CatalogBroadcast{OnChange: advance}}}
+		Handlers: []events.Handler{events.Then(&events.SearchIndexer{DB: a.db, Index: a.index}, &events.CatalogBroadcast{OnChange: advance})}}
 	done := make(chan struct{})
 	go func() { defer close(done); _ = relay.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })

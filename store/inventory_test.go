@@ -239,7 +239,9 @@ func TestRestoreGivesUnitsBack(t *testing.T) {
 func TestAdjustIsAudited(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
-		book := stockBooks(t, db, 1, 10)[0]
+		// 40 units to start: any order of the 20 removals of 2 leaves stock >= 0, so
+		// every adjustment must succeed (from 10 the removals could come first).
+		book := stockBooks(t, db, 1, 40)[0]
 		admin := uuid.New()
 		var wg sync.WaitGroup
 		for i := range 40 {
@@ -254,15 +256,15 @@ func TestAdjustIsAudited(t *testing.T) {
 			})
 		}
 		wg.Wait()
-		if s := stockOf(t, db, book); s != 10+20*3-20*2 {
-			t.Fatalf("stock = %d, want %d", s, 10+20*3-20*2)
+		if s := stockOf(t, db, book); s != 40+20*3-20*2 {
+			t.Fatalf("stock = %d, want %d", s, 40+20*3-20*2)
 		}
-		_, err := db.Inventory.Adjust(ctx, book, -31, "shrinkage", &admin)
+		_, err := db.Inventory.Adjust(ctx, book, -61, "shrinkage", &admin)
 		if bookstore.ErrorCode(err) != bookstore.CodeInsufficientStock {
 			t.Fatalf("over-removal: %v, want INSUFFICIENT_STOCK", err)
 		}
-		m, err := db.Inventory.Adjust(ctx, book, -30, "shrinkage", &admin)
-		if err != nil || m.Stock != 0 || m.Delta != -30 || m.Reason != "shrinkage" || *m.ActorID != admin {
+		m, err := db.Inventory.Adjust(ctx, book, -60, "shrinkage", &admin)
+		if err != nil || m.Stock != 0 || m.Delta != -60 || m.Reason != "shrinkage" || *m.ActorID != admin {
 			t.Fatalf("adjust = %+v, %v", m, err)
 		}
 		if sum, n := ledgerSum(t, db, book); sum != 0 || n != 42 {

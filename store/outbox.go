@@ -27,9 +27,12 @@ type Event struct {
 	AggregateID uuid.UUID
 	Payload     json.RawMessage
 	CreatedAt   time.Time
+	// Attempts is how many times the consumer reading it failed at it alone (PendingFor).
+	Attempts int
 }
 
-// Outbox reads and retires events written by other store methods' transactions.
+// Outbox reads and retires events written by other store methods' transactions, and
+// keeps each consumer's delivery state (outbox_consumers.go).
 type Outbox struct{ db *DB }
 
 // enqueue writes one event per aggregate id inside the caller's transaction.
@@ -68,33 +71,6 @@ func (o *Outbox) Notify(ctx context.Context, topic string, ids []uuid.UUID) erro
 	return nil
 }
 
-// Pending returns up to limit unpublished events, oldest first.
-func (o *Outbox) Pending(ctx context.Context, limit int) ([]Event, error) {
-	rows, err := o.db.Pool.Query(ctx, `
-		SELECT id, topic, aggregate_id, payload, created_at FROM outbox
-		WHERE published_at IS NULL AND parked_at IS NULL ORDER BY created_at, id LIMIT $1`, limit)
-	if err != nil {
-		return nil, fmt.Errorf("read outbox: %w", err)
-	}
-	evs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Event, error) {
-		var e Event
-		err := r.Scan(&e.ID, &e.Topic, &e.AggregateID, &e.Payload, &e.CreatedAt)
-		return e, err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("read outbox: %w", err)
-	}
-	return evs, nil
-}
-
-// MarkPublished retires events that every handler has processed.
-func (o *Outbox) MarkPublished(ctx context.Context, ids []uuid.UUID) error {
-	if _, err := o.db.Pool.Exec(ctx, `UPDATE outbox SET published_at = now() WHERE id = ANY($1::UUID[])`, ids); err != nil {
-		return fmt.Errorf("mark outbox events published: %w", err)
-	}
-	return nil
-}
-
 // Prune deletes events published before cutoff and reports how many it deleted. It
 // deletes in batches, so that no transaction grows large after a big import (CockroachDB
 // limits transaction size); each batch moves the pruned-up-to mark (Bounds) forward to
@@ -109,18 +85,21 @@ func (o *Outbox) Prune(ctx context.Context, cutoff time.Time) (int64, error) {
 			n = 0
 			rows, err := tx.Query(ctx, `DELETE FROM outbox WHERE id IN (
 				SELECT id FROM outbox WHERE published_at IS NOT NULL AND published_at < $1 LIMIT $2)
-				RETURNING created_at`, cutoff, batch)
+				RETURNING id, created_at`, cutoff, batch)
 			if err != nil {
 				return err
 			}
 			var newest time.Time
+			var ids []uuid.UUID
 			for rows.Next() {
+				var id uuid.UUID
 				var t time.Time
-				if err := rows.Scan(&t); err != nil {
+				if err := rows.Scan(&id, &t); err != nil {
 					rows.Close()
 					return err
 				}
 				n++
+				ids = append(ids, id)
 				if t.After(newest) {
 					newest = t
 				}
@@ -130,6 +109,9 @@ func (o *Outbox) Prune(ctx context.Context, cutoff time.Time) (int64, error) {
 			}
 			if n == 0 {
 				return nil
+			}
+			if _, err := tx.Exec(ctx, `DELETE FROM outbox_deliveries WHERE event_id = ANY($1::UUID[])`, ids); err != nil {
+				return err
 			}
 			_, err = tx.Exec(ctx, `INSERT INTO outbox_pruned (singleton, up_to) VALUES (true, $1)
 				ON CONFLICT (singleton) DO UPDATE SET up_to = $1 WHERE outbox_pruned.up_to < $1`, newest)
@@ -162,53 +144,6 @@ func (o *Outbox) Bounds(ctx context.Context) (newest, prunedTo time.Time, err er
 		prunedTo = *p
 	}
 	return newest, prunedTo, nil
-}
-
-// Park sets an event aside: it failed on its own while the events around it were
-// handled, so retrying it would only block them. It stays in the table with its error
-// (parked_at, last_error) for an operator, and is no longer Pending.
-func (o *Outbox) Park(ctx context.Context, id uuid.UUID, reason string) error {
-	if _, err := o.db.Pool.Exec(ctx, `UPDATE outbox SET parked_at = now(), last_error = $2 WHERE id = $1`, id, reason); err != nil {
-		return fmt.Errorf("park outbox event %s: %w", id, err)
-	}
-	return nil
-}
-
-// AcquireLease takes or renews the lease name for holder until ttl from now, and reports
-// whether holder has it: a lease is free when nobody holds it or its holder let it
-// expire.
-func (o *Outbox) AcquireLease(ctx context.Context, name string, holder uuid.UUID, ttl time.Duration) (bool, error) {
-	rows, err := o.db.Pool.Query(ctx, `
-		INSERT INTO relay_leases (name, holder, expires_at) VALUES ($1, $2, now() + $3 * INTERVAL '1 millisecond')
-		ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
-		WHERE relay_leases.holder = excluded.holder OR relay_leases.expires_at < now()
-		RETURNING holder`, name, holder, ttl.Milliseconds())
-	if err != nil {
-		return false, fmt.Errorf("acquire lease %s: %w", name, err)
-	}
-	held := false
-	for rows.Next() {
-		held = true
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return false, fmt.Errorf("acquire lease %s: %w", name, err)
-	}
-	return held, nil
-}
-
-// ReleaseLease gives up holder's lease so that another instance can take it at once.
-func (o *Outbox) ReleaseLease(ctx context.Context, name string, holder uuid.UUID) error {
-	_, err := o.db.Pool.Exec(ctx, `DELETE FROM relay_leases WHERE name = $1 AND holder = $2`, name, holder)
-	return err
-}
-
-// PendingCount is the number of unpublished events (the relay's lag, for readiness and
-// metrics).
-func (o *Outbox) PendingCount(ctx context.Context) (int64, error) {
-	var n int64
-	err := o.db.Pool.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE published_at IS NULL AND parked_at IS NULL`).Scan(&n)
-	return n, err
 }
 
 // AggregatesSince returns the distinct aggregate ids of topic's events created at or

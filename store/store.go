@@ -37,6 +37,10 @@ type DB struct {
 	Carts      *Carts
 	Promotions *Promotions
 	Intents    *PaymentIntents
+
+	Orders       *Orders
+	CheckoutKeys *CheckoutKeys
+	Shipments    *Shipments
 }
 
 // Options tune the pool. Zero values keep pgx's defaults.
@@ -90,6 +94,9 @@ func newDB(pool *pgxpool.Pool, cockroach bool) *DB {
 	db.Carts = &Carts{db: db}
 	db.Promotions = &Promotions{db: db}
 	db.Intents = &PaymentIntents{db: db}
+	db.Orders = &Orders{db: db}
+	db.CheckoutKeys = &CheckoutKeys{db: db}
+	db.Shipments = &Shipments{db: db}
 	return db
 }
 

@@ -36,6 +36,8 @@ type serveConfig struct {
 	search          searchConfig
 	protect         protectConfig
 	cart            cartConfig
+	payment         paymentConfig
+	fulfil          fulfilmentConfig
 	// getenv is the environment the flags were read from (key variables are read later,
 	// from it or the keys file).
 	getenv func(string) string
@@ -47,6 +49,8 @@ func (c *serveConfig) register(fs *flag.FlagSet, getenv func(string) string, dev
 	c.search.register(fs, getenv)
 	c.protect.register(fs, getenv)
 	c.cart.register(fs, getenv)
+	c.payment.register(fs, getenv)
+	c.fulfil.register(fs, getenv, dev)
 	fs.StringVar(&c.addr, "addr", envOr(getenv, "ADDR", "127.0.0.1:8080"), "listen address (ADDR)")
 	fs.StringVar(&c.databaseURL, "database-url", getenv("DATABASE_URL"), "PostgreSQL or CockroachDB URL (DATABASE_URL)")
 	fs.BoolVar(&c.graphiql, "graphiql", envBool(getenv, "GRAPHIQL", dev), "serve GraphiQL at / (GRAPHIQL)")

@@ -31,6 +31,9 @@ func cmdDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err := devKeys(&cfg, *dataDir); err != nil {
 		return err
 	}
+	if cfg.fulfil.mailDir == "" && cfg.fulfil.smtpURL == "" {
+		cfg.fulfil.mailDir = filepath.Join(*dataDir, "mail")
+	}
 	if cfg.search.dir == "" && cfg.search.meiliURL == "" {
 		cfg.search.dir = filepath.Join(*dataDir, "search")
 	}

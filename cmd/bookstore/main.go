@@ -9,6 +9,7 @@
 //	bookstore catalog   new-id: give a copied database its own catalog id
 //	bookstore keys      generate key material, or re-wrap PII under a new master key
 //	bookstore admin     create an administrator account
+//	bookstore outbox    list or requeue parked outbox events
 package main
 
 import (
@@ -45,6 +46,7 @@ commands:
   catalog   new-id: give a copied database its own catalog id (search indexes rebuild)
   keys      generate: print fresh key variables; rotate: re-wrap PII data keys
   admin     create --email E: create (or promote) an ADMIN account
+  outbox    parked: list parked outbox events; requeue (--event ID | --all): retry them
 
 Run 'bookstore <command> -h' for a command's flags.
 `
@@ -76,6 +78,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return cmdKeys(ctx, rest, getenv, stdout, stderr)
 	case "admin":
 		return cmdAdmin(ctx, rest, getenv, os.Stdin, stdout, stderr)
+	case "outbox":
+		return cmdOutbox(ctx, rest, getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

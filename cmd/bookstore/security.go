@@ -149,6 +149,8 @@ func ensureKeysFile(path string) error {
 // security is what the identity configuration builds.
 type security struct {
 	identity *identity.Service
+	pii      *pii.Keyring
+	index    *pii.BlindIndex
 	tokens   *auth.Tokens
 	proxies  []netip.Prefix
 }
@@ -236,7 +238,7 @@ func buildSecurity(cfg securityConfig, getenv func(string) string, db *store.DB,
 	if err != nil {
 		return nil, err
 	}
-	return &security{identity: svc, tokens: tokens, proxies: proxies}, nil
+	return &security{identity: svc, pii: master, index: index, tokens: tokens, proxies: proxies}, nil
 }
 
 func parsePrefixes(s string) ([]netip.Prefix, error) {

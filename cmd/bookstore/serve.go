@@ -15,6 +15,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/shopfront/bookstore/checkout"
 	"github.com/shopfront/bookstore/events"
 	"github.com/shopfront/bookstore/identity"
 	"github.com/shopfront/bookstore/loaders"
@@ -87,6 +88,14 @@ func serve(ctx context.Context, cfg serveConfig, db *store.DB, log *slog.Logger,
 	if err != nil {
 		return err
 	}
+	orders, webhook, err := cfg.payment.checkout(db, carts, sec, log, protect.timeout)
+	if err != nil {
+		return err
+	}
+	fulfil, err := cfg.fulfil.build(db, orders, carts, log)
+	if err != nil {
+		return err
+	}
 	ix, closeIx, err := openSearch(cfg.search)
 	if err != nil {
 		return err
@@ -101,6 +110,8 @@ func serve(ctx context.Context, cfg serveConfig, db *store.DB, log *slog.Logger,
 	}
 	// The relay delivers catalog changes to the search index and drops cached responses
 	// (on every instance, through Redis, when configured). It stops after the HTTP server.
+	// The cache moves on twice: at once (pages read from the database), and after the
+	// index has the change (search results), whatever the order the consumers run in.
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	broadcast := &events.CatalogBroadcast{Redis: rdb, Log: log, OnChange: func(gen uint64) {
 		if cache != nil {
@@ -108,14 +119,20 @@ func serve(ctx context.Context, cfg serveConfig, db *store.DB, log *slog.Logger,
 		}
 	}}
 	relay := &events.Relay{Outbox: db.Outbox, Log: log, Handlers: []events.Handler{
-		&events.SearchIndexer{DB: db, Index: ix}, broadcast, &events.LowStockAlerts{Log: log},
+		events.Then(&events.SearchIndexer{DB: db, Index: ix}, broadcast), broadcast, &events.LowStockAlerts{Log: log},
 	}}
+	relay.Handlers = append(relay.Handlers, fulfil.handlers...)
 	var bgDone sync.WaitGroup
-	bgDone.Add(4)
+	bgDone.Add(6)
 	go func() { defer bgDone.Done(); _ = relay.Run(bg) }()
 	go func() { defer bgDone.Done(); broadcast.Listen(bg) }()
 	go func() { defer bgDone.Done(); purgeSessions(bg, db, log, 15*time.Minute) }()
 	go func() { defer bgDone.Done(); sweepCarts(bg, db, log, time.Hour) }()
+	go func() { defer bgDone.Done(); _ = fulfil.carrier.Run(bg) }()
+	go func() {
+		defer bgDone.Done()
+		orders.RunRecovery(bg, db.Outbox, checkout.RecoverOptions{After: cfg.payment.recoverAfter, Every: cfg.payment.recoverEvery})
+	}()
 	defer bgDone.Wait()
 	defer stopBG()
 
@@ -124,13 +141,16 @@ func serve(ctx context.Context, cfg serveConfig, db *store.DB, log *slog.Logger,
 		Cache:          cache,
 		Identity:       sec.identity,
 		Carts:          carts,
+		Checkout:       orders,
+		Orders:         fulfil.orders,
+		StripeWebhook:  webhook,
 		Tokens:         sec.tokens,
 		TrustedProxies: sec.proxies,
 		ResponseTTL:    cfg.responseTTL,
 		Redis:          rdb,
 		DB:             db,
 		Log:            log,
-		Loaders:        loaders.Options{Wait: cfg.loaderWait},
+		Loaders:        loaders.Options{Wait: cfg.loaderWait, Shipments: fulfil.carrier.ShipmentsOf},
 		GraphiQL:       cfg.graphiql,
 		Introspection:  cfg.introspection,
 	}

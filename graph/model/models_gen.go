@@ -23,6 +23,9 @@ type AddressInput struct {
 	PostalCode *string `json:"postalCode,omitempty"`
 	// ISO 3166-1 alpha-2, e.g. US.
 	Country string `json:"country"`
+	// The recipient's phone for the carrier (international format, e.g. +44 20 7946 0958).
+	// Used by checkout; the address book does not keep it.
+	Phone *string `json:"phone,omitempty"`
 }
 
 type AddressPayload struct {
@@ -88,6 +91,34 @@ type CategoryFacet struct {
 	Selected bool `json:"selected"`
 }
 
+type CheckoutInput struct {
+	// The cart to buy (a guest cart's token, or the signed-in customer's cart).
+	CartID string `json:"cartId"`
+	// 1 to 255 printable ASCII characters; a new UUID per checkout attempt.
+	IdempotencyKey string `json:"idempotencyKey"`
+	// The order's contact; required for guests, the account's email by default.
+	Email           *string       `json:"email,omitempty"`
+	ShippingAddress *AddressInput `json:"shippingAddress"`
+	// A code of Cart.availableShippingMethods, e.g. STANDARD.
+	ShippingMethod string        `json:"shippingMethod"`
+	Payment        *PaymentInput `json:"payment"`
+	// The total the shopper was shown (Cart.cost with this shipping method and country).
+	// When set and the order would cost anything else, nothing is charged and the payload
+	// answers PRICE_CHANGED with the new `totalCents`.
+	ExpectedTotalCents *int `json:"expectedTotalCents,omitempty"`
+}
+
+type CheckoutPayload struct {
+	// The order placed (also when its payment failed); null when none was placed.
+	Order *bookstore.Order `json:"order,omitempty"`
+	// With the order: the secret that lets a guest read it later (`order(id, email,
+	// accessToken)`). Keep it like a password; the same token on every replay.
+	AccessToken *string `json:"accessToken,omitempty"`
+	// With PRICE_CHANGED: what the order costs now.
+	TotalCents *int         `json:"totalCents,omitempty"`
+	UserErrors []*UserError `json:"userErrors"`
+}
+
 type DeletePayload struct {
 	DeletedID  *string      `json:"deletedId,omitempty"`
 	UserErrors []*UserError `json:"userErrors"`
@@ -121,6 +152,37 @@ type LogoutPayload struct {
 }
 
 type Mutation struct {
+}
+
+type OrderConnection struct {
+	Edges    []*OrderEdge        `json:"edges"`
+	PageInfo *bookstore.PageInfo `json:"pageInfo"`
+}
+
+type OrderEdge struct {
+	Cursor string           `json:"cursor"`
+	Node   *bookstore.Order `json:"node"`
+}
+
+type OrderPayload struct {
+	Order      *bookstore.Order `json:"order,omitempty"`
+	UserErrors []*UserError     `json:"userErrors"`
+}
+
+type OrderStatusUpdate struct {
+	Order *bookstore.Order      `json:"order"`
+	Event *bookstore.OrderEvent `json:"event"`
+}
+
+// A payment by PSP token: never send card numbers (requests that contain one are refused).
+// Test tokens of the embedded test PSP (the default in dev): tok_visa and tok_mastercard
+// approve; tok_chargeDeclined, tok_chargeDeclinedInsufficientFunds and
+// tok_chargeDeclinedProcessingError fail with PAYMENT_DECLINED, INSUFFICIENT_FUNDS and
+// PAYMENT_ERROR; tok_chargeTimeout answers too late (PAYMENT_ERROR after the timeout);
+// tok_applepay and tok_googlepay are WALLET tokens.
+type PaymentInput struct {
+	Method PaymentMethod `json:"method"`
+	Token  string        `json:"token"`
 }
 
 type PriceRangeFacet struct {
@@ -248,6 +310,9 @@ type StockPayload struct {
 	UserErrors []*UserError             `json:"userErrors"`
 }
 
+type Subscription struct {
+}
+
 type Suggestion struct {
 	Kind SuggestionKind `json:"kind"`
 	Text string         `json:"text"`
@@ -265,6 +330,121 @@ type UserError struct {
 	// Path to the input field the error is about, if any, e.g. ["input", "email"].
 	Field   []string `json:"field,omitempty"`
 	Message string   `json:"message"`
+}
+
+type PaymentMethod string
+
+const (
+	PaymentMethodCard PaymentMethod = "CARD"
+	// Apple Pay or Google Pay.
+	PaymentMethodWallet PaymentMethod = "WALLET"
+)
+
+var AllPaymentMethod = []PaymentMethod{
+	PaymentMethodCard,
+	PaymentMethodWallet,
+}
+
+func (e PaymentMethod) IsValid() bool {
+	switch e {
+	case PaymentMethodCard, PaymentMethodWallet:
+		return true
+	}
+	return false
+}
+
+func (e PaymentMethod) String() string {
+	return string(e)
+}
+
+func (e *PaymentMethod) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = PaymentMethod(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid PaymentMethod", str)
+	}
+	return nil
+}
+
+func (e PaymentMethod) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *PaymentMethod) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e PaymentMethod) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+type PaymentStatus string
+
+const (
+	PaymentStatusPending   PaymentStatus = "PENDING"
+	PaymentStatusSucceeded PaymentStatus = "SUCCEEDED"
+	PaymentStatusFailed    PaymentStatus = "FAILED"
+	PaymentStatusRefunded  PaymentStatus = "REFUNDED"
+)
+
+var AllPaymentStatus = []PaymentStatus{
+	PaymentStatusPending,
+	PaymentStatusSucceeded,
+	PaymentStatusFailed,
+	PaymentStatusRefunded,
+}
+
+func (e PaymentStatus) IsValid() bool {
+	switch e {
+	case PaymentStatusPending, PaymentStatusSucceeded, PaymentStatusFailed, PaymentStatusRefunded:
+		return true
+	}
+	return false
+}
+
+func (e PaymentStatus) String() string {
+	return string(e)
+}
+
+func (e *PaymentStatus) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = PaymentStatus(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid PaymentStatus", str)
+	}
+	return nil
+}
+
+func (e PaymentStatus) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *PaymentStatus) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e PaymentStatus) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
 }
 
 type SearchSort string

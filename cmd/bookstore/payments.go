@@ -1,0 +1,96 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/shopfront/bookstore/cart"
+	"github.com/shopfront/bookstore/checkout"
+	"github.com/shopfront/bookstore/payment"
+	"github.com/shopfront/bookstore/payment/stripe"
+	"github.com/shopfront/bookstore/payment/testpsp"
+	"github.com/shopfront/bookstore/store"
+)
+
+// paymentConfig selects the PSP and tunes checkout's saga.
+type paymentConfig struct {
+	stripeKey, stripeWebhookSecret, stripeURL string
+	pspTimeout                                time.Duration
+	recoverAfter, recoverEvery                time.Duration
+	testPSPSlow                               time.Duration
+	// failpointAfterCharge stalls every checkout between the PSP's answer and tx 2: the
+	// crash test kills the process there. Not a flag: an environment variable only
+	// (BOOKSTORE_FAILPOINT_AFTER_CHARGE), never set in production.
+	failpointAfterCharge time.Duration
+}
+
+func (c *paymentConfig) register(fs *flag.FlagSet, getenv func(string) string) {
+	fs.StringVar(&c.stripeKey, "stripe-secret-key", getenv("STRIPE_SECRET_KEY"), "charge through Stripe with this secret key; empty = the embedded test PSP (STRIPE_SECRET_KEY)")
+	fs.StringVar(&c.stripeWebhookSecret, "stripe-webhook-secret", getenv("STRIPE_WEBHOOK_SECRET"), "signing secret of POST /webhooks/stripe (whsec_...); empty = no webhook endpoint (STRIPE_WEBHOOK_SECRET)")
+	fs.StringVar(&c.stripeURL, "stripe-api-url", getenv("STRIPE_API_URL"), "Stripe API base URL; empty = Stripe's (stripe-mock in tests) (STRIPE_API_URL)")
+	fs.DurationVar(&c.pspTimeout, "psp-timeout", envDuration(getenv, "PSP_TIMEOUT", 4*time.Second), "timeout of a charge (and of the void that follows an unanswered one) (PSP_TIMEOUT)")
+	fs.DurationVar(&c.recoverAfter, "checkout-recover-after", envDuration(getenv, "CHECKOUT_RECOVER_AFTER", 0), "age at which the recovery loop resolves an order still PENDING_PAYMENT; 0 = 2 x PSP_TIMEOUT + 10s (CHECKOUT_RECOVER_AFTER)")
+	fs.DurationVar(&c.recoverEvery, "checkout-recover-every", envDuration(getenv, "CHECKOUT_RECOVER_EVERY", 10*time.Second), "pause between recovery passes (CHECKOUT_RECOVER_EVERY)")
+	fs.DurationVar(&c.testPSPSlow, "test-psp-slow-delay", envDuration(getenv, "TEST_PSP_SLOW_DELAY", 30*time.Second), "how long the test PSP's tok_chargeTimeout takes to answer (TEST_PSP_SLOW_DELAY)")
+	c.failpointAfterCharge = envDuration(getenv, "BOOKSTORE_FAILPOINT_AFTER_CHARGE", 0)
+}
+
+// provider is the PSP: Stripe when a secret key is set, else the embedded test PSP.
+func (c paymentConfig) provider(db *store.DB, log *slog.Logger) (payment.Provider, string, error) {
+	if c.stripeKey == "" {
+		return testpsp.New(db.TestPSP, testpsp.Options{SlowDelay: c.testPSPSlow}), "test", nil
+	}
+	p, err := stripe.New(stripe.Options{SecretKey: c.stripeKey, Intents: db.Intents, URL: c.stripeURL, Log: log})
+	if err != nil {
+		return nil, "", fmt.Errorf("STRIPE_SECRET_KEY: %w", err)
+	}
+	return p, "stripe", nil
+}
+
+// checkout builds the checkout service, and the Stripe webhook handler when its secret
+// is set (nil otherwise).
+func (c paymentConfig) checkout(db *store.DB, carts *cart.Service, sec *security, log *slog.Logger, requestTimeout time.Duration) (*checkout.Service, http.Handler, error) {
+	if c.pspTimeout <= 0 {
+		return nil, nil, fmt.Errorf("PSP_TIMEOUT must be positive")
+	}
+	if requestTimeout > 0 && requestTimeout < 2*c.pspTimeout+2*time.Second {
+		// A checkout that waits for a charge and then for its void must still answer
+		// within the request deadline.
+		return nil, nil, fmt.Errorf("REQUEST_TIMEOUT %s must be at least 2 x PSP_TIMEOUT + 2s (%s)", requestTimeout, 2*c.pspTimeout+2*time.Second)
+	}
+	psp, name, err := c.provider(db, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg := checkout.Config{DB: db, Carts: carts, Customers: sec.identity, PSP: psp, PII: sec.pii, Index: sec.index,
+		Log: log, PSPTimeout: c.pspTimeout}
+	if d := c.failpointAfterCharge; d > 0 {
+		log.Warn("failpoint: every checkout stalls between its charge and tx 2", "delay", d.String())
+		cfg.AfterCharge = func(id uuid.UUID) {
+			log.Warn("failpoint: charge answered; stalling before tx 2", "order", id)
+			time.Sleep(d)
+		}
+	}
+	svc, err := checkout.New(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	log.Info("payments", "psp", name, "psp_timeout", c.pspTimeout.String(), "webhook", c.stripeWebhookSecret != "")
+	if c.stripeWebhookSecret == "" {
+		return svc, nil, nil
+	}
+	if name != "stripe" {
+		return nil, nil, fmt.Errorf("STRIPE_WEBHOOK_SECRET is set but STRIPE_SECRET_KEY is not")
+	}
+	wh, err := stripe.WebhookHandler(stripe.WebhookOptions{Secret: c.stripeWebhookSecret, Dedup: db.Webhooks,
+		Handle: svc.HandleEvent, Log: log})
+	if err != nil {
+		return nil, nil, err
+	}
+	return svc, wh, nil
+}

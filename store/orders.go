@@ -1,0 +1,507 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/shopfront/bookstore"
+)
+
+// Outbox topics of orders: one per order event type (OrderTopic). The aggregate id is
+// the order's id; the payload an OrderEventPayload.
+const (
+	TopicOrderCreated       = "order_created"
+	TopicOrderPaid          = "order_paid"
+	TopicOrderPaymentFailed = "order_payment_failed"
+)
+
+// OrderTopic is the outbox topic of an order event type: order_created for PLACED,
+// else "order_" and the type in lower case (order_paid, order_shipped, ...).
+func OrderTopic(t bookstore.OrderEventType) string {
+	if t == bookstore.OrderEventPlaced {
+		return TopicOrderCreated
+	}
+	return "order_" + strings.ToLower(string(t))
+}
+
+// IsOrderTopic reports whether an outbox topic carries order events.
+func IsOrderTopic(topic string) bool { return strings.HasPrefix(topic, "order_") }
+
+// OrderEventPayload is the payload of the order topics: enough to route the event
+// (status, customer, seq) without reading the order; consumers that need more read it.
+type OrderEventPayload struct {
+	Seq        int64                    `json:"seq"`
+	Type       bookstore.OrderEventType `json:"type"`
+	Status     bookstore.OrderStatus    `json:"status"`
+	At         time.Time                `json:"at"`
+	CustomerID *uuid.UUID               `json:"customerId,omitempty"`
+	TotalCents int64                    `json:"totalCents"`
+	Currency   string                   `json:"currency"`
+}
+
+// ErrTransition: the order's status does not allow the change (the state machine, or a
+// concurrent change that came first).
+var ErrTransition = errors.New("store: the order's status does not allow this change")
+
+// ErrCartCheckedOut: the cart already has a live (paying or paid) order.
+var ErrCartCheckedOut = errors.New("store: the cart already has a live order")
+
+// OrderRecord is an order as stored: its personal data is one ciphertext (ContactEnc,
+// sealed by the caller with pii.AAD("orders", "contact_enc", id)).
+type OrderRecord struct {
+	ID             uuid.UUID
+	Number         string
+	CustomerID     *uuid.UUID
+	EmailIndex     []byte
+	ContactEnc     []byte
+	AccessHash     []byte
+	CartRef        []byte
+	Status         bookstore.OrderStatus
+	Cost           bookstore.Cost
+	ShippingMethod string
+	Country        string
+	Payment        bookstore.OrderPayment
+	Lines          []bookstore.OrderLine
+	Discounts      []bookstore.OrderDiscount
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+	PaidAt         *time.Time
+}
+
+// Orders reads and writes orders. Writes take the caller's transaction: an order's
+// state changes together with the stock, promotion uses and outbox rows they imply.
+type Orders struct{ db *DB }
+
+const orderCols = `id, number, customer_id, email_index, contact_enc, access_hash, cart_ref, status,
+	currency, subtotal_cents, discount_cents, shipping_cents, tax_cents, total_cents, shipping_method, country,
+	payment_method, payment_status, COALESCE(payment_ref, ''), COALESCE(payment_brand, ''), COALESCE(payment_last4, ''),
+	COALESCE(payment_wallet, ''), COALESCE(failure_code, ''), COALESCE(failure_message, ''), created_at, updated_at, paid_at`
+
+func scanOrder(row pgx.Row) (*OrderRecord, error) {
+	var o OrderRecord
+	var status string
+	c, p := &o.Cost, &o.Payment
+	err := row.Scan(&o.ID, &o.Number, &o.CustomerID, &o.EmailIndex, &o.ContactEnc, &o.AccessHash, &o.CartRef, &status,
+		&c.Currency, &c.SubtotalCents, &c.DiscountCents, &c.ShippingCents, &c.TaxCents, &c.TotalCents, &o.ShippingMethod, &o.Country,
+		&p.Method, &p.Status, &p.Reference, &p.Brand, &p.Last4, &p.Wallet, &p.FailureCode, &p.FailureMessage,
+		&o.CreatedAt, &o.UpdatedAt, &o.PaidAt)
+	o.Status = bookstore.OrderStatus(status)
+	return &o, err
+}
+
+// Insert writes a new order with its lines and discounts, and its order_created event,
+// inside tx. A cart that already has a live order gives ErrCartCheckedOut (tx must then
+// roll back).
+func (s *Orders) Insert(ctx context.Context, tx pgx.Tx, o *OrderRecord) error {
+	c, p := o.Cost, o.Payment
+	err := tx.QueryRow(ctx, `
+		INSERT INTO orders (id, number, customer_id, email_index, contact_enc, access_hash, cart_ref, status,
+			currency, subtotal_cents, discount_cents, shipping_cents, tax_cents, total_cents, shipping_method, country,
+			payment_method, payment_status)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+		RETURNING created_at, updated_at`,
+		o.ID, o.Number, o.CustomerID, o.EmailIndex, o.ContactEnc, o.AccessHash, o.CartRef, string(o.Status),
+		c.Currency, c.SubtotalCents, c.DiscountCents, c.ShippingCents, c.TaxCents, c.TotalCents, o.ShippingMethod, o.Country,
+		p.Method, p.Status).Scan(&o.CreatedAt, &o.UpdatedAt)
+	if isUniqueViolation(err, "orders_cart_live") {
+		return ErrCartCheckedOut
+	}
+	if err != nil {
+		return fmt.Errorf("insert order: %w", err)
+	}
+	n := len(o.Lines)
+	pos, books, titles := make([]int64, n), make([]uuid.UUID, n), make([]string, n)
+	qty, unit, total := make([]int64, n), make([]int64, n), make([]int64, n)
+	for i, l := range o.Lines {
+		pos[i], books[i], titles[i] = int64(i), l.BookID, l.Title
+		qty[i], unit[i], total[i] = int64(l.Quantity), l.UnitPriceCents, l.TotalCents
+	}
+	if _, err := tx.Exec(ctx, `
+		INSERT INTO order_lines (order_id, position, book_id, title, quantity, unit_price_cents, total_cents)
+		SELECT $1, unnest($2::INT8[]), unnest($3::UUID[]), unnest($4::TEXT[]), unnest($5::INT8[]), unnest($6::INT8[]), unnest($7::INT8[])`,
+		o.ID, pos, books, titles, qty, unit, total); err != nil {
+		return fmt.Errorf("insert order lines: %w", err)
+	}
+	if len(o.Discounts) > 0 {
+		m := len(o.Discounts)
+		promos, codes, amounts := make([]uuid.UUID, m), make([]string, m), make([]int64, m)
+		for i, d := range o.Discounts {
+			promos[i], codes[i], amounts[i] = d.PromotionID, d.Code, d.AmountCents
+		}
+		if _, err := tx.Exec(ctx, `
+			INSERT INTO order_discounts (order_id, promotion_id, code, amount_cents)
+			SELECT $1, unnest($2::UUID[]), unnest($3::TEXT[]), unnest($4::INT8[])`, o.ID, promos, codes, amounts); err != nil {
+			return fmt.Errorf("insert order discounts: %w", err)
+		}
+	}
+	_, err = s.AppendEvent(ctx, tx, o, bookstore.OrderEventPlaced, nil)
+	return err
+}
+
+// AppendEvent records an event of the order (locked by Lock, or inserted, in tx) with
+// the next seq, and its outbox row, inside tx. The order's status must already be the
+// one after the event.
+func (s *Orders) AppendEvent(ctx context.Context, tx pgx.Tx, o *OrderRecord, typ bookstore.OrderEventType, detail any) (*bookstore.OrderEvent, error) {
+	var raw []byte
+	if detail != nil {
+		var err error
+		if raw, err = json.Marshal(detail); err != nil {
+			return nil, fmt.Errorf("encode order event detail: %w", err)
+		}
+	}
+	ev := &bookstore.OrderEvent{OrderID: o.ID, Type: typ, Status: o.Status, Detail: raw}
+	err := tx.QueryRow(ctx, `
+		WITH n AS (UPDATE orders SET event_seq = event_seq + 1 WHERE id = $1 RETURNING event_seq)
+		INSERT INTO order_events (order_id, seq, type, status, detail)
+		SELECT $1, n.event_seq, $2, $3, $4 FROM n RETURNING seq, at`, o.ID, string(typ), string(o.Status), raw).Scan(&ev.Seq, &ev.At)
+	if err != nil {
+		return nil, fmt.Errorf("append order %s event: %w", o.ID, err)
+	}
+	err = enqueuePayload(ctx, tx, OrderTopic(typ), o.ID, OrderEventPayload{Seq: ev.Seq, Type: typ, Status: o.Status, At: ev.At,
+		CustomerID: o.CustomerID, TotalCents: o.Cost.TotalCents, Currency: o.Cost.Currency})
+	return ev, err
+}
+
+// Transition moves the order (locked by Lock in tx) to status to, if the state machine
+// allows it, and records the event: ErrTransition otherwise.
+func (s *Orders) Transition(ctx context.Context, tx pgx.Tx, o *OrderRecord, to bookstore.OrderStatus, typ bookstore.OrderEventType, detail any) (*bookstore.OrderEvent, error) {
+	if !o.Status.CanBecome(to) {
+		return nil, ErrTransition
+	}
+	tag, err := tx.Exec(ctx, `UPDATE orders SET status = $2, updated_at = now() WHERE id = $1 AND status = $3`,
+		o.ID, string(to), string(o.Status))
+	if err != nil {
+		return nil, fmt.Errorf("order %s to %s: %w", o.ID, to, err)
+	}
+	if tag.RowsAffected() != 1 {
+		return nil, ErrTransition
+	}
+	o.Status = to
+	return s.AppendEvent(ctx, tx, o, typ, detail)
+}
+
+// EventsOf returns the events of several orders, oldest first, in one query.
+func (s *Orders) EventsOf(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID][]bookstore.OrderEvent, error) {
+	rows, err := s.db.Pool.Query(ctx, `SELECT order_id, seq, type, status, detail, at FROM order_events
+		WHERE order_id = ANY($1::UUID[]) ORDER BY order_id, seq`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("order events: %w", err)
+	}
+	evs, err := pgx.CollectRows(rows, scanOrderEvent)
+	if err != nil {
+		return nil, fmt.Errorf("order events: %w", err)
+	}
+	out := make(map[uuid.UUID][]bookstore.OrderEvent, len(ids))
+	for _, e := range evs {
+		out[e.OrderID] = append(out[e.OrderID], e)
+	}
+	return out, nil
+}
+
+func scanOrderEvent(r pgx.CollectableRow) (bookstore.OrderEvent, error) {
+	var e bookstore.OrderEvent
+	var typ, status string
+	err := r.Scan(&e.OrderID, &e.Seq, &typ, &status, &e.Detail, &e.At)
+	e.Type, e.Status = bookstore.OrderEventType(typ), bookstore.OrderStatus(status)
+	return e, err
+}
+
+// Events returns the order's events after seq afterSeq, oldest first, at most limit.
+func (s *Orders) Events(ctx context.Context, id uuid.UUID, afterSeq int64, limit int) ([]bookstore.OrderEvent, error) {
+	rows, err := s.db.Pool.Query(ctx, `SELECT order_id, seq, type, status, detail, at FROM order_events
+		WHERE order_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`, id, afterSeq, limit)
+	if err != nil {
+		return nil, fmt.Errorf("order %s events: %w", id, err)
+	}
+	return pgx.CollectRows(rows, scanOrderEvent)
+}
+
+// ByID returns the order with its lines and discounts, or NOT_FOUND.
+func (s *Orders) ByID(ctx context.Context, id uuid.UUID) (*OrderRecord, error) {
+	o, err := s.get(ctx, s.db.Pool, id, false)
+	if err != nil {
+		return nil, err
+	}
+	return o, s.LoadItems(ctx, s.db.Pool, o)
+}
+
+// Lock reads the order (without its lines: LoadItems) inside tx and locks its row until
+// tx ends: concurrent completions of one order (the checkout request, the webhook, the
+// recovery loop) serialise on it, and the second sees the first's result.
+func (s *Orders) Lock(ctx context.Context, tx pgx.Tx, id uuid.UUID) (*OrderRecord, error) {
+	return s.get(ctx, tx, id, true)
+}
+
+func (s *Orders) get(ctx context.Context, q querier, id uuid.UUID, lock bool) (*OrderRecord, error) {
+	sql := "SELECT " + orderCols + " FROM orders WHERE id = $1"
+	if lock {
+		sql += " FOR UPDATE"
+	}
+	o, err := scanOrder(q.QueryRow(ctx, sql, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, bookstore.Errorf(bookstore.CodeNotFound, "no such order")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("order %s: %w", id, err)
+	}
+	return o, nil
+}
+
+// LoadItems reads the order's lines and discounts through q (a pool or a transaction).
+func (s *Orders) LoadItems(ctx context.Context, q querier, o *OrderRecord) error {
+	rows, err := q.Query(ctx, `SELECT book_id, title, quantity, unit_price_cents, total_cents
+		FROM order_lines WHERE order_id = $1 ORDER BY position`, o.ID)
+	if err != nil {
+		return fmt.Errorf("order lines %s: %w", o.ID, err)
+	}
+	o.Lines, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (bookstore.OrderLine, error) {
+		var l bookstore.OrderLine
+		var qty int64
+		err := r.Scan(&l.BookID, &l.Title, &qty, &l.UnitPriceCents, &l.TotalCents)
+		l.Quantity = int(qty)
+		return l, err
+	})
+	if err != nil {
+		return fmt.Errorf("order lines %s: %w", o.ID, err)
+	}
+	rows, err = q.Query(ctx, `SELECT promotion_id, code, amount_cents FROM order_discounts
+		WHERE order_id = $1 ORDER BY code`, o.ID)
+	if err != nil {
+		return fmt.Errorf("order discounts %s: %w", o.ID, err)
+	}
+	o.Discounts, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (bookstore.OrderDiscount, error) {
+		var d bookstore.OrderDiscount
+		err := r.Scan(&d.PromotionID, &d.Code, &d.AmountCents)
+		return d, err
+	})
+	if err != nil {
+		return fmt.Errorf("order discounts %s: %w", o.ID, err)
+	}
+	return nil
+}
+
+// Settle moves a PENDING_PAYMENT order locked by Lock to PAID or PAYMENT_FAILED with
+// what the PSP reported, and records the event, inside tx.
+func (s *Orders) Settle(ctx context.Context, tx pgx.Tx, o *OrderRecord, status bookstore.OrderStatus, p bookstore.OrderPayment) error {
+	typ := bookstore.OrderEventPaid
+	if status == bookstore.OrderPaymentFailed {
+		typ = bookstore.OrderEventPaymentFailed
+	}
+	if _, err := tx.Exec(ctx, `
+		UPDATE orders SET payment_status = $2, payment_ref = NULLIF($3, ''), payment_brand = NULLIF($4, ''),
+			payment_last4 = NULLIF($5, ''), payment_wallet = NULLIF($6, ''), failure_code = NULLIF($7, ''),
+			failure_message = NULLIF($8, ''), paid_at = CASE WHEN $9 THEN now() ELSE paid_at END
+		WHERE id = $1`,
+		o.ID, p.Status, p.Reference, p.Brand, p.Last4, p.Wallet, p.FailureCode, p.FailureMessage, status == bookstore.OrderPaid); err != nil {
+		return fmt.Errorf("settle order %s: %w", o.ID, err)
+	}
+	o.Payment = p
+	_, err := s.Transition(ctx, tx, o, status, typ, nil)
+	return err
+}
+
+// SetPaymentStatus records the charge's state at the PSP (REFUNDED after a
+// cancellation's refund) inside tx.
+func (s *Orders) SetPaymentStatus(ctx context.Context, tx pgx.Tx, o *OrderRecord, status string) error {
+	if _, err := tx.Exec(ctx, `UPDATE orders SET payment_status = $2, updated_at = now() WHERE id = $1`, o.ID, status); err != nil {
+		return fmt.Errorf("order %s payment status: %w", o.ID, err)
+	}
+	o.Payment.Status = status
+	return nil
+}
+
+// Pending returns the ids of orders still PENDING_PAYMENT that are older than age by
+// the database's clock (the one that stamped created_at), oldest first.
+func (s *Orders) Pending(ctx context.Context, age time.Duration, limit int) ([]uuid.UUID, error) {
+	rows, err := s.db.Pool.Query(ctx, `SELECT id FROM orders
+		WHERE status = 'PENDING_PAYMENT' AND created_at < now() - ($1::INT8 * INTERVAL '1 millisecond')
+		ORDER BY created_at LIMIT $2`, age.Milliseconds(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("pending orders: %w", err)
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+}
+
+// CheckoutKey is a stored checkout idempotency key.
+type CheckoutKey struct {
+	RequestHash []byte
+	OrderID     uuid.UUID
+}
+
+// CheckoutKeys are the idempotency keys of checkouts.
+type CheckoutKeys struct{ db *DB }
+
+// Insert stores the key for the order inside the transaction that creates it. It
+// reports false, writing nothing, when the scope already has the key (a concurrent
+// request with the same key committed first): tx must then roll back.
+func (s *CheckoutKeys) Insert(ctx context.Context, tx pgx.Tx, scope []byte, key string, hash []byte, order uuid.UUID) (bool, error) {
+	tag, err := tx.Exec(ctx, `INSERT INTO checkout_keys (scope, key, request_hash, order_id) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (scope, key) DO NOTHING`, scope, key, hash, order)
+	if err != nil {
+		return false, fmt.Errorf("store checkout key: %w", err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// Get returns the scope's key, or NOT_FOUND.
+func (s *CheckoutKeys) Get(ctx context.Context, scope []byte, key string) (*CheckoutKey, error) {
+	var k CheckoutKey
+	err := s.db.Pool.QueryRow(ctx, `SELECT request_hash, order_id FROM checkout_keys WHERE scope = $1 AND key = $2`,
+		scope, key).Scan(&k.RequestHash, &k.OrderID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, bookstore.Errorf(bookstore.CodeNotFound, "no such checkout key")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("checkout key: %w", err)
+	}
+	return &k, nil
+}
+
+// BooksIn returns the books with the given ids read inside q (checkout's transaction).
+func (s *Books) BooksIn(ctx context.Context, q querier, ids []uuid.UUID) ([]*bookstore.Book, error) {
+	rows, err := q.Query(ctx, "SELECT "+bookCols+" FROM books b WHERE b.id = ANY($1::UUID[])", ids)
+	if err != nil {
+		return nil, fmt.Errorf("books by id: %w", err)
+	}
+	return collectBooks(rows)
+}
+
+// CategoriesIn returns each book's categories with all their ancestors, read inside q
+// (checkout prices category-scoped codes with it).
+func (s *Categories) CategoriesIn(ctx context.Context, q querier, bookIDs []uuid.UUID) (map[uuid.UUID][]uuid.UUID, error) {
+	rows, err := q.Query(ctx, `
+		WITH RECURSIVE up (book_id, category_id) AS (
+			SELECT book_id, category_id FROM book_categories WHERE book_id = ANY($1::UUID[])
+			UNION ALL
+			SELECT up.book_id, c.parent_id FROM up JOIN categories c ON c.id = up.category_id
+			WHERE c.parent_id IS NOT NULL
+		)
+		SELECT book_id, category_id FROM up`, bookIDs)
+	if err != nil {
+		return nil, fmt.Errorf("categories by book: %w", err)
+	}
+	defer rows.Close()
+	out := make(map[uuid.UUID][]uuid.UUID, len(bookIDs))
+	for rows.Next() {
+		var b, c uuid.UUID
+		if err := rows.Scan(&b, &c); err != nil {
+			return nil, fmt.Errorf("scan book category: %w", err)
+		}
+		out[b] = append(out[b], c)
+	}
+	return out, rows.Err()
+}
+
+// StockIn returns units on hand by book, read inside q.
+func (s *Inventory) StockIn(ctx context.Context, q querier, bookIDs []uuid.UUID) (map[uuid.UUID]int64, error) {
+	return stockOf(ctx, q, bookIDs)
+}
+
+// Demand is the stock the order holds.
+func (o *OrderRecord) Demand() []bookstore.StockDemand {
+	return (&bookstore.Order{Lines: o.Lines}).Demand()
+}
+
+// OrderCursor is the keyset cursor of an order in a customer's list (newest first).
+func OrderCursor(o *OrderRecord) string { return encodeCursor("orders", o.CreatedAt.UTC(), o.ID) }
+
+// ByCustomer returns a page of the customer's orders, newest first (created_at, id
+// descending), optionally only those in status, after the cursor, and whether more
+// follow.
+func (s *Orders) ByCustomer(ctx context.Context, customer uuid.UUID, status *bookstore.OrderStatus, first int, after string) ([]*OrderRecord, bool, error) {
+	args := []any{customer, first + 1}
+	where := "customer_id = $1"
+	if status != nil {
+		args = append(args, string(*status))
+		where += fmt.Sprintf(" AND status = $%d", len(args))
+	}
+	if after != "" {
+		var at time.Time
+		id, err := decodeCursor(after, "orders", &at)
+		if err != nil {
+			return nil, false, err
+		}
+		args = append(args, at, id)
+		where += fmt.Sprintf(" AND (created_at, id) < ($%d, $%d)", len(args)-1, len(args))
+	}
+	rows, err := s.db.Pool.Query(ctx, "SELECT "+orderCols+" FROM orders WHERE "+where+
+		" ORDER BY created_at DESC, id DESC LIMIT $2", args...)
+	if err != nil {
+		return nil, false, fmt.Errorf("orders of customer: %w", err)
+	}
+	defer rows.Close()
+	var out []*OrderRecord
+	for rows.Next() {
+		o, err := scanOrder(rows)
+		if err != nil {
+			return nil, false, fmt.Errorf("scan order: %w", err)
+		}
+		out = append(out, o)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, err
+	}
+	more := len(out) > first
+	if more {
+		out = out[:first]
+	}
+	if err := s.loadItemsOf(ctx, out); err != nil {
+		return nil, false, err
+	}
+	return out, more, nil
+}
+
+// loadItemsOf fills the lines and discounts of several orders in two queries.
+func (s *Orders) loadItemsOf(ctx context.Context, recs []*OrderRecord) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	ids := make([]uuid.UUID, len(recs))
+	byID := make(map[uuid.UUID]*OrderRecord, len(recs))
+	for i, o := range recs {
+		ids[i], byID[o.ID] = o.ID, o
+		o.Lines, o.Discounts = []bookstore.OrderLine{}, []bookstore.OrderDiscount{}
+	}
+	rows, err := s.db.Pool.Query(ctx, `SELECT order_id, book_id, title, quantity, unit_price_cents, total_cents
+		FROM order_lines WHERE order_id = ANY($1::UUID[]) ORDER BY order_id, position`, ids)
+	if err != nil {
+		return fmt.Errorf("order lines: %w", err)
+	}
+	for rows.Next() {
+		var id uuid.UUID
+		var l bookstore.OrderLine
+		var qty int64
+		if err := rows.Scan(&id, &l.BookID, &l.Title, &qty, &l.UnitPriceCents, &l.TotalCents); err != nil {
+			rows.Close()
+			return fmt.Errorf("scan order line: %w", err)
+		}
+		l.Quantity = int(qty)
+		byID[id].Lines = append(byID[id].Lines, l)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	rows, err = s.db.Pool.Query(ctx, `SELECT order_id, promotion_id, code, amount_cents FROM order_discounts
+		WHERE order_id = ANY($1::UUID[]) ORDER BY order_id, code`, ids)
+	if err != nil {
+		return fmt.Errorf("order discounts: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id uuid.UUID
+		var d bookstore.OrderDiscount
+		if err := rows.Scan(&id, &d.PromotionID, &d.Code, &d.AmountCents); err != nil {
+			return fmt.Errorf("scan order discount: %w", err)
+		}
+		byID[id].Discounts = append(byID[id].Discounts, d)
+	}
+	return rows.Err()
+}
