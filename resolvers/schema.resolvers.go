@@ -7,7 +7,6 @@ package resolvers
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/shopfront/bookstore"
 	"github.com/shopfront/bookstore/auth"
