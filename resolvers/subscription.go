@@ -98,4 +98,3 @@ func (r *subscriptionResolver) orderStatusChanged(ctx context.Context, gid strin
 	}()
 	return ch, nil
 }
-

@@ -430,7 +430,7 @@ type streamLoaders struct {
 	opts loaders.Options
 }
 
-func (streamLoaders) ExtensionName() string                  { return "StreamLoaders" }
+func (streamLoaders) ExtensionName() string                   { return "StreamLoaders" }
 func (streamLoaders) Validate(graphql.ExecutableSchema) error { return nil }
 
 func (l streamLoaders) InterceptResponse(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {

@@ -220,7 +220,7 @@ func update(t *testing.T, m wsMsg) statusUpdate {
 		t.Fatalf("want next, got %s %s", m.Type, m.Payload)
 	}
 	var r struct {
-		Data struct{ OrderStatusChanged *statusUpdate }
+		Data   struct{ OrderStatusChanged *statusUpdate }
 		Errors []gqlError
 	}
 	if err := json.Unmarshal(m.Payload, &r); err != nil || len(r.Errors) > 0 || r.Data.OrderStatusChanged == nil {
