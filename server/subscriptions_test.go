@@ -567,14 +567,25 @@ func TestOrderSubscriptionOverSSE(t *testing.T) {
 	order, _ := paidOrder(t, a, ann.AccessToken, "", bs[0])
 	id := orderUUID(t, order)
 	body, _ := json.Marshal(map[string]any{"query": statusSub, "variables": map[string]any{"id": order}})
-	req, _ := http.NewRequest(http.MethodPost, a.url+"/graphql", bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "text/event-stream")
-	req.Header.Set("Authorization", "Bearer "+ann.AccessToken)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	open := func(token string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, a.url+"/graphql", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "text/event-stream")
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
 	}
+	// A refused token is refused, not served as a guest.
+	if bad := open("nope"); bad.StatusCode != http.StatusUnauthorized {
+		t.Errorf("SSE with a bad token: %d, want 401", bad.StatusCode)
+	} else {
+		bad.Body.Close()
+	}
+	resp := open(ann.AccessToken)
 	defer resp.Body.Close()
 	if ct := resp.Header.Get("Content-Type"); resp.StatusCode != http.StatusOK || !strings.HasPrefix(ct, "text/event-stream") {
 		t.Fatalf("SSE answer %d %s", resp.StatusCode, ct)
