@@ -636,3 +636,32 @@ func TestOrderSubscriptionOverSSE(t *testing.T) {
 		t.Fatalf("after DELIVERED: %+v, want complete", e)
 	}
 }
+
+// WebSocket origins follow CORS_ORIGINS: the same origin and the allowed ones upgrade,
+// any other browser origin is refused before the upgrade.
+func TestOrderSubscriptionOrigins(t *testing.T) {
+	a, _ := newSubsAPI(t, false, func(c *server.Config) { c.CORSOrigins = []string{"https://*.example.com"} })
+	dial := func(origin string) (int, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		defer cancel()
+		c, resp, err := coderws.Dial(ctx, wsURL(a.url), &coderws.DialOptions{Subprotocols: []string{"graphql-transport-ws"},
+			HTTPHeader: http.Header{"Origin": {origin}}})
+		if err == nil {
+			c.CloseNow()
+		}
+		if resp == nil {
+			return 0, err
+		}
+		return resp.StatusCode, err
+	}
+	for _, ok := range []string{a.url, "https://shop.example.com"} {
+		if status, err := dial(ok); err != nil || status != http.StatusSwitchingProtocols {
+			t.Errorf("origin %s: %d %v, want an upgrade", ok, status, err)
+		}
+	}
+	for _, bad := range []string{"https://evil.test", "http://shop.example.com"} {
+		if status, err := dial(bad); err == nil || status != http.StatusForbidden {
+			t.Errorf("origin %s: %d %v, want 403", bad, status, err)
+		}
+	}
+}
