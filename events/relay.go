@@ -116,10 +116,30 @@ func (s subscription) Consumer() (string, []string) { return s.name, s.topics }
 func Then(first Consumer, next Handler) Consumer {
 	name, topics := first.Consumer()
 	return Subscribe(name, HandlerFunc(func(ctx context.Context, evs []store.Event) error {
-		if err := first.Handle(ctx, evs); err != nil {
+		err := first.Handle(ctx, evs)
+		var be *BatchError
+		if err != nil && !errors.As(err, &be) {
 			return err
 		}
-		return next.Handle(ctx, evs)
+		if be != nil {
+			// The events first is done with follow; the failed ones come back to both.
+			var done []store.Event
+			for _, e := range evs {
+				if _, failed := be.Failed[e.ID]; !failed {
+					done = append(done, e)
+				}
+			}
+			evs = done
+		}
+		if len(evs) > 0 {
+			if err := next.Handle(ctx, evs); err != nil {
+				return err
+			}
+		}
+		if be != nil {
+			return be
+		}
+		return nil
 	}), topics...)
 }
 
