@@ -40,7 +40,9 @@
 // event that fails on its own while others succeed waits with a growing backoff for a
 // bounded number of attempts, then is parked with its error: counted in /readyz, listed
 // and requeued by `bookstore outbox`. When every event fails on its own, the cause is not
-// in the events (the backend is down): nothing is counted against them.
+// in the events (the backend is down): nothing is counted against them. A handler whose
+// side effects must not repeat (emails) answers a *BatchError naming the events that
+// failed: the others are done at once, and only the failed ones are retried.
 package events
 
 import (
