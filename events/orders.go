@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/google/uuid"
+
 	"github.com/shopfront/bookstore"
 	"github.com/shopfront/bookstore/checkout"
 	"github.com/shopfront/bookstore/mail"
@@ -66,9 +68,10 @@ func (m *OrderMail) Consumer() (string, []string) {
 }
 
 // Handle implements Handler. An email the mail server refuses for good (an unknown
-// recipient) is logged and dropped; a temporary failure fails the batch for a retry.
+// recipient) is logged and dropped; a temporary failure fails that event for a retry
+// (a *BatchError), and only that one: the batch's other emails are sent, and not again.
 func (m *OrderMail) Handle(ctx context.Context, evs []store.Event) error {
-	var errs []error
+	failed := map[uuid.UUID]error{}
 	for _, ev := range evs {
 		var typ bookstore.OrderEventType
 		switch ev.Topic {
@@ -87,10 +90,13 @@ func (m *OrderMail) Handle(ctx context.Context, evs []store.Event) error {
 			err = nil
 		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("order %s email (%s): %w", ev.AggregateID, ev.Topic, err))
+			failed[ev.ID] = fmt.Errorf("order %s email (%s): %w", ev.AggregateID, ev.Topic, err)
 		}
 	}
-	return errors.Join(errs...)
+	if len(failed) > 0 {
+		return &BatchError{Failed: failed}
+	}
+	return nil
 }
 
 func (m *OrderMail) send(ctx context.Context, ev store.Event, typ bookstore.OrderEventType) error {

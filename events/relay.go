@@ -40,7 +40,9 @@
 // event that fails on its own while others succeed waits with a growing backoff for a
 // bounded number of attempts, then is parked with its error: counted in /readyz, listed
 // and requeued by `bookstore outbox`. When every event fails on its own, the cause is not
-// in the events (the backend is down): nothing is counted against them.
+// in the events (the backend is down): nothing is counted against them. A handler whose
+// side effects must not repeat (emails) answers a *BatchError naming the events that
+// failed: the others are done at once, and only the failed ones are retried.
 package events
 
 import (
@@ -57,10 +59,28 @@ import (
 )
 
 // Handler reacts to a batch of events, oldest first. An error leaves the whole batch to
-// be handled again. ctx ends when the relay's lease is lost or about to run out: the
-// handler must then stop and return, committing nothing more.
+// be handled again, unless it is a *BatchError naming the events that failed. ctx ends
+// when the relay's lease is lost or about to run out: the handler must then stop and
+// return, committing nothing more.
 type Handler interface {
 	Handle(ctx context.Context, evs []store.Event) error
+}
+
+// BatchError is a handler's answer that the events in Failed failed and every other
+// event of the batch is done. The relay then records the others done at once and a
+// failed attempt against each failed one (its retry, or its parking, as for an event
+// that fails on its own), instead of handing the whole batch again: for handlers whose
+// side effects are not idempotent, such as emails, where a retried batch would send every
+// other email of it again. When every event of the batch failed it is an ordinary
+// failure of the batch.
+type BatchError struct{ Failed map[uuid.UUID]error }
+
+func (e *BatchError) Error() string {
+	errs := make([]error, 0, len(e.Failed))
+	for _, err := range e.Failed {
+		errs = append(errs, err)
+	}
+	return fmt.Sprintf("%d events of the batch failed: %v", len(e.Failed), errors.Join(errs...))
 }
 
 // Consumer is a Handler with its own delivery state: Consumer returns the name that
@@ -98,10 +118,30 @@ func (s subscription) Consumer() (string, []string) { return s.name, s.topics }
 func Then(first Consumer, next Handler) Consumer {
 	name, topics := first.Consumer()
 	return Subscribe(name, HandlerFunc(func(ctx context.Context, evs []store.Event) error {
-		if err := first.Handle(ctx, evs); err != nil {
+		err := first.Handle(ctx, evs)
+		var be *BatchError
+		if err != nil && !errors.As(err, &be) {
 			return err
 		}
-		return next.Handle(ctx, evs)
+		if be != nil {
+			// The events first is done with follow; the failed ones come back to both.
+			var done []store.Event
+			for _, e := range evs {
+				if _, failed := be.Failed[e.ID]; !failed {
+					done = append(done, e)
+				}
+			}
+			evs = done
+		}
+		if len(evs) > 0 {
+			if err := next.Handle(ctx, evs); err != nil {
+				return err
+			}
+		}
+		if be != nil {
+			return be
+		}
+		return nil
 	}), topics...)
 }
 
@@ -447,6 +487,9 @@ func (r *Relay) stepConsumer(ctx context.Context, c *consumer) (int, error) {
 		c.failures = 0
 		return len(evs), r.Outbox.Done(ctx, l, c.name, ids(evs))
 	}
+	if be := (*BatchError)(nil); errors.As(err, &be) && len(be.Failed) < len(evs) {
+		return r.partial(ctx, c, l, evs, be)
+	}
 	c.failures++
 	if c.failures < r.isolateAfter() || ctx.Err() != nil {
 		return 0, err
@@ -563,6 +606,25 @@ func (r *Relay) isolate(ctx, hctx context.Context, c *consumer, l store.Lease, e
 			return 0, err
 		}
 		return len(suspects), fmt.Errorf("consumer %s: every event of the batch fails on its own: %w", c.name, batchErr)
+	}
+	if err := r.Outbox.Done(ctx, l, c.name, ids(ok)); err != nil {
+		return 0, err
+	}
+	return len(evs), r.failed(ctx, c, l, bad, reasons)
+}
+
+// partial records the events of a *BatchError: the others done, a failed attempt at
+// each failed one.
+func (r *Relay) partial(ctx context.Context, c *consumer, l store.Lease, evs []store.Event, be *BatchError) (int, error) {
+	c.failures = 0
+	var ok, bad []store.Event
+	var reasons []error
+	for _, e := range evs {
+		if err, failed := be.Failed[e.ID]; failed {
+			bad, reasons = append(bad, e), append(reasons, err)
+			continue
+		}
+		ok = append(ok, e)
 	}
 	if err := r.Outbox.Done(ctx, l, c.name, ids(ok)); err != nil {
 		return 0, err

@@ -245,8 +245,16 @@ func (s *Service) Ship(ctx context.Context, id uuid.UUID) error {
 	_, err = s.cfg.Carrier.CreateShipment(ctx, shipping.ShipmentRequest{OrderID: id, Method: shipping.Method(o.ShippingMethod),
 		Recipient: shipping.Address{Name: a.Recipient, Line1: a.Line1, Line2: a.Line2, City: a.City, Region: a.Region,
 			PostalCode: a.PostalCode, Country: a.Country}})
+	if errors.Is(err, errNotShippable) {
+		return nil // cancelled (or shipped by hand) since it was read: nothing to ship
+	}
 	return err
 }
+
+// errNotShippable: ShipmentHook refused a new shipment because the order, under its
+// lock, is no longer PAID (a cancel committed after Ship read it), so the carrier's
+// transaction rolls back and no label is bought for a refunded order.
+var errNotShippable = errors.New("orders: the order is no longer paid: no shipment")
 
 // ShipmentHook moves the order along with its shipment, inside the carrier's
 // transaction (shipping.Hook): the label makes it FULFILLING, the first scan in transit
@@ -256,6 +264,11 @@ func (s *Service) ShipmentHook(ctx context.Context, tx pgx.Tx, sh *shipping.Ship
 	o, err := s.cfg.DB.Orders.Lock(ctx, tx, sh.OrderID)
 	if err != nil {
 		return err
+	}
+	if e.Status == shipping.StatusLabelCreated && o.Status != bookstore.OrderPaid {
+		// The shipment is being created (its first step) for an order that is not PAID
+		// under the lock: refuse it, rolling the carrier's transaction back.
+		return fmt.Errorf("order %s is %s: %w", o.ID, o.Status, errNotShippable)
 	}
 	if o.Status == bookstore.OrderCancelled || o.Status.Final() {
 		return nil
