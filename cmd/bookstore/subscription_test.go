@@ -3,7 +3,10 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -118,5 +121,57 @@ func TestSubscriptionAcrossInstances(t *testing.T) {
 	var still uuid.UUID
 	if err := s.db.Pool.QueryRow(bg(), `SELECT holder FROM relay_leases WHERE name = 'outbox:order-feed'`).Scan(&still); err != nil || still != holder {
 		t.Fatalf("the order feed's lease moved from a to %s during the test (%v): b may have heard itself", still, err)
+	}
+}
+
+// Shutting down closes open subscription sockets with 1001 (going away), so clients
+// reconnect to another instance at once.
+func TestServeClosesSubscriptionSocketsOnShutdown(t *testing.T) {
+	url := testdb.NewURL(t)
+	addr := freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "--addr", addr}, env(withKeys(t, map[string]string{"DATABASE_URL": url})), io.Discard, io.Discard)
+	}()
+	eventually(t, "the server to be ready", func() (bool, error) {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err != nil {
+			return false, nil
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, nil
+	})
+	wctx, wcancel := context.WithTimeout(bg(), time.Minute)
+	defer wcancel()
+	ws, _, err := coderws.Dial(wctx, "ws://"+addr+"/graphql", &coderws.DialOptions{Subprotocols: []string{"graphql-transport-ws"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	if err := ws.Write(wctx, coderws.MessageText, []byte(`{"type":"connection_init"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, raw, err := ws.Read(wctx); err != nil || !strings.Contains(string(raw), "connection_ack") {
+		t.Fatalf("no ack: %s %v", raw, err)
+	}
+	cancel() // what SIGTERM does in main
+	var status coderws.StatusCode = -1
+	for {
+		_, raw, err := ws.Read(wctx)
+		if err != nil {
+			status = coderws.CloseStatus(err)
+			break
+		}
+		if strings.Contains(string(raw), `"ping"`) {
+			_ = ws.Write(wctx, coderws.MessageText, []byte(`{"type":"pong"}`))
+		}
+	}
+	if status != coderws.StatusGoingAway {
+		t.Fatalf("socket closed with %d, want 1001", status)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("serve returned %v", err)
 	}
 }
