@@ -3579,12 +3579,28 @@ type OrderStatusUpdate {
 
 type Subscription {
   """
-  The order's events as they happen. Pass ` + "`" + `afterSeq` + "`" + ` (the last ` + "`" + `event.seq` + "`" + ` you saw) to
-  resume: the events after it are replayed first, then live ones follow, with no gap and
-  no duplicate. A customer authenticates the connection (graphql-transport-ws
-  ` + "`" + `connection_init` + "`" + ` payload ` + "`" + `{ "authorization": "Bearer <token>" }` + "`" + `, or the
-  Authorization header for SSE); a guest passes the order's ` + "`" + `email` + "`" + ` and ` + "`" + `accessToken` + "`" + `.
-  Someone else's order is NOT_FOUND.
+  The order's events as they happen, each with the order as it is when the event is sent.
+
+  - ` + "`" + `afterSeq` + "`" + ` (the last ` + "`" + `event.seq` + "`" + ` you saw) resumes: the events after it are replayed
+    first, then live ones follow, with no gap and no duplicate. ` + "`" + `afterSeq: 0` + "`" + ` replays
+    the whole history. Without ` + "`" + `afterSeq` + "`" + ` the first message is the order's latest event
+    (its current state), then live events follow.
+  - The stream completes after it sent the order's latest event when the order is
+    DELIVERED, PAYMENT_FAILED, CANCELLED or RETURNED. To hear of a return after the
+    delivery, subscribe again with the delivery's seq as ` + "`" + `afterSeq` + "`" + `.
+  - Who: the order's customer (graphql-transport-ws ` + "`" + `connection_init` + "`" + ` payload
+    ` + "`" + `{ "authorization": "Bearer <token>" }` + "`" + `, or the Authorization header for SSE, i.e.
+    POST with ` + "`" + `Accept: text/event-stream` + "`" + `); a guest passes the order's ` + "`" + `email` + "`" + ` and
+    ` + "`" + `accessToken` + "`" + `. Someone else's order, or a wrong email or token, is NOT_FOUND, the
+    same error as an order that does not exist.
+  - A bad, expired or revoked access token at ` + "`" + `connection_init` + "`" + ` closes the socket with
+    code 4403; so does the session ending, or the token expiring, while connected
+    (reconnect with a fresh token and resume with ` + "`" + `afterSeq` + "`" + `). A socket without an
+    active subscription for the idle timeout is closed with 1000.
+  - Limits: subscriptions per connection and per customer (across connections to one
+    instance) are capped: one more fails with SUBSCRIPTION_LIMIT_EXCEEDED.
+  - WebSocket and SSE serve subscriptions only: send queries and mutations with POST
+    (BAD_REQUEST otherwise).
   """
   orderStatusChanged(orderId: ID!, afterSeq: Int, email: String, accessToken: String): OrderStatusUpdate!
 }

@@ -616,8 +616,7 @@ func (r *stockMovementResolver) ActorID(ctx context.Context, obj *bookstore.Stoc
 
 // OrderStatusChanged is the resolver for the orderStatusChanged field.
 func (r *subscriptionResolver) OrderStatusChanged(ctx context.Context, orderID string, afterSeq *int, email *string, accessToken *string) (<-chan *model.OrderStatusUpdate, error) {
-	// Not served yet: no subscription transport is mounted (see the README).
-	return nil, bookstore.Errorf(bookstore.CodeUnavailable, "order subscriptions are not available yet; read order(id:) { events }")
+	return r.orderStatusChanged(ctx, orderID, afterSeq, email, accessToken)
 }
 
 // Address returns graph.AddressResolver implementation.
