@@ -3554,6 +3554,8 @@ enum ShipmentStatus {
   DELIVERED
   DELAYED
   FAILED_ATTEMPT
+  "Voided before it left the warehouse (the order was cancelled while FULFILLING); it never moves again."
+  CANCELLED
 }
 
 "A parcel of an order and its tracking history."

@@ -50,7 +50,7 @@ func (c *serveConfig) register(fs *flag.FlagSet, getenv func(string) string, dev
 	c.search.register(fs, getenv)
 	c.protect.register(fs, getenv)
 	c.cart.register(fs, getenv)
-	c.payment.register(fs, getenv)
+	c.payment.register(fs, getenv, dev)
 	c.fulfil.register(fs, getenv, dev)
 	c.subs.register(fs, getenv)
 	fs.StringVar(&c.addr, "addr", envOr(getenv, "ADDR", "127.0.0.1:8080"), "listen address (ADDR)")

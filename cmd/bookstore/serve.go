@@ -61,6 +61,9 @@ func serve(ctx context.Context, cfg serveConfig, db *store.DB, log *slog.Logger,
 	if err != nil {
 		return err
 	}
+	if err := cfg.payment.validate(); err != nil {
+		return err
+	}
 	if cfg.migrate {
 		n, err := db.Migrate(ctx)
 		if err != nil {
