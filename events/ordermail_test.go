@@ -564,10 +564,9 @@ func (f *failing) Send(ctx context.Context, m mail.Message) error {
 	return f.Sender.Send(ctx, m)
 }
 
-// Regression: a batch in which one email fails is handled again, and the emails of the
-// batch that went out the first time were sent again (one email per event handled, not
-// per event). And an event handled twice (a crash before its delivery was recorded) sent
-// its email twice.
+// A batch in which one email fails does not send the batch's other emails again
+// (BatchError), and, the regression: an event handled twice (a crash before its
+// delivery was recorded) sent its email twice.
 func TestRedeliverySendsNoSecondEmail(t *testing.T) {
 	sink := startSink(t, "127.0.0.1:0")
 	f := &failing{Sender: smtpSender(t, sink.addr), fail: map[string]bool{}}
@@ -626,8 +625,9 @@ func TestConcurrentHoldersSendOneEmail(t *testing.T) {
 	var entered atomic.Int64
 	real := smtpSender(t, sink.addr)
 	slow := senderFunc(func(ctx context.Context, m mail.Message) error {
-		entered.Add(1)
-		<-gate
+		if entered.Add(1) == 1 { // the first holder is slow
+			<-gate
+		}
 		return real.Send(ctx, m)
 	})
 	s := newShop(t, slow)
@@ -664,9 +664,9 @@ type senderFunc func(ctx context.Context, m mail.Message) error
 
 func (f senderFunc) Send(ctx context.Context, m mail.Message) error { return f(ctx, m) }
 
-// A mail server that is not listening, then one that refuses with 421: the event is
-// retried, nothing is parked or counted against it, and the email goes out once the
-// server is back.
+// A mail server that is not listening, then one that refuses with 421, then one that
+// refuses our sender (550 at MAIL FROM): the event is retried, nothing is parked or
+// counted against it, and the email goes out once the server is back.
 func TestSMTPDownIsRetriedNotParked(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -693,6 +693,17 @@ func TestSMTPDownIsRetriedNotParked(t *testing.T) {
 	}
 	if n, _ := s.db.Outbox.ParkedCount(ctx); n != 0 {
 		t.Fatalf("%d events parked for a temporary failure", n)
+	}
+	// A 5xx at MAIL FROM is our misconfiguration (a From the relay does not accept), not
+	// the message's fault: retried like a server down, not parked.
+	sink.set(func(s *smtpSink) {
+		s.refuse = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "sender not allowed"}
+	})
+	for range 5 {
+		_, _ = s.relay.Step(ctx)
+	}
+	if n, _ := s.db.Outbox.ParkedCount(ctx); n != 0 || len(sink.received()) != 0 {
+		t.Fatalf("%d events parked, %d emails, for a refused sender", n, len(sink.received()))
 	}
 	sink.set(func(s *smtpSink) { s.refuse = nil })
 	if err := s.settle(); err != nil {

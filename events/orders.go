@@ -80,9 +80,10 @@ func (m *OrderMail) Consumer() (string, []string) {
 var errSending = errors.New("another holder is sending this email")
 
 // Handle implements Handler. An email the mail server refuses for good (an unknown
-// recipient) fails with a Permanent error, so the relay parks its event at once (listed
-// by `bookstore outbox parked`, re-sent by `requeue` once the address is fixed); a
-// temporary failure fails that event for a retry (a *BatchError), and only that one: the
+// recipient: mail.Refused) fails with a Permanent error, so the relay parks its event at
+// once (listed by `bookstore outbox parked`, sent by `requeue` once the address is
+// fixed). A temporary failure, or a 5xx about our own configuration (a wrong SMTP
+// password), fails that event for a retry (a *BatchError), and only that one: the
 // batch's other emails are done. Emails already sent are not sent again.
 func (m *OrderMail) Handle(ctx context.Context, evs []store.Event) error {
 	failed := map[uuid.UUID]error{}
@@ -99,7 +100,7 @@ func (m *OrderMail) Handle(ctx context.Context, evs []store.Event) error {
 			continue
 		}
 		err := m.send(ctx, ev, typ)
-		if err != nil && mail.Permanent(err) {
+		if err != nil && mail.Refused(err) {
 			m.log().ErrorContext(ctx, "order email refused for good; parking its event", "order", ev.AggregateID, "topic", ev.Topic, "err", err)
 			err = Permanent(err)
 		}
