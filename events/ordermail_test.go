@@ -824,3 +824,57 @@ func TestDevModeWritesEmlFiles(t *testing.T) {
 		t.Errorf("subjects %q", joined)
 	}
 }
+
+// A lone event whose handler fails it with events.Permanent is parked at the first
+// attempt, with the reason; an event failing with an ordinary error alone is not (the
+// cause may be a backend down), and a batch error wrapping a Permanent one is found.
+func TestPermanentErrorParksAtOnce(t *testing.T) {
+	db := testdb.New(t)
+	ctx := context.Background()
+	seed(t, db, 2)
+	evs, err := db.Outbox.PendingFor(ctx, "x", []string{store.TopicBookChanged}, 10)
+	if err != nil || len(evs) != 2 {
+		t.Fatalf("%d events, %v", len(evs), err)
+	}
+	var calls atomic.Int64
+	h := events.HandlerFunc(func(_ context.Context, batch []store.Event) error {
+		calls.Add(1)
+		failed := map[uuid.UUID]error{}
+		for _, e := range batch {
+			if e.ID == evs[0].ID {
+				failed[e.ID] = events.Permanent(errors.New("550 no such mailbox"))
+			} else {
+				failed[e.ID] = errors.New("connection refused")
+			}
+		}
+		return &events.BatchError{Failed: failed}
+	})
+	r := &events.Relay{Outbox: db.Outbox, Log: discard(), IsolateAfter: 5, Handlers: []events.Handler{events.Subscribe("x", h, store.TopicBookChanged)},
+		Retry: store.Retry{Base: time.Millisecond, Max: time.Millisecond, Attempts: 10}}
+	if !events.IsPermanent(&events.BatchError{Failed: map[uuid.UUID]error{evs[0].ID: events.Permanent(errors.New("x"))}}) {
+		t.Fatal("IsPermanent misses a Permanent error inside a BatchError")
+	}
+	if events.IsPermanent(errors.New("x")) || events.Permanent(nil) != nil {
+		t.Fatal("IsPermanent of a plain error, or Permanent(nil) not nil")
+	}
+	_, _ = r.Step(ctx) // every event fails: handled one by one at once (a Permanent among them)
+	ps, err := db.Outbox.Parked(ctx, "x", 10)
+	if err != nil || len(ps) != 1 || ps[0].ID != evs[0].ID || ps[0].Attempts != 1 || !strings.Contains(ps[0].Reason, "550") {
+		t.Fatalf("parked %+v, %v; want the permanent one after 1 attempt", ps, err)
+	}
+	for range 20 {
+		_, _ = r.Step(ctx)
+	}
+	if n, _ := db.Outbox.ParkedCount(ctx); n != 1 {
+		t.Fatalf("%d parked; the event failing with an ordinary error alone must not be", n)
+	}
+	if n := attemptsNotParked(ctx, db); n != 0 {
+		t.Fatalf("%d failed attempts counted against the ordinary failure", n)
+	}
+}
+
+func attemptsNotParked(ctx context.Context, db *store.DB) int64 {
+	var n int64
+	_ = db.Pool.QueryRow(ctx, `SELECT COALESCE(sum(attempts), 0) FROM outbox_deliveries WHERE parked_at IS NULL`).Scan(&n)
+	return n
+}
