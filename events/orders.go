@@ -175,8 +175,8 @@ func (m *OrderMail) claim(ctx context.Context, key string) (claim uuid.UUID, sen
 	claim = uuid.New()
 	var got uuid.UUID
 	err = m.DB.Pool.QueryRow(ctx, `
-		INSERT INTO sent_mail (key, claim, claimed_at) VALUES ($1, $2, now())
-		ON CONFLICT (key) DO UPDATE SET claim = excluded.claim, claimed_at = excluded.claimed_at
+		INSERT INTO sent_mail (mail_key, claim, claimed_at) VALUES ($1, $2, now())
+		ON CONFLICT (mail_key) DO UPDATE SET claim = excluded.claim, claimed_at = excluded.claimed_at
 		WHERE sent_mail.sent_at IS NULL AND sent_mail.claimed_at < now() - $3::INT8 * INTERVAL '1 millisecond'
 		RETURNING claim`, key, claim, m.claimTTL().Milliseconds()).Scan(&got)
 	if err == nil {
@@ -186,7 +186,7 @@ func (m *OrderMail) claim(ctx context.Context, key string) (claim uuid.UUID, sen
 		return claim, false, fmt.Errorf("claim email %s: %w", key, err)
 	}
 	var sentAt *time.Time
-	if err := m.DB.Pool.QueryRow(ctx, `SELECT sent_at FROM sent_mail WHERE key = $1`, key).Scan(&sentAt); err != nil {
+	if err := m.DB.Pool.QueryRow(ctx, `SELECT sent_at FROM sent_mail WHERE mail_key = $1`, key).Scan(&sentAt); err != nil {
 		return claim, false, fmt.Errorf("claim email %s: %w", key, err)
 	}
 	if sentAt != nil {
@@ -201,7 +201,7 @@ func (m *OrderMail) claim(ctx context.Context, key string) (claim uuid.UUID, sen
 func (m *OrderMail) unclaim(ctx context.Context, key string, claim uuid.UUID) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	if _, err := m.DB.Pool.Exec(ctx, `DELETE FROM sent_mail WHERE key = $1 AND claim = $2 AND sent_at IS NULL`, key, claim); err != nil {
+	if _, err := m.DB.Pool.Exec(ctx, `DELETE FROM sent_mail WHERE mail_key = $1 AND claim = $2 AND sent_at IS NULL`, key, claim); err != nil {
 		m.log().WarnContext(ctx, "release email claim", "key", key, "err", err)
 	}
 }
@@ -211,7 +211,7 @@ func (m *OrderMail) unclaim(ctx context.Context, key string, claim uuid.UUID) {
 func (m *OrderMail) markSent(ctx context.Context, key string, claim uuid.UUID) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if _, err := m.DB.Pool.Exec(ctx, `UPDATE sent_mail SET sent_at = now() WHERE key = $1 AND claim = $2`, key, claim); err != nil {
+	if _, err := m.DB.Pool.Exec(ctx, `UPDATE sent_mail SET sent_at = now() WHERE mail_key = $1 AND claim = $2`, key, claim); err != nil {
 		return fmt.Errorf("record email %s as sent: %w", key, err)
 	}
 	return nil

@@ -11,7 +11,7 @@
 -- belonged to a process that died mid-send and may be taken over: the one case where a
 -- second copy can go out (with the same Message-ID, so mail clients show one email).
 CREATE TABLE sent_mail (
-    key        TEXT PRIMARY KEY,
+    mail_key   TEXT PRIMARY KEY,
     claim      UUID NOT NULL,
     claimed_at TIMESTAMPTZ NOT NULL,
     sent_at    TIMESTAMPTZ
