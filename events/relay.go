@@ -603,8 +603,7 @@ func (r *Relay) guard(ctx context.Context, l store.Lease, start time.Time) (cont
 
 // isolate retries a batch that keeps failing (or failed for good: IsPermanent) one event
 // at a time. An event that fails alone with a Permanent error is parked at once. If every
-// other event fails,
-// the cause is not in the events (a search engine down, say): nothing is counted against
+// event fails, the cause is not in the events (a search engine down, say): nothing is counted against
 // them (but those already suspect) and the batch is retried later. Otherwise the events that succeed are done, and
 // each that fails alone has a failed attempt recorded: it waits for its retry, or is
 // parked after its last.
