@@ -43,6 +43,8 @@
 // in the events (the backend is down): nothing is counted against them. A handler whose
 // side effects must not repeat (emails) answers a *BatchError naming the events that
 // failed: the others are done at once, and only the failed ones are retried.
+// An error a handler marks Permanent (a recipient the mail server refuses for good)
+// parks its event at once, without waiting out the attempts.
 package events
 
 import (
@@ -83,6 +85,16 @@ func (e *BatchError) Error() string {
 	return fmt.Sprintf("%d events of the batch failed: %v", len(e.Failed), errors.Join(errs...))
 }
 
+// Unwrap returns the events' errors, so that errors.Is and errors.As (IsPermanent) see
+// them.
+func (e *BatchError) Unwrap() []error {
+	errs := make([]error, 0, len(e.Failed))
+	for _, err := range e.Failed {
+		errs = append(errs, err)
+	}
+	return errs
+}
+
 // Consumer is a Handler with its own delivery state: Consumer returns the name that
 // state is kept under (keep it stable: a new name starts from the events not yet
 // published) and the topics it reads.
@@ -90,6 +102,29 @@ type Consumer interface {
 	Handler
 	Consumer() (name string, topics []string)
 }
+
+// Permanent marks err as one no retry can fix (an email address the mail server refuses
+// for good): the relay parks the event that failed with it at once, with err as the
+// reason, instead of spending its attempts. A handler of a batch returns it (joined with
+// other errors as it likes) for the event it is about; the relay finds out which event
+// by handling the batch event by event.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &permanentError{err}
+}
+
+// IsPermanent reports whether err, or an error it wraps or joins, was marked Permanent.
+func IsPermanent(err error) bool {
+	var p *permanentError
+	return errors.As(err, &p)
+}
+
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string { return e.err.Error() }
+func (e *permanentError) Unwrap() error { return e.err }
 
 // HandlerFunc adapts a function to Handler.
 type HandlerFunc func(ctx context.Context, evs []store.Event) error
@@ -491,7 +526,7 @@ func (r *Relay) stepConsumer(ctx context.Context, c *consumer) (int, error) {
 		return r.partial(ctx, c, l, evs, be)
 	}
 	c.failures++
-	if c.failures < r.isolateAfter() || ctx.Err() != nil {
+	if ctx.Err() != nil || (c.failures < r.isolateAfter() && !IsPermanent(err)) {
 		return 0, err
 	}
 	return r.isolate(ctx, hctx, c, l, evs, err)
@@ -566,8 +601,9 @@ func (r *Relay) guard(ctx context.Context, l store.Lease, start time.Time) (cont
 	}
 }
 
-// isolate retries a batch that keeps failing one event at a time. If every event fails,
-// the cause is not in the events (a search engine down, say): nothing is counted against
+// isolate retries a batch that keeps failing (or failed for good: IsPermanent) one event
+// at a time. An event that fails alone with a Permanent error is parked at once. If every
+// event fails, the cause is not in the events (a search engine down, say): nothing is counted against
 // them (but those already suspect) and the batch is retried later. Otherwise the events that succeed are done, and
 // each that fails alone has a failed attempt recorded: it waits for its retry, or is
 // parked after its last.
@@ -598,7 +634,7 @@ func (r *Relay) isolate(ctx, hctx context.Context, c *consumer, l store.Lease, e
 		var suspects []store.Event
 		var why []error
 		for i, e := range bad {
-			if e.Attempts > 0 {
+			if e.Attempts > 0 || IsPermanent(reasons[i]) {
 				suspects, why = append(suspects, e), append(why, reasons[i])
 			}
 		}
@@ -635,7 +671,11 @@ func (r *Relay) partial(ctx context.Context, c *consumer, l store.Lease, evs []s
 // failed records a failed attempt at each of evs (see store.Outbox.Failed).
 func (r *Relay) failed(ctx context.Context, c *consumer, l store.Lease, evs []store.Event, reasons []error) error {
 	for i, e := range evs {
-		f, err := r.Outbox.Failed(ctx, l, c.name, e.ID, reasons[i].Error(), r.retry())
+		p := r.retry()
+		if IsPermanent(reasons[i]) {
+			p.Attempts = 1 // parks now
+		}
+		f, err := r.Outbox.Failed(ctx, l, c.name, e.ID, reasons[i].Error(), p)
 		if err != nil {
 			return err
 		}
