@@ -324,6 +324,11 @@ func (r *mutationResolver) PromotionDeactivate(ctx context.Context, id string) (
 	return r.promotionDeactivate(ctx, id)
 }
 
+// ReviewCreate is the resolver for the reviewCreate field.
+func (r *mutationResolver) ReviewCreate(ctx context.Context, input model.ReviewCreateInput) (*model.ReviewCreatePayload, error) {
+	return r.reviewCreate(ctx, input)
+}
+
 // ID is the resolver for the id field.
 func (r *orderResolver) ID(ctx context.Context, obj *bookstore.Order) (string, error) {
 	return globalID(typeOrder, obj.ID), nil
