@@ -88,10 +88,15 @@ func TestLeaseOutlivesALongBatch(t *testing.T) {
 	db := testdb.New(t)
 	seed(t, db, 30)
 	var l ledger
+	aWorks := make(chan struct{})
+	var aOnce sync.Once
 	slow := func(who string) events.Handler {
 		return events.HandlerFunc(func(ctx context.Context, evs []store.Event) error {
+			if who == "a" {
+				aOnce.Do(func() { close(aWorks) })
+			}
 			select {
-			case <-time.After(450 * time.Millisecond): // 1.5 TTLs
+			case <-time.After(900 * time.Millisecond): // 1.5 TTLs
 			case <-ctx.Done():
 				return context.Cause(ctx)
 			}
@@ -100,11 +105,15 @@ func TestLeaseOutlivesALongBatch(t *testing.T) {
 		})
 	}
 	relay := func(who string) *events.Relay {
-		return &events.Relay{Outbox: db.Outbox, Log: discard(), Interval: 10 * time.Millisecond, LeaseTTL: 300 * time.Millisecond,
+		return &events.Relay{Outbox: db.Outbox, Log: discard(), Interval: 10 * time.Millisecond, LeaseTTL: 600 * time.Millisecond,
 			Batch: 10, Handlers: []events.Handler{events.Subscribe("slow", slow(who), store.TopicBookChanged)}}
 	}
 	run(t, relay("a"))
-	time.Sleep(50 * time.Millisecond) // a takes the lease first
+	select { // a holds the lease and works before b stands by (a sleep was too short on a loaded machine)
+	case <-aWorks:
+	case <-time.After(20 * time.Second):
+		t.Fatal("relay a never started a batch")
+	}
 	run(t, relay("b"))
 	eventually(t, "drained", func() bool { n, _ := db.Outbox.PendingCount(context.Background()); return n == 0 })
 	per := l.check(t, 30)

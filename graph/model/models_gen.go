@@ -348,7 +348,11 @@ type UserError struct {
 	// Stable machine-readable code: BAD_USER_INPUT, CONFLICT, NOT_FOUND, UNAUTHENTICATED
 	// (wrong password, spent refresh token) or RATE_LIMITED; for carts OUT_OF_STOCK,
 	// INSUFFICIENT_STOCK, QUANTITY_LIMIT, LINE_LIMIT, UNKNOWN_BOOK, INVALID_DISCOUNT_CODE,
-	// DISCOUNT_NOT_APPLICABLE and CART_NOT_FOUND.
+	// DISCOUNT_NOT_APPLICABLE and CART_NOT_FOUND; for checkout EMPTY_CART, PRICE_CHANGED,
+	// INVALID_ADDRESS, PAYMENT_DECLINED, INSUFFICIENT_FUNDS, PAYMENT_ERROR,
+	// IDEMPOTENCY_KEY_REUSED and CHECKOUT_IN_PROGRESS (plus the cart's stock and discount
+	// codes); for orders ORDER_NOT_CANCELLABLE and INVALID_ORDER_STATUS; for reviews
+	// NOT_PURCHASED and ALREADY_REVIEWED.
 	Code string `json:"code"`
 	// Path to the input field the error is about, if any, e.g. ["input", "email"].
 	Field   []string `json:"field,omitempty"`
