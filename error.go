@@ -44,6 +44,16 @@ const (
 	CodeInvalidDiscountCode   = "INVALID_DISCOUNT_CODE"
 	CodeDiscountNotApplicable = "DISCOUNT_NOT_APPLICABLE"
 	CodeCartNotFound          = "CART_NOT_FOUND"
+
+	// CodeSubscriptionLimit: a subscription over the limit of the connection or of the
+	// customer (across their connections to one instance); end one first.
+	CodeSubscriptionLimit = "SUBSCRIPTION_LIMIT_EXCEEDED"
+
+	// Review codes (reviewCreate's userErrors, on field bookId). NOT_PURCHASED: the
+	// customer has no delivered (or returned) order containing the book;
+	// ALREADY_REVIEWED: the customer has reviewed the book before.
+	CodeNotPurchased    = "NOT_PURCHASED"
+	CodeAlreadyReviewed = "ALREADY_REVIEWED"
 )
 
 // Error is an error whose Code and Message may be shown to API clients. Anything that is

@@ -162,6 +162,10 @@ func (s *Service) Checkout(ctx context.Context, customer uuid.UUID, in Input) (*
 	if res != nil || err != nil {
 		return res, err
 	}
+	redeemer, err := s.redeemer(ctx, customer, in.Email, email)
+	if err != nil {
+		return nil, err
+	}
 	addr := in.ShippingAddress
 	if err := identity.NormalizeAddress(&addr); err != nil {
 		return invalidAddress(err), nil
@@ -215,7 +219,7 @@ func (s *Service) Checkout(ctx context.Context, customer uuid.UUID, in Input) (*
 	}
 
 	err = s.cfg.DB.ExecuteTx(ctx, func(tx pgx.Tx) error {
-		return s.place(ctx, tx, c, in, ship, scope, hash, emailIndex, rec)
+		return s.place(ctx, tx, c, in, ship, scope, hash, redeemer, rec)
 	})
 	var ab *abort
 	switch {
@@ -257,7 +261,7 @@ func (s *Service) Checkout(ctx context.Context, customer uuid.UUID, in Input) (*
 
 // place is tx 1.
 func (s *Service) place(ctx context.Context, tx pgx.Tx, c *bookstore.Cart, in Input, ship *bookstore.ShippingMethod,
-	scope, hash, emailIndex []byte, rec *store.OrderRecord) error {
+	scope, hash, redeemer []byte, rec *store.OrderRecord) error {
 	db := s.cfg.DB
 	ids := make([]uuid.UUID, len(c.Lines))
 	for i, l := range c.Lines {
@@ -351,7 +355,7 @@ func (s *Service) place(ctx context.Context, tx pgx.Tx, c *bookstore.Cart, in In
 	}
 	// Promotion uses after the stock, in the order Settle gives them back.
 	for _, d := range rec.Discounts {
-		if err := db.Promotions.Claim(ctx, tx, d.PromotionID, rec.ID, emailIndex, pin.Now); err != nil {
+		if err := db.Promotions.Claim(ctx, tx, d.PromotionID, rec.ID, redeemer, pin.Now); err != nil {
 			if errors.Is(err, store.ErrPromotionUnavailable) {
 				return &abort{problem(bookstore.CodeDiscountNotApplicable, "cartId",
 					"discount code %s is no longer available; remove it from the cart", d.Code)}
@@ -620,6 +624,25 @@ func (s *Service) contact(ctx context.Context, customer uuid.UUID, email string)
 		return "", invalidAddress(err), nil
 	}
 	return e, nil, nil
+}
+
+// redeemer is who a per-customer promotion limit counts: the blind index of the
+// account's email for a signed-in customer, whatever contact email the order gives (else
+// a customer could take a once-per-customer code again with "ann+2@..."), and of the
+// order's email for a guest, so that a guest checkout with an account's email is that
+// account's use too.
+func (s *Service) redeemer(ctx context.Context, customer uuid.UUID, given, email string) ([]byte, error) {
+	if customer == uuid.Nil || strings.TrimSpace(given) == "" {
+		return s.cfg.Index.Email(email), nil // a guest, or the account's email already
+	}
+	if s.cfg.Customers == nil {
+		return keyScope(customer, nil), nil
+	}
+	c, err := s.cfg.Customers.Customer(ctx, customer)
+	if err != nil {
+		return nil, err
+	}
+	return s.cfg.Index.Email(c.Email), nil
 }
 
 func invalidAddress(err error) *Result {

@@ -6,6 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/shopfront/bookstore"
 	"github.com/shopfront/bookstore/checkout"
@@ -50,13 +54,20 @@ func (f *Fulfilment) Handle(ctx context.Context, evs []store.Event) error {
 // OrderMail sends the order emails: the confirmation when an order is paid, a notice
 // when it ships (with the carrier's tracking number) and when it is cancelled (with the
 // refund). The order's contact data is opened just before the send. Every email has a
-// key per order and event, hence one Message-ID however often it is sent.
+// key per order and event, hence one Message-ID however often it is built, and is sent
+// once: the key is claimed in sent_mail before the SMTP session and marked sent after
+// it, so an event handled again (its batch retried for another email's failure, a
+// lease lost mid-send, a crash before the delivery was recorded) sends nothing new.
 type OrderMail struct {
 	Checkout *checkout.Service
 	DB       *store.DB
 	Sender   mail.Sender
 	From     string
 	Log      *slog.Logger
+	// ClaimTTL is how long a claim on an email stops another holder from sending it
+	// (default 10 minutes): longer than any SMTP session, so that only the claim of a
+	// process that died mid-send is taken over.
+	ClaimTTL time.Duration
 }
 
 // Consumer implements Consumer.
@@ -65,10 +76,17 @@ func (m *OrderMail) Consumer() (string, []string) {
 		store.OrderTopic(bookstore.OrderEventCancelled)}
 }
 
+// errSending: another holder claimed the email and may still be sending it.
+var errSending = errors.New("another holder is sending this email")
+
 // Handle implements Handler. An email the mail server refuses for good (an unknown
-// recipient) is logged and dropped; a temporary failure fails the batch for a retry.
+// recipient: mail.Refused) fails with a Permanent error, so the relay parks its event at
+// once (listed by `bookstore outbox parked`, sent by `requeue` once the address is
+// fixed). A temporary failure, or a 5xx about our own configuration (a wrong SMTP
+// password), fails that event for a retry (a *BatchError), and only that one: the
+// batch's other emails are done. Emails already sent are not sent again.
 func (m *OrderMail) Handle(ctx context.Context, evs []store.Event) error {
-	var errs []error
+	failed := map[uuid.UUID]error{}
 	for _, ev := range evs {
 		var typ bookstore.OrderEventType
 		switch ev.Topic {
@@ -82,15 +100,32 @@ func (m *OrderMail) Handle(ctx context.Context, evs []store.Event) error {
 			continue
 		}
 		err := m.send(ctx, ev, typ)
-		if err != nil && mail.Permanent(err) {
-			m.Log.ErrorContext(ctx, "order email refused for good; dropped", "order", ev.AggregateID, "topic", ev.Topic, "err", err)
-			err = nil
+		if err != nil && mail.Refused(err) {
+			m.log().ErrorContext(ctx, "order email refused for good; parking its event", "order", ev.AggregateID, "topic", ev.Topic, "err", err)
+			err = Permanent(err)
 		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("order %s email (%s): %w", ev.AggregateID, ev.Topic, err))
+			failed[ev.ID] = fmt.Errorf("order %s email (%s): %w", ev.AggregateID, ev.Topic, err)
 		}
 	}
-	return errors.Join(errs...)
+	if len(failed) > 0 {
+		return &BatchError{Failed: failed}
+	}
+	return nil
+}
+
+func (m *OrderMail) log() *slog.Logger {
+	if m.Log != nil {
+		return m.Log
+	}
+	return slog.Default()
+}
+
+func (m *OrderMail) claimTTL() time.Duration {
+	if m.ClaimTTL <= 0 {
+		return 10 * time.Minute
+	}
+	return m.ClaimTTL
 }
 
 func (m *OrderMail) send(ctx context.Context, ev store.Event, typ bookstore.OrderEventType) error {
@@ -123,7 +158,63 @@ func (m *OrderMail) send(ctx context.Context, ev store.Event, typ bookstore.Orde
 		return err
 	}
 	msg.Date = ev.CreatedAt
-	return m.Sender.Send(ctx, msg)
+	claim, sent, err := m.claim(ctx, msg.Key)
+	if err != nil || sent {
+		return err
+	}
+	if err := m.Sender.Send(ctx, msg); err != nil {
+		m.unclaim(ctx, msg.Key, claim)
+		return err
+	}
+	return m.markSent(ctx, msg.Key, claim)
+}
+
+// claim takes the email key for this send. sent is true when the email went out before;
+// errSending when another holder's live claim has it.
+func (m *OrderMail) claim(ctx context.Context, key string) (claim uuid.UUID, sent bool, err error) {
+	claim = uuid.New()
+	var got uuid.UUID
+	err = m.DB.Pool.QueryRow(ctx, `
+		INSERT INTO sent_mail (mail_key, claim, claimed_at) VALUES ($1, $2, now())
+		ON CONFLICT (mail_key) DO UPDATE SET claim = excluded.claim, claimed_at = excluded.claimed_at
+		WHERE sent_mail.sent_at IS NULL AND sent_mail.claimed_at < now() - $3::INT8 * INTERVAL '1 millisecond'
+		RETURNING claim`, key, claim, m.claimTTL().Milliseconds()).Scan(&got)
+	if err == nil {
+		return claim, false, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return claim, false, fmt.Errorf("claim email %s: %w", key, err)
+	}
+	var sentAt *time.Time
+	if err := m.DB.Pool.QueryRow(ctx, `SELECT sent_at FROM sent_mail WHERE mail_key = $1`, key).Scan(&sentAt); err != nil {
+		return claim, false, fmt.Errorf("claim email %s: %w", key, err)
+	}
+	if sentAt != nil {
+		m.log().InfoContext(ctx, "order email sent before; not sending it again", "key", key, "sent_at", *sentAt)
+		return claim, true, nil
+	}
+	return claim, false, fmt.Errorf("email %s: %w", key, errSending)
+}
+
+// unclaim gives the key back after a failed send, so that the retry need not wait for
+// the claim to go stale. A failure here only delays that retry.
+func (m *OrderMail) unclaim(ctx context.Context, key string, claim uuid.UUID) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if _, err := m.DB.Pool.Exec(ctx, `DELETE FROM sent_mail WHERE mail_key = $1 AND claim = $2 AND sent_at IS NULL`, key, claim); err != nil {
+		m.log().WarnContext(ctx, "release email claim", "key", key, "err", err)
+	}
+}
+
+// markSent records the send. It runs off the handler's context: the server accepted the
+// email, so the record must land even if the lease is being lost.
+func (m *OrderMail) markSent(ctx context.Context, key string, claim uuid.UUID) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if _, err := m.DB.Pool.Exec(ctx, `UPDATE sent_mail SET sent_at = now() WHERE mail_key = $1 AND claim = $2`, key, claim); err != nil {
+		return fmt.Errorf("record email %s as sent: %w", key, err)
+	}
+	return nil
 }
 
 type eventDetail struct {

@@ -40,7 +40,11 @@
 // event that fails on its own while others succeed waits with a growing backoff for a
 // bounded number of attempts, then is parked with its error: counted in /readyz, listed
 // and requeued by `bookstore outbox`. When every event fails on its own, the cause is not
-// in the events (the backend is down): nothing is counted against them.
+// in the events (the backend is down): nothing is counted against them. A handler whose
+// side effects must not repeat (emails) answers a *BatchError naming the events that
+// failed: the others are done at once, and only the failed ones are retried.
+// An error a handler marks Permanent (a recipient the mail server refuses for good)
+// parks its event at once, without waiting out the attempts.
 package events
 
 import (
@@ -57,10 +61,38 @@ import (
 )
 
 // Handler reacts to a batch of events, oldest first. An error leaves the whole batch to
-// be handled again. ctx ends when the relay's lease is lost or about to run out: the
-// handler must then stop and return, committing nothing more.
+// be handled again, unless it is a *BatchError naming the events that failed. ctx ends
+// when the relay's lease is lost or about to run out: the handler must then stop and
+// return, committing nothing more.
 type Handler interface {
 	Handle(ctx context.Context, evs []store.Event) error
+}
+
+// BatchError is a handler's answer that the events in Failed failed and every other
+// event of the batch is done. The relay then records the others done at once and a
+// failed attempt against each failed one (its retry, or its parking, as for an event
+// that fails on its own), instead of handing the whole batch again: for handlers whose
+// side effects are not idempotent, such as emails, where a retried batch would send every
+// other email of it again. When every event of the batch failed it is an ordinary
+// failure of the batch.
+type BatchError struct{ Failed map[uuid.UUID]error }
+
+func (e *BatchError) Error() string {
+	errs := make([]error, 0, len(e.Failed))
+	for _, err := range e.Failed {
+		errs = append(errs, err)
+	}
+	return fmt.Sprintf("%d events of the batch failed: %v", len(e.Failed), errors.Join(errs...))
+}
+
+// Unwrap returns the events' errors, so that errors.Is and errors.As (IsPermanent) see
+// them.
+func (e *BatchError) Unwrap() []error {
+	errs := make([]error, 0, len(e.Failed))
+	for _, err := range e.Failed {
+		errs = append(errs, err)
+	}
+	return errs
 }
 
 // Consumer is a Handler with its own delivery state: Consumer returns the name that
@@ -70,6 +102,29 @@ type Consumer interface {
 	Handler
 	Consumer() (name string, topics []string)
 }
+
+// Permanent marks err as one no retry can fix (an email address the mail server refuses
+// for good): the relay parks the event that failed with it at once, with err as the
+// reason, instead of spending its attempts. A handler of a batch returns it (joined with
+// other errors as it likes) for the event it is about; the relay finds out which event
+// by handling the batch event by event.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &permanentError{err}
+}
+
+// IsPermanent reports whether err, or an error it wraps or joins, was marked Permanent.
+func IsPermanent(err error) bool {
+	var p *permanentError
+	return errors.As(err, &p)
+}
+
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string { return e.err.Error() }
+func (e *permanentError) Unwrap() error { return e.err }
 
 // HandlerFunc adapts a function to Handler.
 type HandlerFunc func(ctx context.Context, evs []store.Event) error
@@ -98,10 +153,30 @@ func (s subscription) Consumer() (string, []string) { return s.name, s.topics }
 func Then(first Consumer, next Handler) Consumer {
 	name, topics := first.Consumer()
 	return Subscribe(name, HandlerFunc(func(ctx context.Context, evs []store.Event) error {
-		if err := first.Handle(ctx, evs); err != nil {
+		err := first.Handle(ctx, evs)
+		var be *BatchError
+		if err != nil && !errors.As(err, &be) {
 			return err
 		}
-		return next.Handle(ctx, evs)
+		if be != nil {
+			// The events first is done with follow; the failed ones come back to both.
+			var done []store.Event
+			for _, e := range evs {
+				if _, failed := be.Failed[e.ID]; !failed {
+					done = append(done, e)
+				}
+			}
+			evs = done
+		}
+		if len(evs) > 0 {
+			if err := next.Handle(ctx, evs); err != nil {
+				return err
+			}
+		}
+		if be != nil {
+			return be
+		}
+		return nil
 	}), topics...)
 }
 
@@ -447,8 +522,11 @@ func (r *Relay) stepConsumer(ctx context.Context, c *consumer) (int, error) {
 		c.failures = 0
 		return len(evs), r.Outbox.Done(ctx, l, c.name, ids(evs))
 	}
+	if be := (*BatchError)(nil); errors.As(err, &be) && len(be.Failed) < len(evs) {
+		return r.partial(ctx, c, l, evs, be)
+	}
 	c.failures++
-	if c.failures < r.isolateAfter() || ctx.Err() != nil {
+	if ctx.Err() != nil || (c.failures < r.isolateAfter() && !IsPermanent(err)) {
 		return 0, err
 	}
 	return r.isolate(ctx, hctx, c, l, evs, err)
@@ -523,8 +601,9 @@ func (r *Relay) guard(ctx context.Context, l store.Lease, start time.Time) (cont
 	}
 }
 
-// isolate retries a batch that keeps failing one event at a time. If every event fails,
-// the cause is not in the events (a search engine down, say): nothing is counted against
+// isolate retries a batch that keeps failing (or failed for good: IsPermanent) one event
+// at a time. An event that fails alone with a Permanent error is parked at once. If every
+// event fails, the cause is not in the events (a search engine down, say): nothing is counted against
 // them (but those already suspect) and the batch is retried later. Otherwise the events that succeed are done, and
 // each that fails alone has a failed attempt recorded: it waits for its retry, or is
 // parked after its last.
@@ -555,7 +634,7 @@ func (r *Relay) isolate(ctx, hctx context.Context, c *consumer, l store.Lease, e
 		var suspects []store.Event
 		var why []error
 		for i, e := range bad {
-			if e.Attempts > 0 {
+			if e.Attempts > 0 || IsPermanent(reasons[i]) {
 				suspects, why = append(suspects, e), append(why, reasons[i])
 			}
 		}
@@ -570,10 +649,33 @@ func (r *Relay) isolate(ctx, hctx context.Context, c *consumer, l store.Lease, e
 	return len(evs), r.failed(ctx, c, l, bad, reasons)
 }
 
+// partial records the events of a *BatchError: the others done, a failed attempt at
+// each failed one.
+func (r *Relay) partial(ctx context.Context, c *consumer, l store.Lease, evs []store.Event, be *BatchError) (int, error) {
+	c.failures = 0
+	var ok, bad []store.Event
+	var reasons []error
+	for _, e := range evs {
+		if err, failed := be.Failed[e.ID]; failed {
+			bad, reasons = append(bad, e), append(reasons, err)
+			continue
+		}
+		ok = append(ok, e)
+	}
+	if err := r.Outbox.Done(ctx, l, c.name, ids(ok)); err != nil {
+		return 0, err
+	}
+	return len(evs), r.failed(ctx, c, l, bad, reasons)
+}
+
 // failed records a failed attempt at each of evs (see store.Outbox.Failed).
 func (r *Relay) failed(ctx context.Context, c *consumer, l store.Lease, evs []store.Event, reasons []error) error {
 	for i, e := range evs {
-		f, err := r.Outbox.Failed(ctx, l, c.name, e.ID, reasons[i].Error(), r.retry())
+		p := r.retry()
+		if IsPermanent(reasons[i]) {
+			p.Attempts = 1 // parks now
+		}
+		f, err := r.Outbox.Failed(ctx, l, c.name, e.ID, reasons[i].Error(), p)
 		if err != nil {
 			return err
 		}

@@ -249,6 +249,7 @@ type ComplexityRoot struct {
 		PromotionUpdate         func(childComplexity int, id string, input model.PromotionInput) int
 		RefreshToken            func(childComplexity int, token string) int
 		Register                func(childComplexity int, input model.RegisterInput) int
+		ReviewCreate            func(childComplexity int, input model.ReviewCreateInput) int
 		SetBookPrice            func(childComplexity int, bookID string, priceCents int) int
 		SetStock                func(childComplexity int, bookID string, quantity int, expectedQuantity int, reason *string) int
 	}
@@ -420,6 +421,12 @@ type ComplexityRoot struct {
 		Total    func(childComplexity int) int
 	}
 
+	ReviewCreatePayload struct {
+		Book       func(childComplexity int) int
+		Review     func(childComplexity int) int
+		UserErrors func(childComplexity int) int
+	}
+
 	ReviewEdge struct {
 		Cursor func(childComplexity int) int
 		Node   func(childComplexity int) int
@@ -575,6 +582,7 @@ type MutationResolver interface {
 	PromotionCreate(ctx context.Context, input model.PromotionInput) (*model.PromotionPayload, error)
 	PromotionUpdate(ctx context.Context, id string, input model.PromotionInput) (*model.PromotionPayload, error)
 	PromotionDeactivate(ctx context.Context, id string) (*model.PromotionPayload, error)
+	ReviewCreate(ctx context.Context, input model.ReviewCreateInput) (*model.ReviewCreatePayload, error)
 }
 type OrderResolver interface {
 	ID(ctx context.Context, obj *bookstore.Order) (string, error)
@@ -1518,6 +1526,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.Register(childComplexity, args["input"].(model.RegisterInput)), true
+	case "Mutation.reviewCreate":
+		if e.ComplexityRoot.Mutation.ReviewCreate == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_reviewCreate_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ReviewCreate(childComplexity, args["input"].(model.ReviewCreateInput)), true
 	case "Mutation.setBookPrice":
 		if e.ComplexityRoot.Mutation.SetBookPrice == nil {
 			break
@@ -2274,6 +2293,25 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.ReviewConnection.Total(childComplexity), true
 
+	case "ReviewCreatePayload.book":
+		if e.ComplexityRoot.ReviewCreatePayload.Book == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ReviewCreatePayload.Book(childComplexity), true
+	case "ReviewCreatePayload.review":
+		if e.ComplexityRoot.ReviewCreatePayload.Review == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ReviewCreatePayload.Review(childComplexity), true
+	case "ReviewCreatePayload.userErrors":
+		if e.ComplexityRoot.ReviewCreatePayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ReviewCreatePayload.UserErrors(childComplexity), true
+
 	case "ReviewEdge.cursor":
 		if e.ComplexityRoot.ReviewEdge.Cursor == nil {
 			break
@@ -2593,6 +2631,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("PaymentInput", ec.unmarshalInputPaymentInput),
 			graphql.NewInputUnmarshaler("PromotionInput", ec.unmarshalInputPromotionInput),
 			graphql.NewInputUnmarshaler("RegisterInput", ec.unmarshalInputRegisterInput),
+			graphql.NewInputUnmarshaler("ReviewCreateInput", ec.unmarshalInputReviewCreateInput),
 			graphql.NewInputUnmarshaler("SearchFilter", ec.unmarshalInputSearchFilter),
 		)
 	}
@@ -3282,6 +3321,54 @@ type ReviewEdge {
   node: Review!
 }
 
+extend type Mutation {
+  """
+  A signed-in customer reviews a book they bought: it needs an order of theirs containing
+  the book that is DELIVERED (or RETURNED: they had the book in hand). A paid order still
+  on its way does not count, nor does a guest order. Each customer reviews a book once.
+  The review shows the first word of the account's name (or "Verified buyer"), never
+  the full name. The book's ` + "`" + `rating` + "`" + ` (the mean of every rating) and ` + "`" + `ratingCount` + "`" + ` change
+  in the same transaction, and search results and cached pages follow within moments.
+
+  Anonymous callers get the top-level error UNAUTHENTICATED, admins FORBIDDEN.
+  userErrors: BAD_USER_INPUT (field path into ` + "`" + `input` + "`" + `: a malformed ` + "`" + `bookId` + "`" + `, ` + "`" + `rating` + "`" + `
+  outside 1 to 5, ` + "`" + `title` + "`" + ` or ` + "`" + `body` + "`" + ` too long or with control characters; every invalid
+  field is reported), NOT_FOUND (no such book), NOT_PURCHASED (no delivered or returned
+  order of yours contains the book) and ALREADY_REVIEWED (you reviewed it before), the
+  last three on ` + "`" + `bookId` + "`" + `.
+  """
+  reviewCreate(input: ReviewCreateInput!): ReviewCreatePayload!
+}
+
+input ReviewCreateInput {
+  "The book (a Book id)."
+  bookId: ID!
+  "1 to 5 stars."
+  rating: Int!
+  """
+  At most 120 characters once trimmed, no control characters. May be empty: a rating
+  alone is a review.
+  """
+  title: String! = ""
+  """
+  At most 5000 characters once trimmed; line breaks are kept (CRLF becomes LF), other
+  control characters are refused. May be empty.
+  """
+  body: String! = ""
+}
+
+type ReviewCreatePayload {
+  "The review created; null when there are userErrors."
+  review: Review
+  "The book with its new rating and ratingCount; null when there are userErrors."
+  book: Book
+  """
+  BAD_USER_INPUT, NOT_FOUND, NOT_PURCHASED or ALREADY_REVIEWED (see reviewCreate);
+  nothing was written when there is one.
+  """
+  userErrors: [UserError!]!
+}
+
 input CartLineInput {
   bookId: ID!
   quantity: Int!
@@ -3554,6 +3641,8 @@ enum ShipmentStatus {
   DELIVERED
   DELAYED
   FAILED_ATTEMPT
+  "Voided before it left the warehouse (the order was cancelled while FULFILLING); it never moves again."
+  CANCELLED
 }
 
 "A parcel of an order and its tracking history."
@@ -3579,12 +3668,28 @@ type OrderStatusUpdate {
 
 type Subscription {
   """
-  The order's events as they happen. Pass ` + "`" + `afterSeq` + "`" + ` (the last ` + "`" + `event.seq` + "`" + ` you saw) to
-  resume: the events after it are replayed first, then live ones follow, with no gap and
-  no duplicate. A customer authenticates the connection (graphql-transport-ws
-  ` + "`" + `connection_init` + "`" + ` payload ` + "`" + `{ "authorization": "Bearer <token>" }` + "`" + `, or the
-  Authorization header for SSE); a guest passes the order's ` + "`" + `email` + "`" + ` and ` + "`" + `accessToken` + "`" + `.
-  Someone else's order is NOT_FOUND.
+  The order's events as they happen, each with the order as it is when the event is sent.
+
+  - ` + "`" + `afterSeq` + "`" + ` (the last ` + "`" + `event.seq` + "`" + ` you saw) resumes: the events after it are replayed
+    first, then live ones follow, with no gap and no duplicate. ` + "`" + `afterSeq: 0` + "`" + ` replays
+    the whole history. Without ` + "`" + `afterSeq` + "`" + ` the first message is the order's latest event
+    (its current state), then live events follow.
+  - The stream completes after it sent the order's latest event when the order is
+    DELIVERED, PAYMENT_FAILED, CANCELLED or RETURNED. To hear of a return after the
+    delivery, subscribe again with the delivery's seq as ` + "`" + `afterSeq` + "`" + `.
+  - Who: the order's customer (graphql-transport-ws ` + "`" + `connection_init` + "`" + ` payload
+    ` + "`" + `{ "authorization": "Bearer <token>" }` + "`" + `, or the Authorization header for SSE, i.e.
+    POST with ` + "`" + `Accept: text/event-stream` + "`" + `); a guest passes the order's ` + "`" + `email` + "`" + ` and
+    ` + "`" + `accessToken` + "`" + `. Someone else's order, or a wrong email or token, is NOT_FOUND, the
+    same error as an order that does not exist.
+  - A bad, expired or revoked access token at ` + "`" + `connection_init` + "`" + ` closes the socket with
+    code 4403; so does the session ending, or the token expiring, while connected
+    (reconnect with a fresh token and resume with ` + "`" + `afterSeq` + "`" + `). A socket without an
+    active subscription for the idle timeout is closed with 1000.
+  - Limits: subscriptions per connection and per customer (across connections to one
+    instance) are capped: one more fails with SUBSCRIPTION_LIMIT_EXCEEDED.
+  - WebSocket and SSE serve subscriptions only: send queries and mutations with POST
+    (BAD_REQUEST otherwise).
   """
   orderStatusChanged(orderId: ID!, afterSeq: Int, email: String, accessToken: String): OrderStatusUpdate!
 }
@@ -4303,6 +4408,18 @@ func (ec *executionContext) childFields_ReviewConnection(ctx context.Context, fi
 		return ec.fieldContext_ReviewConnection_totalCount(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type ReviewConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_ReviewCreatePayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "review":
+		return ec.fieldContext_ReviewCreatePayload_review(ctx, field)
+	case "book":
+		return ec.fieldContext_ReviewCreatePayload_book(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_ReviewCreatePayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ReviewCreatePayload", field.Name)
 }
 
 func (ec *executionContext) childFields_ReviewEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -5041,6 +5158,20 @@ func (ec *executionContext) field_Mutation_register_args(ctx context.Context, ra
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) (model.RegisterInput, error) {
 			return ec.unmarshalNRegisterInput2githubᚗcomᚋshopfrontᚋbookstoreᚋgraphᚋmodelᚐRegisterInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_reviewCreate_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.ReviewCreateInput, error) {
+			return ec.unmarshalNReviewCreateInput2githubᚗcomᚋshopfrontᚋbookstoreᚋgraphᚋmodelᚐReviewCreateInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -9184,6 +9315,50 @@ func (ec *executionContext) fieldContext_Mutation_promotionDeactivate(ctx contex
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_reviewCreate(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_reviewCreate(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ReviewCreate(ctx, fc.Args["input"].(model.ReviewCreateInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ReviewCreatePayload) graphql.Marshaler {
+			return ec.marshalNReviewCreatePayload2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚋgraphᚋmodelᚐReviewCreatePayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_reviewCreate(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ReviewCreatePayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_reviewCreate_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Order_id(ctx context.Context, field graphql.CollectedField, obj *bookstore.Order) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -12240,6 +12415,102 @@ func (ec *executionContext) fieldContext_ReviewConnection_totalCount(_ context.C
 	return graphql.NewScalarFieldContext("ReviewConnection", field, false, false, "Int")
 }
 
+func (ec *executionContext) _ReviewCreatePayload_review(ctx context.Context, field graphql.CollectedField, obj *model.ReviewCreatePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ReviewCreatePayload_review(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Review, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *bookstore.Review) graphql.Marshaler {
+			return ec.marshalOReview2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚐReview(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ReviewCreatePayload_review(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ReviewCreatePayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Review(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ReviewCreatePayload_book(ctx context.Context, field graphql.CollectedField, obj *model.ReviewCreatePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ReviewCreatePayload_book(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Book, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *bookstore.Book) graphql.Marshaler {
+			return ec.marshalOBook2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚐBook(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ReviewCreatePayload_book(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ReviewCreatePayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Book(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ReviewCreatePayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.ReviewCreatePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ReviewCreatePayload_userErrors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserErrors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.UserError) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋshopfrontᚋbookstoreᚋgraphᚋmodelᚐUserErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ReviewCreatePayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ReviewCreatePayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _ReviewEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *bookstore.ReviewEdge) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -15221,6 +15492,76 @@ func UnmarshalRegisterInput(ctx context.Context, raw any) (model.RegisterInput, 
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputReviewCreateInput(ctx context.Context, obj any) (model.ReviewCreateInput, error) {
+	var it model.ReviewCreateInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	if _, present := asMap["title"]; !present {
+		asMap["title"] = ""
+	}
+	if _, present := asMap["body"]; !present {
+		asMap["body"] = ""
+	}
+
+	fieldsInOrder := [...]string{"bookId", "rating", "title", "body"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "bookId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("bookId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.BookID = data
+		case "rating":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("rating"))
+			data, err := ec.unmarshalNInt2int(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Rating = data
+		case "title":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("title"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Title = data
+		case "body":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("body"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Body = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalReviewCreateInput unmarshals raw into the ReviewCreateInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalReviewCreateInput(ctx context.Context, raw any) (model.ReviewCreateInput, error) {
+	var out model.ReviewCreateInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "ReviewCreateInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputSearchFilter(ctx context.Context, obj any) (model.SearchFilter, error) {
 	var it model.SearchFilter
 	if obj == nil {
@@ -16721,6 +17062,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "reviewCreate":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_reviewCreate(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -17870,6 +18218,49 @@ func (ec *executionContext) _ReviewConnection(ctx context.Context, sel ast.Selec
 			}
 		case "totalCount":
 			out.Values[i] = ec._ReviewConnection_totalCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var reviewCreatePayloadImplementors = []string{"ReviewCreatePayload"}
+
+func (ec *executionContext) _ReviewCreatePayload(ctx context.Context, sel ast.SelectionSet, obj *model.ReviewCreatePayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, reviewCreatePayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ReviewCreatePayload")
+		case "review":
+			out.Values[i] = ec._ReviewCreatePayload_review(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "book":
+			out.Values[i] = ec._ReviewCreatePayload_book(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "userErrors":
+			out.Values[i] = ec._ReviewCreatePayload_userErrors(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -19722,6 +20113,19 @@ func (ec *executionContext) marshalNReviewConnection2ᚖgithubᚗcomᚋshopfront
 	return ec._ReviewConnection(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNReviewCreateInput2githubᚗcomᚋshopfrontᚋbookstoreᚋgraphᚋmodelᚐReviewCreateInput(ctx context.Context, v any) (model.ReviewCreateInput, error) {
+	res, err := ec.unmarshalInputReviewCreateInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNReviewCreatePayload2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚋgraphᚋmodelᚐReviewCreatePayload(ctx context.Context, sel ast.SelectionSet, v *model.ReviewCreatePayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ReviewCreatePayload!")
+		return graphql.Null
+	}
+	return ec._ReviewCreatePayload(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalNReviewEdge2githubᚗcomᚋshopfrontᚋbookstoreᚐReviewEdge(ctx context.Context, sel ast.SelectionSet, v bookstore.ReviewEdge) graphql.Marshaler {
 	return ec._ReviewEdge(ctx, sel, &v)
 }
@@ -20552,6 +20956,13 @@ func (ec *executionContext) marshalOPromotion2ᚖgithubᚗcomᚋshopfrontᚋbook
 		return graphql.Null
 	}
 	return ec._Promotion(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOReview2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚐReview(ctx context.Context, sel ast.SelectionSet, v *bookstore.Review) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._Review(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalOSearchFilter2ᚖgithubᚗcomᚋshopfrontᚋbookstoreᚋgraphᚋmodelᚐSearchFilter(ctx context.Context, v any) (*model.SearchFilter, error) {

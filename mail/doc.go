@@ -13,6 +13,9 @@
 //
 // Send errors say whether a retry can help: Permanent(err) is true for an invalid message
 // and for 5xx SMTP replies (unknown recipient), false for network errors, timeouts and 4xx.
+// Refused(err) narrows that to a refusal of the message itself (RCPT TO or DATA 5xx, or an
+// invalid message): a 5xx at AUTH or MAIL FROM is about the sender's configuration, and
+// the order-mail consumer retries it instead of parking every email.
 //
 // # Emails (README)
 //

@@ -266,6 +266,30 @@ func (s *SMTP) dialer(ctx context.Context) gomail.DialContextFunc {
 	}
 }
 
+// Refused reports whether err says the server refused this message for good: an invalid
+// message, or a 5xx reply to RCPT TO (no such mailbox) or to the message itself (DATA,
+// content). A 5xx at AUTH or MAIL FROM is Permanent too, but it is about the sender's
+// configuration (a wrong password, a From the relay does not accept), not the message:
+// every email fails the same way until SMTP_URL or MAIL_FROM is fixed, so an outbox
+// consumer retries those (and alerts through its logs) rather than park every email.
+func Refused(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, ErrInvalid) {
+		return true
+	}
+	var se *gomail.SendError
+	if !errors.As(err, &se) || se.IsTemp() || se.ErrorCode() < 500 {
+		return false
+	}
+	switch se.Reason {
+	case gomail.ErrSMTPRcptTo, gomail.ErrSMTPData, gomail.ErrSMTPDataClose, gomail.ErrWriteContent:
+		return true
+	}
+	return false
+}
+
 // Permanent reports whether err says that sending the same message again cannot succeed:
 // an invalid message, or an SMTP 5xx reply (unknown recipient, refused sender, failed
 // authentication). Network failures, timeouts and 4xx replies are temporary. An outbox

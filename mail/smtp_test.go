@@ -211,6 +211,9 @@ func TestSMTPRefusals(t *testing.T) {
 		if got := mail.Permanent(err); got != tc.permanent {
 			t.Errorf("%s: Permanent = %v, want %v (%v)", tc.rcpt, got, tc.permanent, err)
 		}
+		if got := mail.Refused(err); got != tc.permanent {
+			t.Errorf("%s: Refused = %v, want %v (%v)", tc.rcpt, got, tc.permanent, err)
+		}
 	}
 	if n := len(ts.received()); n != 0 {
 		t.Fatalf("%d messages delivered", n)
@@ -226,6 +229,11 @@ func TestSMTPRefusals(t *testing.T) {
 	}
 	if !mail.Permanent(err) {
 		t.Errorf("bad credentials not permanent: %v", err)
+	}
+	// ... but no refusal of this message: every email would fail the same way until the
+	// operator fixes SMTP_URL, so none is parked for it.
+	if mail.Refused(err) {
+		t.Errorf("bad credentials count as a refusal of the message: %v", err)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strings"
 	"unicode/utf8"
 
@@ -111,6 +112,16 @@ const MaxReasonLen = 500
 // the payment is refunded through the PSP right after, and again by the outbox consumer
 // (RefundCancelled) if that fails. Someone else's order is NOT_FOUND; an order that has
 // shipped is ORDER_NOT_CANCELLABLE.
+//
+// A FULFILLING order's label is printed: its shipment is voided at the carrier first
+// (shipping.Carrier.Cancel), and only then is the order cancelled. If the carrier
+// refuses (the parcel has left: the carrier's next step won the race) nothing is
+// refunded or restocked and the order is ORDER_NOT_CANCELLABLE. The carrier tells the
+// void to ShipmentHook, which cancels the order (the simulated carrier does so in the
+// void's own transaction, so void and cancel commit together); if the process stops
+// between a void and the cancel (a carrier whose notice comes later), the order stays
+// FULFILLING with a voided shipment until the notice arrives or the cancel is asked
+// again: the void is idempotent, so the retry goes straight to the cancel.
 func (s *Service) Cancel(ctx context.Context, who Caller, id uuid.UUID, reason string) (*bookstore.Order, error) {
 	reason = strings.TrimSpace(reason)
 	if len(reason) > 4*MaxReasonLen || utf8.RuneCountInString(reason) > MaxReasonLen || !utf8.ValidString(reason) {
@@ -120,42 +131,101 @@ func (s *Service) Cancel(ctx context.Context, who Caller, id uuid.UUID, reason s
 	if who.Admin {
 		detail["by"] = "admin"
 	}
-	err := s.cfg.DB.ExecuteTx(ctx, func(tx pgx.Tx) error {
-		o, err := s.cfg.DB.Orders.Lock(ctx, tx, id)
-		if err != nil {
-			return err
-		}
-		if !who.Admin && (o.CustomerID == nil || *o.CustomerID != who.Customer) {
-			return bookstore.Errorf(bookstore.CodeNotFound, "no such order")
-		}
-		if !o.Status.Cancellable() {
-			return bookstore.Errorf(CodeNotCancellable, "an order that is %s can no longer be cancelled", strings.ToLower(strings.ReplaceAll(string(o.Status), "_", " ")))
-		}
-		detail["refundCents"] = o.Cost.TotalCents
-		if err := s.cfg.DB.Orders.LoadItems(ctx, tx, o); err != nil {
-			return err
-		}
-		if err := s.cfg.DB.Inventory.Restore(ctx, tx, o.Demand(), "order cancelled", &o.ID); err != nil {
-			return err
-		}
-		for _, d := range o.Discounts {
-			if err := s.cfg.DB.Promotions.Release(ctx, tx, d.PromotionID, o.ID); err != nil {
+	voided := false
+	for {
+		err := s.cfg.DB.ExecuteTx(ctx, func(tx pgx.Tx) error {
+			o, err := s.cfg.DB.Orders.Lock(ctx, tx, id)
+			if err != nil {
 				return err
 			}
+			if !who.Admin && (o.CustomerID == nil || *o.CustomerID != who.Customer) {
+				return bookstore.Errorf(bookstore.CodeNotFound, "no such order")
+			}
+			if voided && o.Status == bookstore.OrderCancelled {
+				return nil // the carrier's notice of our void cancelled it (ShipmentHook)
+			}
+			if !o.Status.Cancellable() {
+				return notCancellable(o.Status)
+			}
+			if o.Status == bookstore.OrderFulfilling && s.cfg.Carrier != nil && !voided {
+				return errVoidFirst
+			}
+			return s.cancelLocked(ctx, tx, o, detail)
+		})
+		if errors.Is(err, errVoidFirst) {
+			// The carrier's hook (in the void's transaction) cancels the order with
+			// this cancellation's detail.
+			err = s.cfg.Carrier.Cancel(withCancellation(ctx, detail), id)
+			var late *shipping.TooLateError
+			switch {
+			case errors.As(err, &late):
+				return nil, bookstore.Errorf(CodeNotCancellable, "the order has left the warehouse and can no longer be cancelled")
+			case errors.Is(err, shipping.ErrNotFound): // the carrier has no parcel of it: nothing to stop
+			case err != nil:
+				return nil, fmt.Errorf("cancel the shipment of order %s: %w", id, err)
+			}
+			voided = true
+			continue
 		}
-		_, err = s.cfg.DB.Orders.Transition(ctx, tx, o, bookstore.OrderCancelled, bookstore.OrderEventCancelled, detail)
-		return err
-	})
-	if errors.Is(err, store.ErrTransition) {
-		return nil, bookstore.Errorf(CodeNotCancellable, "the order can no longer be cancelled")
-	}
-	if err != nil {
-		return nil, err
+		if errors.Is(err, store.ErrTransition) {
+			return nil, bookstore.Errorf(CodeNotCancellable, "the order can no longer be cancelled")
+		}
+		if err != nil {
+			return nil, err
+		}
+		break
 	}
 	if err := s.RefundCancelled(ctx, id); err != nil {
 		s.cfg.Log.WarnContext(ctx, "orders: refund of a cancelled order failed; the outbox consumer retries it", "order", id, "err", err)
 	}
 	return s.cfg.Checkout.Order(ctx, id)
+}
+
+// errVoidFirst: the order is FULFILLING, its shipment must be voided before it is
+// cancelled (outside the transaction: the carrier is another system).
+var errVoidFirst = errors.New("orders: void the shipment first")
+
+func notCancellable(st bookstore.OrderStatus) error {
+	return bookstore.Errorf(CodeNotCancellable, "an order that is %s can no longer be cancelled", strings.ToLower(strings.ReplaceAll(string(st), "_", " ")))
+}
+
+// cancelLocked cancels o (locked in tx): stock and discount uses back, CANCELLED with
+// its event and outbox row (whose consumer refunds the payment).
+func (s *Service) cancelLocked(ctx context.Context, tx pgx.Tx, o *store.OrderRecord, detail map[string]any) error {
+	detail["refundCents"] = o.Cost.TotalCents
+	if err := s.cfg.DB.Orders.LoadItems(ctx, tx, o); err != nil {
+		return err
+	}
+	if err := s.cfg.DB.Inventory.Restore(ctx, tx, o.Demand(), "order cancelled", &o.ID); err != nil {
+		return err
+	}
+	for _, d := range o.Discounts {
+		if err := s.cfg.DB.Promotions.Release(ctx, tx, d.PromotionID, o.ID); err != nil {
+			return err
+		}
+	}
+	_, err := s.cfg.DB.Orders.Transition(ctx, tx, o, bookstore.OrderCancelled, bookstore.OrderEventCancelled, detail)
+	return err
+}
+
+// cancellationKey carries a Cancel's detail (reason, by whom) through the carrier's void
+// to ShipmentHook, which runs in the void's transaction and goroutine.
+type cancellationKey struct{}
+
+func withCancellation(ctx context.Context, detail map[string]any) context.Context {
+	return context.WithValue(ctx, cancellationKey{}, detail)
+}
+
+// cancellation is the detail of the order's cancellation when the carrier reports a
+// voided shipment: the Cancel's that voided it, else (a notice that came after a
+// crash, or a void done at the carrier) one by the carrier.
+func cancellation(ctx context.Context, sh *shipping.Shipment) map[string]any {
+	d := map[string]any{"reason": "", "by": "carrier"}
+	if c, ok := ctx.Value(cancellationKey{}).(map[string]any); ok {
+		d = maps.Clone(c)
+	}
+	d["carrier"], d["trackingNumber"] = sh.Carrier, sh.TrackingNumber
+	return d
 }
 
 // RefundCancelled refunds a cancelled order's payment (idempotent: the PSP refunds a
@@ -245,20 +315,39 @@ func (s *Service) Ship(ctx context.Context, id uuid.UUID) error {
 	_, err = s.cfg.Carrier.CreateShipment(ctx, shipping.ShipmentRequest{OrderID: id, Method: shipping.Method(o.ShippingMethod),
 		Recipient: shipping.Address{Name: a.Recipient, Line1: a.Line1, Line2: a.Line2, City: a.City, Region: a.Region,
 			PostalCode: a.PostalCode, Country: a.Country}})
+	if errors.Is(err, errNotShippable) {
+		return nil // cancelled (or shipped by hand) since it was read: nothing to ship
+	}
 	return err
 }
 
+// errNotShippable: ShipmentHook refused a new shipment because the order, under its
+// lock, is no longer PAID (a cancel committed after Ship read it), so the carrier's
+// transaction rolls back and no label is bought for a refunded order.
+var errNotShippable = errors.New("orders: the order is no longer paid: no shipment")
+
 // ShipmentHook moves the order along with its shipment, inside the carrier's
 // transaction (shipping.Hook): the label makes it FULFILLING, the first scan in transit
-// SHIPPED, the delivery DELIVERED; every other tracking step is a SHIPMENT_UPDATED event.
-// A cancelled order is left as it is (the parcel is the warehouse's problem now).
+// SHIPPED, the delivery DELIVERED, a voided shipment (CANCELLED) cancels the order
+// (stock back, refund: see Cancel); every other tracking step is a SHIPMENT_UPDATED
+// event. A cancelled order is left as it is.
 func (s *Service) ShipmentHook(ctx context.Context, tx pgx.Tx, sh *shipping.Shipment, e shipping.Event) error {
 	o, err := s.cfg.DB.Orders.Lock(ctx, tx, sh.OrderID)
 	if err != nil {
 		return err
 	}
+	if e.Status == shipping.StatusLabelCreated && o.Status != bookstore.OrderPaid {
+		// The shipment is being created (its first step) for an order that is not PAID
+		// under the lock: refuse it, rolling the carrier's transaction back.
+		return fmt.Errorf("order %s is %s: %w", o.ID, o.Status, errNotShippable)
+	}
 	if o.Status == bookstore.OrderCancelled || o.Status.Final() {
 		return nil
+	}
+	if e.Status == shipping.StatusCancelled && o.Status.Cancellable() {
+		// The shipment was voided (Cancel's void, or one done at the carrier): the
+		// order is cancelled with it, refunded by the outbox consumer.
+		return s.cancelLocked(ctx, tx, o, cancellation(ctx, sh))
 	}
 	detail := map[string]any{"carrier": sh.Carrier, "trackingNumber": sh.TrackingNumber, "shipmentStatus": string(e.Status),
 		"location": e.Location}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/shopfront/bookstore/cart"
 	"github.com/shopfront/bookstore/checkout"
+	"github.com/shopfront/bookstore/events"
 	"github.com/shopfront/bookstore/identity"
 	"github.com/shopfront/bookstore/loaders"
 	"github.com/shopfront/bookstore/orders"
@@ -31,6 +32,12 @@ type Resolver struct {
 	Checkouts *checkout.Service
 	// Orders runs what follows checkout: lists, cancellations, shipping.
 	OrderService *orders.Service
+	// Feed wakes order subscriptions when their order has new events; nil: the
+	// subscription answers UNAVAILABLE.
+	Feed *events.OrderFeed
+	// Streams admits subscriptions (limits per connection and per customer); nil: no
+	// limit.
+	Streams StreamGate
 
 	searchGhosts atomic.Int64
 	ghostQueued  sync.Map // book id -> time.Time its deletion was last queued

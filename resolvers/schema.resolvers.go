@@ -324,6 +324,11 @@ func (r *mutationResolver) PromotionDeactivate(ctx context.Context, id string) (
 	return r.promotionDeactivate(ctx, id)
 }
 
+// ReviewCreate is the resolver for the reviewCreate field.
+func (r *mutationResolver) ReviewCreate(ctx context.Context, input model.ReviewCreateInput) (*model.ReviewCreatePayload, error) {
+	return r.reviewCreate(ctx, input)
+}
+
 // ID is the resolver for the id field.
 func (r *orderResolver) ID(ctx context.Context, obj *bookstore.Order) (string, error) {
 	return globalID(typeOrder, obj.ID), nil
@@ -616,8 +621,7 @@ func (r *stockMovementResolver) ActorID(ctx context.Context, obj *bookstore.Stoc
 
 // OrderStatusChanged is the resolver for the orderStatusChanged field.
 func (r *subscriptionResolver) OrderStatusChanged(ctx context.Context, orderID string, afterSeq *int, email *string, accessToken *string) (<-chan *model.OrderStatusUpdate, error) {
-	// Not served yet: no subscription transport is mounted (see the README).
-	return nil, bookstore.Errorf(bookstore.CodeUnavailable, "order subscriptions are not available yet; read order(id:) { events }")
+	return r.orderStatusChanged(ctx, orderID, afterSeq, email, accessToken)
 }
 
 // Address returns graph.AddressResolver implementation.

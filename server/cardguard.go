@@ -41,10 +41,11 @@ type CardGuard struct {
 	MaxValues      int // 0 means DefaultMaxVariableValues
 }
 
-// String limits of CardGuard: far above any field of the schema (the longest, an address
-// line or a search, is a few hundred bytes), far below the body limit.
+// String limits of CardGuard: above any field of the schema (the longest, a review's
+// body, is 5000 characters: up to 20,000 bytes of UTF-8, plus whitespace that is
+// trimmed), far below the body limit.
 const (
-	DefaultMaxStringBytes = 8 << 10
+	DefaultMaxStringBytes = 24 << 10
 	DefaultMaxStringTotal = 64 << 10
 	// DefaultMaxVariableValues is far above the largest list an input takes (a filter's
 	// slugs, a cart's lines).

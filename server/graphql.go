@@ -337,7 +337,7 @@ func (t HTTPTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.G
 			status = http.StatusBadRequest
 		}
 		writeRequestError(w, media, status, CodeBadRequest,
-			"subscriptions are served over WebSocket (graphql-transport-ws), not plain HTTP")
+			"subscriptions are served over WebSocket (graphql-transport-ws) or SSE (POST with Accept: text/event-stream), not plain HTTP")
 		return
 	}
 

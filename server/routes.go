@@ -27,6 +27,7 @@ import (
 	"github.com/shopfront/bookstore/auth"
 	"github.com/shopfront/bookstore/cart"
 	"github.com/shopfront/bookstore/checkout"
+	"github.com/shopfront/bookstore/events"
 	"github.com/shopfront/bookstore/graph"
 	"github.com/shopfront/bookstore/identity"
 	"github.com/shopfront/bookstore/loaders"
@@ -105,6 +106,17 @@ type Config struct {
 	// size of its document: 0 means DefaultMaxDepth, DefaultMaxAliases and
 	// DefaultMaxTokens, a negative value no limit.
 	MaxDepth, MaxAliases, MaxTokens int
+
+	// OrderFeed wakes order subscriptions when their order has new events (its owner
+	// runs it as an outbox consumer and Listen); nil: a feed nobody notifies, whose
+	// subscriptions see new events at its re-check only.
+	OrderFeed *events.OrderFeed
+	// Subscriptions configures the streaming transports (graphql-transport-ws, SSE).
+	Subscriptions SubscriptionOptions
+	// StreamsDone ends every open subscription stream when it ends (the server shutting
+	// down: http.Server.Shutdown waits for SSE requests and ignores WebSockets); nil:
+	// streams end with their clients.
+	StreamsDone context.Context
 }
 
 // New returns the root handler.
@@ -157,8 +169,25 @@ func New(cfg Config) http.Handler {
 	if cfg.Loaders.Shipments == nil {
 		cfg.Loaders.Shipments = cfg.Orders.Shipments
 	}
+	if cfg.OrderFeed == nil {
+		cfg.OrderFeed = &events.OrderFeed{Log: cfg.Log}
+	}
+	var sessions []auth.SessionChecker
+	switch {
+	case cfg.Sessions != nil:
+		sessions = append(sessions, cfg.Sessions)
+	case cfg.Identity != nil:
+		sessions = append(sessions, cfg.Identity.Revocations())
+	}
+	maxBody := cfg.MaxBodyBytes
+	if maxBody <= 0 {
+		maxBody = DefaultMaxBodyBytes
+	}
+	st := &streams{opts: cfg.Subscriptions.withDefaults(), tokens: cfg.Tokens, sessions: sessions, origins: cfg.CORSOrigins,
+		log: cfg.Log, maxBody: maxBody, done: cfg.StreamsDone, perCustomer: map[uuid.UUID]int{}}
 	res := &resolvers.Resolver{DB: cfg.DB, Log: cfg.Log, Counts: loaders.NewCountCache(cfg.DB, 10_000, countTTL),
-		Identity: cfg.Identity, Index: cfg.Search, Carts: cfg.Carts, Checkouts: cfg.Checkout, OrderService: cfg.Orders}
+		Identity: cfg.Identity, Index: cfg.Search, Carts: cfg.Carts, Checkouts: cfg.Checkout, OrderService: cfg.Orders,
+		Feed: cfg.OrderFeed, Streams: st}
 	// The guards run first, each in linear time: ValidationGuard before the validator
 	// (quadratic in repeated selections), QueryLimits before the complexity walk
 	// (exponential in nested fragment spreads) and the card scan. Hence the complexity
@@ -173,7 +202,7 @@ func New(cfg Config) http.Handler {
 	if cfg.ComplexityLimit > 0 {
 		checks = append(checks, extension.FixedComplexityLimit(cfg.ComplexityLimit))
 	}
-	checks = append(checks, CredentialGuard{}, CardGuard{})
+	checks = append(checks, CredentialGuard{}, CardGuard{}, streamLoaders{db: cfg.DB, opts: cfg.Loaders})
 	gql := NewGraphQL(graph.NewExecutableSchema(graph.Config{Resolvers: res, Complexity: complexity()}), GraphQLOptions{
 		Introspection:    cfg.Introspection,
 		ErrorPresenter:   resolvers.ErrorPresenter(cfg.Log),
@@ -182,17 +211,11 @@ func New(cfg Config) http.Handler {
 		MaxBodyBytes:     cfg.MaxBodyBytes,
 		PersistedQueries: cfg.PersistedQueries,
 		PersistedOnly:    cfg.PersistedOnly,
+		Transports:       []graphql.Transport{wsTransport{st}, sseTransport{st}},
 	})
 	gql.SetQueryCache(queries)
 	gql.SetParserTokenLimit(max(cfg.MaxTokens, 0)) // 0: no limit
 	limit := rateLimit(cfg.RateLimit, cfg.Log)
-	var sessions []auth.SessionChecker
-	switch {
-	case cfg.Sessions != nil:
-		sessions = append(sessions, cfg.Sessions)
-	case cfg.Identity != nil:
-		sessions = append(sessions, cfg.Identity.Revocations())
-	}
 	r.With(allowCORS(cfg.CORSOrigins), auth.Middleware(cfg.Tokens, sessions...), limit, requestTimeout(cfg.Timeout),
 		loaders.Middleware(cfg.DB, cfg.Loaders)).Handle("/graphql", gql)
 	if cfg.StripeWebhook != nil {

@@ -1,6 +1,7 @@
 // Package shipping is what the order service needs from a carrier: create the shipment
-// of a paid order (once, however often it asks) and follow it by tracking number until
-// it is delivered. Every change of a shipment's state reaches the order service through
+// of a paid order (once, however often it asks), follow it by tracking number until
+// it is delivered, and void it while it has not left the warehouse (an order cancelled
+// after its label was printed). Every change of a shipment's state reaches the order service through
 // a Hook called inside the transaction that records the change, so the order's own
 // history and outbox move in step with the shipment.
 //
@@ -30,6 +31,24 @@ type Carrier interface {
 	// Track returns the shipment with the tracking number, events included, or
 	// ErrNotFound (code NOT_FOUND) when there is none.
 	Track(ctx context.Context, trackingNumber string) (*Shipment, error)
+
+	// Cancel voids the order's shipment while it is only LABEL_CREATED: the shipment
+	// becomes CANCELLED (an event, which the Hook is told of) and never moves again. It
+	// is idempotent: cancelling a CANCELLED shipment is a no-op. Once the parcel has left
+	// (IN_TRANSIT or later) it returns a *TooLateError and changes nothing; an order
+	// without a shipment is ErrNotFound.
+	Cancel(ctx context.Context, orderID uuid.UUID) error
+}
+
+// TooLateError: the shipment cannot be cancelled any more, it has left the warehouse.
+type TooLateError struct {
+	TrackingNumber string
+	// Status is the shipment's status when it was refused.
+	Status Status
+}
+
+func (e *TooLateError) Error() string {
+	return "shipment " + e.TrackingNumber + " is " + string(e.Status) + ": too late to cancel it"
 }
 
 // Hook is told of every event of every shipment, the first (LABEL_CREATED) included,
@@ -52,7 +71,8 @@ const (
 // Status is where a shipment stands.
 type Status string
 
-// Statuses. A shipment starts LABEL_CREATED and ends DELIVERED; IN_TRANSIT and
+// Statuses. A shipment starts LABEL_CREATED and ends DELIVERED (or CANCELLED, voided
+// before it left: Carrier.Cancel); IN_TRANSIT and
 // OUT_FOR_DELIVERY may repeat (one IN_TRANSIT event per hub; another round after a
 // FAILED_ATTEMPT), DELAYED and FAILED_ATTEMPT happen to some shipments only.
 const (
@@ -62,6 +82,7 @@ const (
 	StatusDelivered      Status = "DELIVERED"
 	StatusDelayed        Status = "DELAYED"
 	StatusFailedAttempt  Status = "FAILED_ATTEMPT"
+	StatusCancelled      Status = "CANCELLED"
 )
 
 // ErrNotFound: no shipment with this tracking number (or order).

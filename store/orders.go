@@ -700,3 +700,17 @@ func (s *Orders) queueEvent(b *pgx.Batch, o *OrderRecord, seq int64, at time.Tim
 	b.Queue(`INSERT INTO outbox (topic, aggregate_id, payload) VALUES ($1, $2, $3)`, OrderTopic(typ), o.ID, payload)
 	return nil
 }
+
+// LastEventSeq returns the seq of the order's latest event (0 if it has none), or
+// NOT_FOUND.
+func (s *Orders) LastEventSeq(ctx context.Context, id uuid.UUID) (int64, error) {
+	var seq int64
+	err := s.db.Pool.QueryRow(ctx, `SELECT event_seq FROM orders WHERE id = $1`, id).Scan(&seq)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, bookstore.Errorf(bookstore.CodeNotFound, "no such order")
+	}
+	if err != nil {
+		return 0, fmt.Errorf("order %s last event: %w", id, err)
+	}
+	return seq, nil
+}

@@ -11,8 +11,80 @@ import (
 	"github.com/shopfront/bookstore"
 )
 
-// Reviews reads book reviews.
+// Reviews reads book reviews and writes buyers' reviews.
 type Reviews struct{ db *DB }
+
+const (
+	reviewPurchased = `SELECT EXISTS (SELECT 1 FROM books WHERE id = $2),
+		EXISTS (SELECT 1 FROM orders o JOIN order_lines l ON l.order_id = o.id
+			WHERE o.customer_id = $1 AND l.book_id = $2 AND o.status = ANY($3::TEXT[]))`
+	// ON CONFLICT on the (book_id, customer_id) index: a second review by the same
+	// customer inserts nothing (a concurrent one conflicts, retries and then lands here).
+	insertReview = `INSERT INTO reviews (book_id, customer_id, rating, title, body, reviewer_name)
+		VALUES ($1, $2, $3, $4, $5, $6)
+		ON CONFLICT (book_id, customer_id) DO NOTHING
+		RETURNING id, created_at`
+	// The new mean from the old one, without reading the reviews: the seeded and imported
+	// ratings have no review rows behind them. Casts to FLOAT8: CockroachDB has no
+	// implicit INT8 -> FLOAT8 in arithmetic.
+	addRating = `UPDATE books SET
+			rating = (rating * rating_count::FLOAT8 + $2::FLOAT8) / (rating_count + 1)::FLOAT8,
+			rating_count = rating_count + 1,
+			updated_at = now()
+		WHERE id = $1`
+)
+
+// Create stores a buyer's review and folds its rating into the book's rating and
+// ratingCount, in one serializable transaction that also writes the book's outbox event
+// (the search index and the response caches hear of the new rating when it commits).
+// Concurrent reviews of one book conflict on the book row and are retried, so none is
+// lost from the mean.
+//
+// r must be valid (r.Validate). The customer must have an order in one of
+// bookstore.ReviewerStatuses containing the book (else bookstore.ErrNotPurchased), and
+// no review of it yet (else bookstore.ErrAlreadyReviewed); an unknown book is
+// bookstore.ErrReviewBookNotFound.
+func (s *Reviews) Create(ctx context.Context, r bookstore.NewReview) (*bookstore.Review, error) {
+	statuses := make([]string, len(bookstore.ReviewerStatuses))
+	for i, st := range bookstore.ReviewerStatuses {
+		statuses[i] = string(st)
+	}
+	out := &bookstore.Review{BookID: r.BookID, Rating: int32(r.Rating), Title: r.Title, Body: r.Body,
+		ReviewerName: r.ReviewerName}
+	err := s.db.ExecuteTx(ctx, func(tx pgx.Tx) error {
+		var exists, bought bool
+		if err := tx.QueryRow(ctx, reviewPurchased, r.CustomerID, r.BookID, statuses).Scan(&exists, &bought); err != nil {
+			return fmt.Errorf("check purchase of %s: %w", r.BookID, err)
+		}
+		switch {
+		case !exists:
+			return bookstore.ErrReviewBookNotFound
+		case !bought:
+			return bookstore.ErrNotPurchased
+		}
+		err := tx.QueryRow(ctx, insertReview, r.BookID, r.CustomerID, r.Rating, r.Title, r.Body, r.ReviewerName).
+			Scan(&out.ID, &out.CreatedAt)
+		if err == pgx.ErrNoRows {
+			return bookstore.ErrAlreadyReviewed
+		}
+		if err != nil {
+			return fmt.Errorf("insert review of %s: %w", r.BookID, err)
+		}
+		// Last: the book row is what concurrent reviews of the book contend for.
+		tag, err := tx.Exec(ctx, addRating, r.BookID, r.Rating)
+		if err != nil {
+			return fmt.Errorf("add rating to %s: %w", r.BookID, err)
+		}
+		if tag.RowsAffected() == 0 {
+			return bookstore.ErrReviewBookNotFound
+		}
+		return enqueue(ctx, tx, TopicBookChanged, []uuid.UUID{r.BookID})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
 
 const reviewSort = "REVIEWS_NEWEST"
 

@@ -601,7 +601,7 @@ func startStack(ctx context.Context, o options, stderr io.Writer) (string, func(
 		stop()
 		return "", nil, fmt.Errorf("%s keys generate: %w", bin, err)
 	}
-	cmd.Env = append(os.Environ(), "DATABASE_URL="+url)
+	cmd.Env = append(os.Environ(), "DATABASE_URL="+url, "PAYMENTS=test", "STRIPE_SECRET_KEY=") // it pays with test tokens
 	cmd.Env = append(cmd.Env, strings.Fields(string(keys))...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {

@@ -38,6 +38,7 @@ type serveConfig struct {
 	cart            cartConfig
 	payment         paymentConfig
 	fulfil          fulfilmentConfig
+	subs            subscriptionConfig
 	// getenv is the environment the flags were read from (key variables are read later,
 	// from it or the keys file).
 	getenv func(string) string
@@ -49,8 +50,9 @@ func (c *serveConfig) register(fs *flag.FlagSet, getenv func(string) string, dev
 	c.search.register(fs, getenv)
 	c.protect.register(fs, getenv)
 	c.cart.register(fs, getenv)
-	c.payment.register(fs, getenv)
+	c.payment.register(fs, getenv, dev)
 	c.fulfil.register(fs, getenv, dev)
+	c.subs.register(fs, getenv)
 	fs.StringVar(&c.addr, "addr", envOr(getenv, "ADDR", "127.0.0.1:8080"), "listen address (ADDR)")
 	fs.StringVar(&c.databaseURL, "database-url", getenv("DATABASE_URL"), "PostgreSQL or CockroachDB URL (DATABASE_URL)")
 	fs.BoolVar(&c.graphiql, "graphiql", envBool(getenv, "GRAPHIQL", dev), "serve GraphiQL at / (GRAPHIQL)")
@@ -64,6 +66,34 @@ func (c *serveConfig) register(fs *flag.FlagSet, getenv func(string) string, dev
 	fs.DurationVar(&c.responseTTL, "response-cache-ttl", envDuration(getenv, "RESPONSE_CACHE_TTL", 5*time.Second), "how long anonymous query responses are cached; negative = off (RESPONSE_CACHE_TTL)")
 	fs.Int64Var(&c.lowStock, "low-stock-threshold", envInt64(getenv, "LOW_STOCK_THRESHOLD", 5), "a low_stock event is raised when a book's stock falls to this or below (LOW_STOCK_THRESHOLD)")
 	fs.DurationVar(&c.loaderWait, "loader-wait", envDuration(getenv, "LOADER_WAIT", 2*time.Millisecond), "how long dataloaders gather keys (LOADER_WAIT)")
+}
+
+// subscriptionConfig configures the live order subscriptions (WebSocket and SSE).
+type subscriptionConfig struct {
+	keepAlive, idle, sessionCheck, recheck time.Duration
+	perConn, perCustomer                   int
+}
+
+func (c *subscriptionConfig) register(fs *flag.FlagSet, getenv func(string) string) {
+	fs.DurationVar(&c.keepAlive, "subscription-keepalive", envDuration(getenv, "SUBSCRIPTION_KEEPALIVE", server.DefaultSubscriptionKeepAlive), "interval of the server's pings on subscription sockets and SSE streams; a socket answering none for two is dropped (SUBSCRIPTION_KEEPALIVE)")
+	fs.IntVar(&c.perConn, "subscriptions-per-connection", envInt(getenv, "SUBSCRIPTIONS_PER_CONNECTION", server.DefaultSubscriptionsPerConn), "most active subscriptions on one socket (SUBSCRIPTIONS_PER_CONNECTION)")
+	fs.IntVar(&c.perCustomer, "subscriptions-per-customer", envInt(getenv, "SUBSCRIPTIONS_PER_CUSTOMER", server.DefaultSubscriptionsPerCustomer), "most active subscriptions of one customer on this instance, across sockets and SSE (SUBSCRIPTIONS_PER_CUSTOMER)")
+	fs.DurationVar(&c.idle, "subscription-idle-timeout", envDuration(getenv, "SUBSCRIPTION_IDLE_TIMEOUT", server.DefaultSubscriptionIdleTimeout), "close a socket without an active subscription after this long (SUBSCRIPTION_IDLE_TIMEOUT)")
+	fs.DurationVar(&c.sessionCheck, "subscription-session-check", envDuration(getenv, "SUBSCRIPTION_SESSION_CHECK", server.DefaultSubscriptionSessionCheck), "how often a signed-in stream's session is checked again; it also ends when the access token expires (SUBSCRIPTION_SESSION_CHECK)")
+	fs.DurationVar(&c.recheck, "subscription-recheck", envDuration(getenv, "SUBSCRIPTION_RECHECK", 10*time.Second), "how often a subscription reads its order's events without a hint (a lost pub/sub message, no Redis across instances) (SUBSCRIPTION_RECHECK)")
+}
+
+func (c subscriptionConfig) options() (server.SubscriptionOptions, error) {
+	for _, d := range []time.Duration{c.keepAlive, c.idle, c.sessionCheck, c.recheck} {
+		if d <= 0 {
+			return server.SubscriptionOptions{}, errors.New("subscription intervals and timeouts must be positive")
+		}
+	}
+	if c.perConn <= 0 || c.perCustomer <= 0 {
+		return server.SubscriptionOptions{}, errors.New("subscription limits must be positive")
+	}
+	return server.SubscriptionOptions{KeepAlive: c.keepAlive, PerConnection: c.perConn, PerCustomer: c.perCustomer,
+		IdleTimeout: c.idle, SessionCheck: c.sessionCheck}, nil
 }
 
 // protectConfig is what an API gateway would otherwise hold: rate limits, the request

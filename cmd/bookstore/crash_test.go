@@ -286,7 +286,7 @@ type crashShop struct {
 func newCrashShop(t *testing.T, stock int64) *crashShop {
 	t.Helper()
 	s := &crashShop{t: t, url: testdb.NewURL(t), initial: stock}
-	s.vars = withKeys(t, map[string]string{"DATABASE_URL": s.url})
+	s.vars = testPayments(withKeys(t, map[string]string{"DATABASE_URL": s.url}))
 	var out bytes.Buffer
 	if err := run(bg(), []string{"seed", "--books", "3"}, env(s.vars), &out, &out); err != nil {
 		t.Fatalf("seed: %v\n%s", err, out.String())

@@ -121,7 +121,7 @@ func TestServeShutsDownCleanly(t *testing.T) {
 	var stdout bytes.Buffer
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"serve", "--addr", addr}, env(withKeys(t, map[string]string{"DATABASE_URL": url})), &stdout, &bytes.Buffer{})
+		done <- run(ctx, []string{"serve", "--addr", addr}, env(testPayments(withKeys(t, map[string]string{"DATABASE_URL": url}))), &stdout, &bytes.Buffer{})
 	}()
 	var resp *http.Response
 	var err error
@@ -166,7 +166,7 @@ func TestUnknownCommandAndMissingDatabase(t *testing.T) {
 func TestServeRefusesToStartWithoutKeys(t *testing.T) {
 	url := testdb.NewURL(t)
 	var out bytes.Buffer
-	err := run(context.Background(), []string{"serve", "--addr", "127.0.0.1:0"}, env(map[string]string{"DATABASE_URL": url}), &out, &out)
+	err := run(context.Background(), []string{"serve", "--addr", "127.0.0.1:0"}, env(testPayments(map[string]string{"DATABASE_URL": url})), &out, &out)
 	if err == nil || !strings.Contains(err.Error(), "JWT_KEYS") || !strings.Contains(err.Error(), "PII_MASTER_KEYS") {
 		t.Fatalf("serve without keys: %v", err)
 	}
@@ -179,7 +179,7 @@ func TestServeRefusesALongAccessTokenTTL(t *testing.T) {
 	url := testdb.NewURL(t)
 	for _, ttl := range []string{"2h", "30s", "0s"} {
 		var out bytes.Buffer
-		vars := withKeys(t, map[string]string{"DATABASE_URL": url, "ACCESS_TOKEN_TTL": ttl})
+		vars := testPayments(withKeys(t, map[string]string{"DATABASE_URL": url, "ACCESS_TOKEN_TTL": ttl}))
 		err := run(context.Background(), []string{"serve", "--addr", "127.0.0.1:0"}, env(vars), &out, &out)
 		if err == nil || !strings.Contains(err.Error(), "ACCESS_TOKEN_TTL") {
 			t.Fatalf("serve with a %s access-token TTL: %v", ttl, err)
@@ -227,7 +227,7 @@ func TestServeWithMeilisearch(t *testing.T) {
 	fake := meilitest.NewServer("test-master-key")
 	t.Cleanup(fake.Close)
 	var out bytes.Buffer
-	vars := withKeys(t, map[string]string{"DATABASE_URL": url, "MEILI_URL": fake.URL, "MEILI_KEY": "test-master-key"})
+	vars := testPayments(withKeys(t, map[string]string{"DATABASE_URL": url, "MEILI_URL": fake.URL, "MEILI_KEY": "test-master-key"}))
 	if err := run(context.Background(), []string{"seed", "--books", "40"}, env(vars), &out, &out); err != nil {
 		t.Fatalf("seed: %v\n%s", err, out.String())
 	}

@@ -57,6 +57,13 @@ func serve(ctx context.Context, cfg serveConfig, db *store.DB, log *slog.Logger,
 	if err != nil {
 		return err
 	}
+	subs, err := cfg.subs.options()
+	if err != nil {
+		return err
+	}
+	if err := cfg.payment.validate(); err != nil {
+		return err
+	}
 	if cfg.migrate {
 		n, err := db.Migrate(ctx)
 		if err != nil {
@@ -122,8 +129,13 @@ func serve(ctx context.Context, cfg serveConfig, db *store.DB, log *slog.Logger,
 		events.Then(&events.SearchIndexer{DB: db, Index: ix}, broadcast), broadcast, &events.LowStockAlerts{Log: log},
 	}}
 	relay.Handlers = append(relay.Handlers, fulfil.handlers...)
+	// Live order subscriptions: hints from the relay (over Redis to every instance), the
+	// events themselves read from the database by each subscription.
+	feed := &events.OrderFeed{Redis: rdb, Log: log, Recheck: cfg.subs.recheck}
+	relay.Handlers = append(relay.Handlers, feed)
 	var bgDone sync.WaitGroup
-	bgDone.Add(6)
+	bgDone.Add(7)
+	go func() { defer bgDone.Done(); feed.Listen(bg) }()
 	go func() { defer bgDone.Done(); _ = relay.Run(bg) }()
 	go func() { defer bgDone.Done(); broadcast.Listen(bg) }()
 	go func() { defer bgDone.Done(); purgeSessions(bg, db, log, 15*time.Minute) }()
@@ -136,6 +148,10 @@ func serve(ctx context.Context, cfg serveConfig, db *store.DB, log *slog.Logger,
 	defer bgDone.Wait()
 	defer stopBG()
 
+	// Open subscription streams end when shutdown starts: Shutdown would wait for SSE
+	// requests until its timeout, and leaves hijacked WebSockets alone.
+	streams, endStreams := context.WithCancel(context.WithoutCancel(ctx))
+	defer endStreams()
 	scfg := server.Config{
 		Search:         ix,
 		Cache:          cache,
@@ -153,6 +169,9 @@ func serve(ctx context.Context, cfg serveConfig, db *store.DB, log *slog.Logger,
 		Loaders:        loaders.Options{Wait: cfg.loaderWait, Shipments: fulfil.carrier.ShipmentsOf},
 		GraphiQL:       cfg.graphiql,
 		Introspection:  cfg.introspection,
+		OrderFeed:      feed,
+		Subscriptions:  subs,
+		StreamsDone:    streams,
 	}
 	if err := protect.apply(&scfg, rdb, log); err != nil {
 		return err
@@ -181,6 +200,7 @@ func serve(ctx context.Context, cfg serveConfig, db *store.DB, log *slog.Logger,
 		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		BaseContext:    func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
+	srv.RegisterOnShutdown(endStreams)
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.addr, err)

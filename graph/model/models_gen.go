@@ -253,6 +253,29 @@ type RegisterInput struct {
 	CartID *string `json:"cartId,omitempty"`
 }
 
+type ReviewCreateInput struct {
+	// The book (a Book id).
+	BookID string `json:"bookId"`
+	// 1 to 5 stars.
+	Rating int `json:"rating"`
+	// At most 120 characters once trimmed, no control characters. May be empty: a rating
+	// alone is a review.
+	Title string `json:"title"`
+	// At most 5000 characters once trimmed; line breaks are kept (CRLF becomes LF), other
+	// control characters are refused. May be empty.
+	Body string `json:"body"`
+}
+
+type ReviewCreatePayload struct {
+	// The review created; null when there are userErrors.
+	Review *bookstore.Review `json:"review,omitempty"`
+	// The book with its new rating and ratingCount; null when there are userErrors.
+	Book *bookstore.Book `json:"book,omitempty"`
+	// BAD_USER_INPUT, NOT_FOUND, NOT_PURCHASED or ALREADY_REVIEWED (see reviewCreate);
+	// nothing was written when there is one.
+	UserErrors []*UserError `json:"userErrors"`
+}
+
 type SearchEdge struct {
 	Cursor string          `json:"cursor"`
 	Node   *bookstore.Book `json:"node"`

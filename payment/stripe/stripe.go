@@ -232,16 +232,22 @@ func unexpectedState(err error) bool {
 
 // get reads the intent by id: Stripe's reads by id are strongly consistent.
 func (p *Provider) get(ctx context.Context, key, id string) (*payment.Charge, error) {
+	c, _, err := p.read(ctx, key, id)
+	return c, err
+}
+
+// read is get with the intent's own status.
+func (p *Provider) read(ctx context.Context, key, id string) (*payment.Charge, stripeapi.PaymentIntentStatus, error) {
 	params := &stripeapi.PaymentIntentRetrieveParams{}
 	params.AddExpand("payment_method")
 	params.AddExpand("latest_charge")
 	pi, err := p.c.V1PaymentIntents.Retrieve(ctx, id, params)
 	if err != nil {
-		return nil, fmt.Errorf("stripe: read intent %s of %s: %w", id, key, err)
+		return nil, "", fmt.Errorf("stripe: read intent %s of %s: %w", id, key, err)
 	}
 	c := toCharge(pi)
 	c.IdempotencyKey = key
-	return c, nil
+	return c, pi.Status, nil
 }
 
 // cancel cancels the intent, unless Stripe has moved it past cancellation (succeeded,
@@ -347,9 +353,9 @@ func failureCode(se *stripeapi.Error) string {
 	}
 }
 
-// Lookup implements payment.Provider: the recorded intent, read by id. ErrNotFound only
-// when no intent was recorded for the key, which is not definite (a charge may be in
-// flight): Void is.
+// Lookup implements payment.Provider: the recorded intent, read by id. ErrNotFound when
+// no intent was recorded for the key, or its intent was never confirmed (nor can be
+// completed by a customer): not definite (a charge may be in flight), Void is.
 func (p *Provider) Lookup(ctx context.Context, key string) (*payment.Charge, error) {
 	row, err := p.row(ctx, key)
 	if err != nil {
@@ -358,7 +364,19 @@ func (p *Provider) Lookup(ctx context.Context, key string) (*payment.Charge, err
 	if row.IntentID == "" {
 		return voided(key), nil
 	}
-	return p.get(ctx, key, row.IntentID)
+	c, status, err := p.read(ctx, key, row.IntentID)
+	if err != nil {
+		return nil, err
+	}
+	if status == stripeapi.PaymentIntentStatusRequiresConfirmation || status == stripeapi.PaymentIntentStatusRequiresAction {
+		// Waiting for us (a charge that died between recording and confirming its intent,
+		// or whose Void could not cancel it) or for a customer our API cannot reach: no
+		// PSP decision is coming. Not found, which is not definite: the recovery loop then
+		// voids the key, and Void's answer is (a PENDING here would keep the order waiting
+		// with its stock taken for good).
+		return nil, payment.ErrNotFound
+	}
+	return c, nil
 }
 
 func (p *Provider) row(ctx context.Context, key string) (store.PaymentIntent, error) {

@@ -5,7 +5,11 @@
   'use strict';
   var root = document.getElementById('graphiql');
   var url = new URL(root.getAttribute('data-endpoint'), window.location.href).href;
-  var fetcher = GraphiQL.createFetcher({ url: url });
+  // Subscriptions go over graphql-transport-ws on the same endpoint; GraphiQL sends the
+  // Headers tab as the connection_init payload, so {"authorization": "Bearer <token>"}
+  // signs the socket in as it signs in queries.
+  var wsUrl = url.replace(/^http/, 'ws');
+  var fetcher = GraphiQL.createFetcher({ url: url, subscriptionUrl: wsUrl });
   var defaultQuery = [
     '# Ctrl-Enter runs the query.',
     '# Ctrl-Space completes; Docs browses the schema.',

@@ -12,6 +12,11 @@
 // Run is the advancing loop. Any number of instances may run it on one database: each
 // step is a conditional update on the shipment's event seq, so every transition is
 // written exactly once and in order, whichever instance gets there first.
+//
+// Cancel voids a shipment that is still LABEL_CREATED with the same kind of step (to a
+// CANCELLED event that has no next one), so a void and the runner's next step racing
+// from the same seq cannot both happen: one updates the row, the other finds its seq
+// gone. A voided shipment is never due again.
 package sim
 
 import (
@@ -41,6 +46,7 @@ const Name = "SIM"
 type Store interface {
 	Create(ctx context.Context, s store.Shipment, location string, hook store.ShipmentHook) (store.Shipment, bool, error)
 	ByTrackingNumber(ctx context.Context, number string) (store.Shipment, error)
+	ByOrder(ctx context.Context, orderID uuid.UUID) (store.Shipment, error)
 	ByOrders(ctx context.Context, orderIDs []uuid.UUID) ([]store.Shipment, error)
 	Events(ctx context.Context, shipmentIDs []uuid.UUID) (map[uuid.UUID][]store.ShipmentEvent, error)
 	Due(ctx context.Context, now time.Time, limit int) ([]store.Shipment, error)
@@ -200,6 +206,53 @@ func (c *Carrier) Track(ctx context.Context, trackingNumber string) (*shipping.S
 		return nil, err
 	}
 	return c.withEvents(ctx, s)
+}
+
+// Cancel implements shipping.Carrier. The void is a step of the shipment like the
+// runner's (store.Advance: an update conditional on the seq it read, under the row's
+// lock, with the Hook in its transaction): from the LABEL_CREATED event to a CANCELLED
+// one with no next step, so Due never returns the shipment again. If the runner's step
+// from the same seq commits first, the void updates nothing and the shipment, read
+// again, is IN_TRANSIT: too late. If the void commits first, the runner's step updates
+// nothing.
+func (c *Carrier) Cancel(ctx context.Context, orderID uuid.UUID) error {
+	s, err := c.store.ByOrder(ctx, orderID)
+	for attempt := 0; ; attempt++ {
+		if errors.Is(err, store.ErrShipmentNotFound) {
+			return shipping.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		switch shipping.Status(s.Status) {
+		case shipping.StatusCancelled:
+			return nil // voided already (by us, or by a concurrent Cancel)
+		case shipping.StatusLabelCreated:
+		default:
+			return &shipping.TooLateError{TrackingNumber: s.TrackingNumber, Status: shipping.Status(s.Status)}
+		}
+		if attempt > 0 {
+			// Advance matched nothing, so the seq moved, yet the shipment is still
+			// LABEL_CREATED: only LABEL_CREATED's seq is 1, so this cannot happen.
+			return fmt.Errorf("shipment %s: cancel: seq %d moved but it is still %s", s.ID, s.Seq, s.Status)
+		}
+		now := c.now()
+		if now.Before(s.UpdatedAt) { // another instance's clock is ahead: never back in time
+			now = s.UpdatedAt.UTC()
+		}
+		var applied bool
+		_, applied, err = c.store.Advance(ctx, store.Transition{ShipmentID: s.ID, FromSeq: s.Seq,
+			Status: string(shipping.StatusCancelled), Location: c.opts.Origin, At: now,
+			EstimatedDelivery: s.EstimatedDelivery}, c.hook())
+		if err != nil {
+			return err
+		}
+		if applied {
+			c.opts.Log.DebugContext(ctx, "shipment cancelled", "shipment", s.ID, "order", s.OrderID)
+			return nil
+		}
+		s, err = c.store.ByOrder(ctx, orderID) // it moved meanwhile: see where to
+	}
 }
 
 // ShipmentsOf returns the shipments of the orders, events included, by order id (for the

@@ -1,0 +1,100 @@
+package resolvers
+
+import (
+	"context"
+
+	"github.com/shopfront/bookstore"
+	"github.com/shopfront/bookstore/graph/model"
+)
+
+// StreamGate admits subscriptions: Begin refuses one over a limit (a *bookstore.Error
+// with its code), and end releases what Begin took. The transports implement it (limits
+// per connection and per customer); nil admits every subscription.
+type StreamGate interface {
+	Begin(ctx context.Context) (end func(), err error)
+}
+
+// watchEnds: a subscription ends after it delivered the order's latest event when the
+// order is DELIVERED or in a final status (PAYMENT_FAILED, CANCELLED, RETURNED). A client
+// that wants to hear of a return after the delivery subscribes again with afterSeq.
+func watchEnds(s bookstore.OrderStatus) bool {
+	return s == bookstore.OrderDelivered || s.Final()
+}
+
+// orderStatusChanged authorizes as order(id, email, accessToken) does (the order's
+// customer, or a guest with the order's email and access token; anything else is
+// NOT_FOUND), then replays the events after afterSeq and follows live ones (see the
+// schema). A nil afterSeq starts with the order's latest event: its current state.
+func (r *subscriptionResolver) orderStatusChanged(ctx context.Context, gid string, afterSeq *int, email, token *string) (<-chan *model.OrderStatusUpdate, error) {
+	id, err := parseTypedID("orderId", typeOrder, gid)
+	if err != nil {
+		return nil, err
+	}
+	if afterSeq != nil && *afterSeq < 0 {
+		return nil, bookstore.InvalidField("afterSeq", "must be 0 or more")
+	}
+	if r.Feed == nil {
+		return nil, bookstore.Errorf(bookstore.CodeUnavailable, "order subscriptions are not available")
+	}
+	end := func() {}
+	if r.Streams != nil {
+		if end, err = r.Streams.Begin(ctx); err != nil {
+			return nil, err
+		}
+	}
+	// Follow before reading anything: a hint for an event committed from here on wakes
+	// the stream, and the stream reads the database after its last seq in any case.
+	s := r.Feed.Follow(id, 0, r.DB.Orders.Events)
+	fail := func(err error) (<-chan *model.OrderStatusUpdate, error) {
+		s.Close()
+		end()
+		return nil, err
+	}
+	if _, err := r.findOrder(ctx, id, gid, deref(email), deref(token)); err != nil {
+		return fail(err)
+	}
+	if afterSeq != nil {
+		s.SetLast(int64(*afterSeq))
+	} else {
+		last, err := r.DB.Orders.LastEventSeq(ctx, id)
+		if err != nil {
+			return fail(err)
+		}
+		s.SetLast(max(last-1, 0))
+	}
+	ch := make(chan *model.OrderStatusUpdate)
+	go func() {
+		defer end()
+		defer s.Close()
+		defer close(ch)
+		for {
+			evs, err := s.Next(ctx)
+			if err != nil {
+				if ctx.Err() == nil {
+					r.Log.WarnContext(ctx, "order subscription ended by a read error", "order", id, "err", err)
+				}
+				return
+			}
+			// The order as it is now, after the events were read: its status is the
+			// latest event's or a later one's.
+			o, err := r.Checkouts.Order(ctx, id)
+			if err != nil {
+				if ctx.Err() == nil {
+					r.Log.WarnContext(ctx, "order subscription ended by a read error", "order", id, "err", err)
+				}
+				return
+			}
+			for i := range evs {
+				select {
+				case ch <- &model.OrderStatusUpdate{Order: o, Event: &evs[i]}:
+				case <-ctx.Done():
+					return
+				}
+			}
+			if last := evs[len(evs)-1]; watchEnds(last.Status) && o.Status == last.Status {
+				return
+			}
+		}
+	}()
+	return ch, nil
+}
