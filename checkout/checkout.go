@@ -267,7 +267,7 @@ func (s *Service) place(ctx context.Context, tx pgx.Tx, c *bookstore.Cart, in In
 	for i, l := range c.Lines {
 		ids[i] = l.BookID
 	}
-	books, err := db.Books.BooksIn(ctx, tx, ids)
+	books, now, err := db.Books.BooksInAt(ctx, tx, ids)
 	if err != nil {
 		return err
 	}
@@ -337,22 +337,23 @@ func (s *Service) place(ctx context.Context, tx pgx.Tx, c *bookstore.Cart, in In
 			rec.Discounts = append(rec.Discounts, bookstore.OrderDiscount{PromotionID: r.Promotion.ID, Code: r.Code, AmountCents: r.DiscountCents})
 		}
 	}
-	if err := db.Orders.Insert(ctx, tx, rec); err != nil {
-		if errors.Is(err, store.ErrCartCheckedOut) {
-			return &abort{problem(bookstore.CodeCheckoutInProgress, "cartId",
-				"this cart is being checked out or was checked out already; its order is in your orders")}
-		}
-		return err
-	}
-	// The key references the order, so it follows it; a concurrent request with the
-	// same key that committed first makes this one a replay.
-	fresh, err := db.CheckoutKeys.Insert(ctx, tx, scope, in.IdempotencyKey, hash, rec.ID)
-	if err != nil {
-		return err
-	}
-	if !fresh {
+	// The order, its lines, event and key, and its stock: one round trip. The key
+	// references the order, so it follows it; a concurrent request with the same key
+	// that committed first makes this one a replay.
+	err = db.Orders.Place(ctx, tx, rec, store.PlaceKey{Scope: scope, Key: in.IdempotencyKey, Hash: hash}, now)
+	var short *store.ShortageError
+	switch {
+	case errors.Is(err, store.ErrCartCheckedOut):
+		return &abort{problem(bookstore.CodeCheckoutInProgress, "cartId",
+			"this cart is being checked out or was checked out already; its order is in your orders")}
+	case errors.Is(err, store.ErrKeyTaken):
 		return errReplay
+	case errors.As(err, &short):
+		return &abort{shortages(short, pin.Books)}
+	case err != nil:
+		return err
 	}
+	// Promotion uses after the stock, in the order Settle gives them back.
 	for _, d := range rec.Discounts {
 		if err := db.Promotions.Claim(ctx, tx, d.PromotionID, rec.ID, redeemer, pin.Now); err != nil {
 			if errors.Is(err, store.ErrPromotionUnavailable) {
@@ -361,13 +362,6 @@ func (s *Service) place(ctx context.Context, tx pgx.Tx, c *bookstore.Cart, in In
 			}
 			return err
 		}
-	}
-	if err := db.Inventory.Take(ctx, tx, rec.Demand(), "checkout", &rec.ID); err != nil {
-		var short *store.ShortageError
-		if errors.As(err, &short) {
-			return &abort{shortages(short, pin.Books)}
-		}
-		return err
 	}
 	return nil
 }

@@ -28,14 +28,25 @@ import (
 
 func TestMain(m *testing.M) { testdb.Main(m) }
 
-// queryCounter counts the SQL statements a pool sends: the round trips.
-type queryCounter struct{ n atomic.Int64 }
+// queryCounter counts what a pool sends: n the round trips (a statement, or a pipelined
+// batch of them), stmts the SQL statements (each one of a batch too).
+type queryCounter struct{ n, stmts atomic.Int64 }
 
 func (c *queryCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
 	c.n.Add(1)
+	c.stmts.Add(1)
 	return ctx
 }
 func (c *queryCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+func (c *queryCounter) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
+	c.n.Add(1)
+	return ctx
+}
+func (c *queryCounter) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {
+	c.stmts.Add(1)
+}
+func (c *queryCounter) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData) {}
 
 type api struct {
 	t       *testing.T

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/shopfront/bookstore"
 )
@@ -73,6 +74,12 @@ type OrderRecord struct {
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
 	PaidAt         *time.Time
+
+	// Set by Lock: the order's last event seq and the transaction's timestamp, so that
+	// Settle writes its event without reading them again.
+	locked   bool
+	eventSeq int64
+	txNow    time.Time
 }
 
 // Orders reads and writes orders. Writes take the caller's transaction: an order's
@@ -84,14 +91,18 @@ const orderCols = `id, number, customer_id, email_index, contact_enc, access_has
 	payment_method, payment_status, COALESCE(payment_ref, ''), COALESCE(payment_brand, ''), COALESCE(payment_last4, ''),
 	COALESCE(payment_wallet, ''), COALESCE(failure_code, ''), COALESCE(failure_message, ''), created_at, updated_at, paid_at`
 
-func scanOrder(row pgx.Row) (*OrderRecord, error) {
+func scanOrder(row pgx.Row, more ...func(*OrderRecord) []any) (*OrderRecord, error) {
 	var o OrderRecord
 	var status string
 	c, p := &o.Cost, &o.Payment
-	err := row.Scan(&o.ID, &o.Number, &o.CustomerID, &o.EmailIndex, &o.ContactEnc, &o.AccessHash, &o.CartRef, &status,
+	dest := []any{&o.ID, &o.Number, &o.CustomerID, &o.EmailIndex, &o.ContactEnc, &o.AccessHash, &o.CartRef, &status,
 		&c.Currency, &c.SubtotalCents, &c.DiscountCents, &c.ShippingCents, &c.TaxCents, &c.TotalCents, &o.ShippingMethod, &o.Country,
 		&p.Method, &p.Status, &p.Reference, &p.Brand, &p.Last4, &p.Wallet, &p.FailureCode, &p.FailureMessage,
-		&o.CreatedAt, &o.UpdatedAt, &o.PaidAt)
+		&o.CreatedAt, &o.UpdatedAt, &o.PaidAt}
+	for _, m := range more {
+		dest = append(dest, m(&o)...)
+	}
+	err := row.Scan(dest...)
 	o.Status = bookstore.OrderStatus(status)
 	return &o, err
 }
@@ -164,6 +175,7 @@ func (s *Orders) AppendEvent(ctx context.Context, tx pgx.Tx, o *OrderRecord, typ
 	if err != nil {
 		return nil, fmt.Errorf("append order %s event: %w", o.ID, err)
 	}
+	o.eventSeq = ev.Seq
 	err = enqueuePayload(ctx, tx, OrderTopic(typ), o.ID, OrderEventPayload{Seq: ev.Seq, Type: typ, Status: o.Status, At: ev.At,
 		CustomerID: o.CustomerID, TotalCents: o.Cost.TotalCents, Currency: o.Cost.Currency})
 	return ev, err
@@ -241,10 +253,12 @@ func (s *Orders) Lock(ctx context.Context, tx pgx.Tx, id uuid.UUID) (*OrderRecor
 
 func (s *Orders) get(ctx context.Context, q querier, id uuid.UUID, lock bool) (*OrderRecord, error) {
 	sql := "SELECT " + orderCols + " FROM orders WHERE id = $1"
+	var more []func(*OrderRecord) []any
 	if lock {
-		sql += " FOR UPDATE"
+		sql = "SELECT " + orderCols + ", event_seq, now() FROM orders WHERE id = $1 FOR UPDATE"
+		more = append(more, func(o *OrderRecord) []any { o.locked = true; return []any{&o.eventSeq, &o.txNow} })
 	}
-	o, err := scanOrder(q.QueryRow(ctx, sql, id))
+	o, err := scanOrder(q.QueryRow(ctx, sql, id), more...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, bookstore.Errorf(bookstore.CodeNotFound, "no such order")
 	}
@@ -288,23 +302,52 @@ func (s *Orders) LoadItems(ctx context.Context, q querier, o *OrderRecord) error
 }
 
 // Settle moves a PENDING_PAYMENT order locked by Lock to PAID or PAYMENT_FAILED with
-// what the PSP reported, and records the event, inside tx.
+// what the PSP reported, and records the event, inside tx: one pipelined round trip
+// (the order's row, its event and the event's outbox row).
 func (s *Orders) Settle(ctx context.Context, tx pgx.Tx, o *OrderRecord, status bookstore.OrderStatus, p bookstore.OrderPayment) error {
 	typ := bookstore.OrderEventPaid
 	if status == bookstore.OrderPaymentFailed {
 		typ = bookstore.OrderEventPaymentFailed
 	}
-	if _, err := tx.Exec(ctx, `
-		UPDATE orders SET payment_status = $2, payment_ref = NULLIF($3, ''), payment_brand = NULLIF($4, ''),
-			payment_last4 = NULLIF($5, ''), payment_wallet = NULLIF($6, ''), failure_code = NULLIF($7, ''),
-			failure_message = NULLIF($8, ''), paid_at = CASE WHEN $9 THEN now() ELSE paid_at END
-		WHERE id = $1`,
-		o.ID, p.Status, p.Reference, p.Brand, p.Last4, p.Wallet, p.FailureCode, p.FailureMessage, status == bookstore.OrderPaid); err != nil {
+	if !o.Status.CanBecome(status) {
+		return ErrTransition
+	}
+	if !o.locked {
+		return fmt.Errorf("settle order %s: the order was not read by Lock", o.ID)
+	}
+	from, seq := o.Status, o.eventSeq+1
+	b := &pgx.Batch{}
+	var rows int64
+	b.Queue(`
+		UPDATE orders SET status = $10, updated_at = now(), event_seq = $11, payment_status = $2, payment_ref = NULLIF($3, ''),
+			payment_brand = NULLIF($4, ''), payment_last4 = NULLIF($5, ''), payment_wallet = NULLIF($6, ''),
+			failure_code = NULLIF($7, ''), failure_message = NULLIF($8, ''), paid_at = CASE WHEN $9 THEN now() ELSE paid_at END
+		WHERE id = $1 AND status = $12`,
+		o.ID, p.Status, p.Reference, p.Brand, p.Last4, p.Wallet, p.FailureCode, p.FailureMessage, status == bookstore.OrderPaid,
+		string(status), seq, string(from)).Exec(func(ct pgconn.CommandTag) error {
+		rows = ct.RowsAffected()
+		return nil
+	})
+	o.Status = status
+	if err := s.queueEvent(b, o, seq, o.txNow, typ); err != nil {
+		o.Status = from
+		return err
+	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		o.Status = from
 		return fmt.Errorf("settle order %s: %w", o.ID, err)
 	}
-	o.Payment = p
-	_, err := s.Transition(ctx, tx, o, status, typ, nil)
-	return err
+	if rows != 1 {
+		// Cannot happen under Lock's row lock; the event rows are rolled back with tx.
+		o.Status = from
+		return ErrTransition
+	}
+	o.Payment, o.UpdatedAt, o.eventSeq = p, o.txNow, seq
+	if status == bookstore.OrderPaid {
+		at := o.txNow
+		o.PaidAt = &at
+	}
+	return nil
 }
 
 // SetPaymentStatus records the charge's state at the PSP (REFUNDED after a
@@ -504,6 +547,158 @@ func (s *Orders) loadItemsOf(ctx context.Context, recs []*OrderRecord) error {
 		byID[id].Discounts = append(byID[id].Discounts, d)
 	}
 	return rows.Err()
+}
+
+// PlaceKey is the checkout idempotency key stored with a new order (see CheckoutKeys).
+type PlaceKey struct {
+	Scope, Hash []byte
+	Key         string
+}
+
+// ErrKeyTaken: the scope has the idempotency key already (a concurrent request with the
+// same key committed first). tx must roll back.
+var ErrKeyTaken = errors.New("store: the checkout key is taken")
+
+// BooksInAt is BooksIn plus the transaction's timestamp (now(), which stamps every row
+// the transaction writes by default), read in one round trip: Place needs it to write
+// the order_created event's outbox payload in the same pipeline as the event.
+func (s *Books) BooksInAt(ctx context.Context, tx pgx.Tx, ids []uuid.UUID) ([]*bookstore.Book, time.Time, error) {
+	var now time.Time
+	var books []*bookstore.Book
+	b := &pgx.Batch{}
+	b.Queue(`SELECT now()`).QueryRow(func(r pgx.Row) error { return r.Scan(&now) })
+	b.Queue("SELECT "+bookCols+" FROM books b WHERE b.id = ANY($1::UUID[])", ids).Query(func(rows pgx.Rows) error {
+		var err error
+		books, err = collectBooks(rows)
+		return err
+	})
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return nil, now, fmt.Errorf("books by id: %w", err)
+	}
+	return books, now, nil
+}
+
+// Place is checkout's write: inside tx (serializable, at timestamp at: BooksInAt) it
+// inserts the order PENDING_PAYMENT with its lines and discounts, its order_created event
+// (seq 1) and outbox row, and its idempotency key, then takes its stock exactly as
+// Inventory.Take does (demand summed per book, books updated one at a time in id order,
+// each update conditional on the stock, a ledger row per book) — all of it in one
+// pipelined round trip. A stock change that shoppers must hear about (availability
+// status, low-stock alert) costs one more, a shortage one more to read what is left.
+//
+// Errors (tx must then roll back): ErrCartCheckedOut when the cart already has a live
+// order, ErrKeyTaken when the key's scope has it, a *ShortageError naming every short
+// book.
+func (s *Orders) Place(ctx context.Context, tx pgx.Tx, o *OrderRecord, key PlaceKey, at time.Time) error {
+	demand, err := mergeDemand(o.Demand())
+	if err != nil {
+		return err
+	}
+	c, p := o.Cost, o.Payment
+	o.CreatedAt, o.UpdatedAt = at, at
+	b := &pgx.Batch{}
+	b.Queue(`
+		INSERT INTO orders (id, number, customer_id, email_index, contact_enc, access_hash, cart_ref, status,
+			currency, subtotal_cents, discount_cents, shipping_cents, tax_cents, total_cents, shipping_method, country,
+			payment_method, payment_status, created_at, updated_at, event_seq)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $19, 1)`,
+		o.ID, o.Number, o.CustomerID, o.EmailIndex, o.ContactEnc, o.AccessHash, o.CartRef, string(o.Status),
+		c.Currency, c.SubtotalCents, c.DiscountCents, c.ShippingCents, c.TaxCents, c.TotalCents, o.ShippingMethod, o.Country,
+		p.Method, p.Status, at)
+	n := len(o.Lines)
+	pos, books, titles := make([]int64, n), make([]uuid.UUID, n), make([]string, n)
+	qty, unit, total := make([]int64, n), make([]int64, n), make([]int64, n)
+	for i, l := range o.Lines {
+		pos[i], books[i], titles[i] = int64(i), l.BookID, l.Title
+		qty[i], unit[i], total[i] = int64(l.Quantity), l.UnitPriceCents, l.TotalCents
+	}
+	b.Queue(`
+		INSERT INTO order_lines (order_id, position, book_id, title, quantity, unit_price_cents, total_cents)
+		SELECT $1, unnest($2::INT8[]), unnest($3::UUID[]), unnest($4::TEXT[]), unnest($5::INT8[]), unnest($6::INT8[]), unnest($7::INT8[])`,
+		o.ID, pos, books, titles, qty, unit, total)
+	if m := len(o.Discounts); m > 0 {
+		promos, codes, amounts := make([]uuid.UUID, m), make([]string, m), make([]int64, m)
+		for i, d := range o.Discounts {
+			promos[i], codes[i], amounts[i] = d.PromotionID, d.Code, d.AmountCents
+		}
+		b.Queue(`
+			INSERT INTO order_discounts (order_id, promotion_id, code, amount_cents)
+			SELECT $1, unnest($2::UUID[]), unnest($3::TEXT[]), unnest($4::INT8[])`, o.ID, promos, codes, amounts)
+	}
+	if err := s.queueEvent(b, o, 1, at, bookstore.OrderEventPlaced); err != nil {
+		return err
+	}
+	// A plain INSERT: ON CONFLICT's probe of the key's index page would be a
+	// serializable read that conflicts with every concurrent checkout writing to it.
+	b.Queue(`INSERT INTO checkout_keys (scope, key, request_hash, order_id) VALUES ($1, $2, $3, $4)`,
+		key.Scope, key.Key, key.Hash, o.ID)
+	after := make([]int64, len(demand))
+	short := make([]bool, len(demand))
+	for i, d := range demand {
+		// The update and its ledger row in one statement; no row back means short.
+		b.Queue(`
+			WITH u AS (
+				UPDATE inventory SET stock = stock - $2, updated_at = now()
+				WHERE book_id = $1 AND stock >= $2 RETURNING book_id, stock)
+			INSERT INTO stock_movements (book_id, delta, stock, reason, actor_id, ref, created_at)
+			SELECT book_id, -$2::INT8, stock, $3::TEXT, NULL, $4::UUID, clock_timestamp() FROM u
+			RETURNING stock`, d.BookID, d.Quantity, "checkout", o.ID).QueryRow(func(r pgx.Row) error {
+			err := r.Scan(&after[i])
+			if errors.Is(err, pgx.ErrNoRows) {
+				short[i] = true
+				return nil
+			}
+			return err
+		})
+	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		switch {
+		case isUniqueViolation(err, "orders_cart_live"):
+			return ErrCartCheckedOut
+		case isUniqueViolation(err, "checkout_keys_pkey"):
+			return ErrKeyTaken
+		}
+		return fmt.Errorf("place order %s: %w", o.ID, err)
+	}
+	var shortIDs []uuid.UUID
+	for i, d := range demand {
+		if short[i] {
+			shortIDs = append(shortIDs, d.BookID)
+		}
+	}
+	if len(shortIDs) > 0 {
+		have, err := stockOf(ctx, tx, shortIDs)
+		if err != nil {
+			return err
+		}
+		var out []bookstore.Shortage
+		for i, d := range demand {
+			if short[i] {
+				out = append(out, bookstore.Shortage{BookID: d.BookID, Wanted: d.Quantity, Available: have[d.BookID]})
+			}
+		}
+		return &ShortageError{Shortages: out}
+	}
+	for i, d := range demand {
+		if err := s.db.Inventory.stockEvents(ctx, tx, d.BookID, after[i]+d.Quantity, after[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// queueEvent queues the order's event number seq (the order's event_seq is set to seq
+// by the caller's statement) at the transaction's timestamp at, and its outbox row.
+func (s *Orders) queueEvent(b *pgx.Batch, o *OrderRecord, seq int64, at time.Time, typ bookstore.OrderEventType) error {
+	payload, err := json.Marshal(OrderEventPayload{Seq: seq, Type: typ, Status: o.Status, At: at,
+		CustomerID: o.CustomerID, TotalCents: o.Cost.TotalCents, Currency: o.Cost.Currency})
+	if err != nil {
+		return fmt.Errorf("encode %s event: %w", OrderTopic(typ), err)
+	}
+	b.Queue(`INSERT INTO order_events (order_id, seq, type, status, at) VALUES ($1, $2, $3, $4, $5)`,
+		o.ID, seq, string(typ), string(o.Status), at)
+	b.Queue(`INSERT INTO outbox (topic, aggregate_id, payload) VALUES ($1, $2, $3)`, OrderTopic(typ), o.ID, payload)
+	return nil
 }
 
 // LastEventSeq returns the seq of the order's latest event (0 if it has none), or

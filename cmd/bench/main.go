@@ -565,6 +565,9 @@ func startStack(ctx context.Context, o options, stderr io.Writer) (string, func(
 		err = ampleStock(ctx, db)
 	}
 	if err == nil {
+		err = publishSeedEvents(ctx, db)
+	}
+	if err == nil {
 		_, err = db.Pool.Exec(ctx, "ANALYZE")
 	}
 	db.Close()
@@ -628,6 +631,18 @@ func startStack(ctx context.Context, o options, stderr io.Writer) (string, func(
 		time.Sleep(100 * time.Millisecond)
 	}
 	return base, stop, nil
+}
+
+// publishSeedEvents marks the catalog load's outbox events (one book.changed per book)
+// published before the server starts: the server builds its search index from the
+// tables at start (catch-up), so relaying them again would only index every book a
+// second time while the first scenario is measured, at a pace that depends on how long
+// seeding took.
+func publishSeedEvents(ctx context.Context, db *store.DB) error {
+	if _, err := db.Pool.Exec(ctx, `UPDATE outbox SET published_at = now() WHERE published_at IS NULL`); err != nil {
+		return fmt.Errorf("publish the seed's outbox events: %w", err)
+	}
+	return nil
 }
 
 // ampleStock gives every book a million more copies, through the stock ledger as an
