@@ -31,8 +31,8 @@ func TestReviewAuthorsMigration(t *testing.T) {
 	if _, err := db.Pool.Exec(ctx, `INSERT INTO reviews (book_id, rating, reviewer_name) VALUES ($1, 4, 'A'), ($1, 4, 'B')`, book); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := db.Migrate(ctx); err != nil || n != 1 {
-		t.Fatalf("Migrate from 13 = %d, %v; want 1 applied", n, err)
+	if n, err := db.Migrate(ctx); err != nil || n < 1 {
+		t.Fatalf("Migrate from 13 = %d, %v; want 14 and any later ones applied", n, err)
 	}
 	var kept, anonymous int
 	if err := db.Pool.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE customer_id IS NULL) FROM reviews WHERE book_id = $1`,
