@@ -133,7 +133,7 @@ func TestServeClosesSubscriptionSocketsOnShutdown(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"serve", "--addr", addr}, env(withKeys(t, map[string]string{"DATABASE_URL": url})), io.Discard, io.Discard)
+		done <- run(ctx, []string{"serve", "--addr", addr}, env(withKeys(t, testPayments(map[string]string{"DATABASE_URL": url}))), io.Discard, io.Discard)
 	}()
 	eventually(t, "the server to be ready", func() (bool, error) {
 		resp, err := http.Get("http://" + addr + "/readyz")
