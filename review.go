@@ -80,6 +80,16 @@ func reviewText(field, s string, max int, multiline bool) (string, error) {
 		if unicode.IsControl(c) && !(multiline && c == '\n') {
 			return "", InvalidField(field, "must not contain control characters")
 		}
+		// Format characters (Cf) are invisible: bidirectional overrides and isolates
+		// reorder the text around them (a public review must read as it is stored), and
+		// zero-width spaces make empty-looking text. The zero-width joiner and non-joiner
+		// stay: emoji sequences and Persian or Indic words need them.
+		if unicode.Is(unicode.Cf, c) && c != '\u200c' && c != '\u200d' {
+			return "", InvalidField(field, "must not contain invisible formatting characters (U+%04X)", c)
+		}
+	}
+	if s != "" && strings.TrimFunc(s, func(c rune) bool { return unicode.IsSpace(c) || c == '\u200c' || c == '\u200d' }) == "" {
+		return "", InvalidField(field, "must contain visible text or be empty")
 	}
 	if utf8.RuneCountInString(s) > max {
 		return "", InvalidField(field, "must be at most %d characters", max)
@@ -89,13 +99,19 @@ func reviewText(field, s string, max int, multiline bool) (string, error) {
 
 // ReviewerName is what a review shows of its author, whose full name is fullName: the
 // first word only (a review is public and permanent; a first name is enough to read as
-// a person, and not enough to find them), or DefaultReviewerName when there is none.
+// a person, and not enough to find them), or DefaultReviewerName when there is none or
+// it looks like an email address or a handle (an @ or a digit).
 func ReviewerName(fullName string) string {
 	f := strings.Fields(fullName)
 	if len(f) == 0 {
 		return DefaultReviewerName
 	}
 	name := f[0]
+	// An email address or a handle typed as a name would be published for good: a
+	// first name has neither @ nor digits.
+	if strings.ContainsFunc(name, func(c rune) bool { return c == '@' || unicode.IsDigit(c) }) {
+		return DefaultReviewerName
+	}
 	if utf8.RuneCountInString(name) > 40 {
 		name = string([]rune(name)[:40])
 	}

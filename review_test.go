@@ -28,6 +28,11 @@ func TestNewReviewValidate(t *testing.T) {
 		{name: "invalid UTF-8", in: bookstore.NewReview{Rating: 4, Title: "a\xffb"}, fields: []string{"title"}},
 		{name: "line break in a title", in: bookstore.NewReview{Rating: 4, Title: "a\r\nb"}, fields: []string{"title"}},
 		{name: "tab inside a body", in: bookstore.NewReview{Rating: 4, Body: "a\tb"}, fields: []string{"body"}},
+		{name: "emoji with joiners kept", in: bookstore.NewReview{Rating: 5, Title: "\U0001F469\u200d\U0001F4BB great"}, title: "\U0001F469\u200d\U0001F4BB great"},
+		{name: "bidi override", in: bookstore.NewReview{Rating: 4, Title: "\u202eevil"}, fields: []string{"title"}},
+		{name: "bidi isolate in a body", in: bookstore.NewReview{Rating: 4, Body: "a\u2067b"}, fields: []string{"body"}},
+		{name: "only zero-width spaces", in: bookstore.NewReview{Rating: 4, Title: "\u200b\u200b"}, fields: []string{"title"}},
+		{name: "only joiners", in: bookstore.NewReview{Rating: 4, Title: "\u200d"}, fields: []string{"title"}},
 		{name: "all at once", in: bookstore.NewReview{Rating: 7, Title: "\x00", Body: "\x1b"}, fields: []string{"rating", "title", "body"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -64,6 +69,8 @@ func TestReviewerName(t *testing.T) {
 		"":                      bookstore.DefaultReviewerName,
 		" \t ":                  bookstore.DefaultReviewerName,
 		strings.Repeat("x", 60): strings.Repeat("x", 40),
+		"ann@example.com":       bookstore.DefaultReviewerName, // an email typed as a name is not published
+		"reader1987 Smith":      bookstore.DefaultReviewerName, // nor a handle
 	} {
 		if got := bookstore.ReviewerName(in); got != want {
 			t.Errorf("ReviewerName(%q) = %q, want %q", in, got, want)
