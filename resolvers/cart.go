@@ -29,6 +29,9 @@ var cartUserFacing = map[string]bool{
 	bookstore.CodeInvalidDiscountCode:   true,
 	bookstore.CodeDiscountNotApplicable: true,
 	bookstore.CodeCartNotFound:          true,
+	// Over CART_CREATE_PER_HOUR: a userError like register's throttle (the README's rule
+	// for mutations), with the wait in its message.
+	auth.CodeRateLimited: true,
 }
 
 // caller is the signed-in customer, or uuid.Nil for a guest. A customer whose token
