@@ -171,7 +171,8 @@ func (m *OrderMail) send(ctx context.Context, ev store.Event, typ bookstore.Orde
 		m.unclaim(ctx, msg.Key, claim)
 		return err
 	}
-	return m.markSent(ctx, msg.Key, claim)
+	m.markSent(ctx, msg.Key, claim)
+	return nil
 }
 
 // claim takes the email key for this send. sent is true when the email went out before;
@@ -220,14 +221,22 @@ func (m *OrderMail) unclaim(ctx context.Context, key string, claim uuid.UUID) {
 }
 
 // markSent records the send. It runs off the handler's context: the server accepted the
-// email, so the record must land even if the lease is being lost.
-func (m *OrderMail) markSent(ctx context.Context, key string, claim uuid.UUID) error {
+// email, so the record must land even if the lease is being lost. The email is sent
+// whatever happens here, so the event is done: a failure is logged, not retried (a retry
+// would wait out the claim and send the email again). Nor is a claim another holder took
+// over meanwhile (ours outlived its TTL, in an SMTP session slower than it) retried: it
+// is logged, as that holder may send the email too.
+func (m *OrderMail) markSent(ctx context.Context, key string, claim uuid.UUID) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if _, err := m.DB.Pool.Exec(ctx, `UPDATE sent_mail SET sent_at = now() WHERE mail_key = $1 AND claim = $2`, key, claim); err != nil {
-		return fmt.Errorf("record email %s as sent: %w", key, err)
+	tag, err := m.DB.Pool.Exec(ctx, `UPDATE sent_mail SET sent_at = now() WHERE mail_key = $1 AND claim = $2`, key, claim)
+	switch {
+	case err != nil:
+		m.log().ErrorContext(ctx, "order email sent but not recorded as sent; its event is done all the same", "key", key, "err", err)
+	case tag.RowsAffected() == 0:
+		m.log().WarnContext(ctx, "order email sent, but its claim was taken over meanwhile: another holder may send it too",
+			"key", key, "claim_ttl", m.claimTTL().String())
 	}
-	return nil
 }
 
 type eventDetail struct {
