@@ -76,7 +76,10 @@ func (m *OrderMail) Consumer() (string, []string) {
 		store.OrderTopic(bookstore.OrderEventCancelled)}
 }
 
-// errSending: another holder claimed the email and may still be sending it.
+// errSending: another holder claimed the email and may still be sending it. Handle
+// answers it RetryAfter the claim goes stale: it is no failure of the event, and must not
+// spend its attempts (they would run out, and park the email, well before a dead
+// holder's claim can be taken over).
 var errSending = errors.New("another holder is sending this email")
 
 // Handle implements Handler. An email the mail server refuses for good (an unknown
@@ -84,7 +87,9 @@ var errSending = errors.New("another holder is sending this email")
 // once (listed by `bookstore outbox parked`, sent by `requeue` once the address is
 // fixed). A temporary failure, or a 5xx about our own configuration (a wrong SMTP
 // password), fails that event for a retry (a *BatchError), and only that one: the
-// batch's other emails are done. Emails already sent are not sent again.
+// batch's other emails are done. Emails already sent are not sent again. An email another
+// holder claimed (it may be sending it, or have died mid-send) waits for that claim to go
+// stale (RetryAfter), counting no attempt.
 func (m *OrderMail) Handle(ctx context.Context, evs []store.Event) error {
 	failed := map[uuid.UUID]error{}
 	for _, ev := range evs {
@@ -166,19 +171,21 @@ func (m *OrderMail) send(ctx context.Context, ev store.Event, typ bookstore.Orde
 		m.unclaim(ctx, msg.Key, claim)
 		return err
 	}
-	return m.markSent(ctx, msg.Key, claim)
+	m.markSent(ctx, msg.Key, claim)
+	return nil
 }
 
 // claim takes the email key for this send. sent is true when the email went out before;
 // errSending when another holder's live claim has it.
 func (m *OrderMail) claim(ctx context.Context, key string) (claim uuid.UUID, sent bool, err error) {
 	claim = uuid.New()
+	ttl := m.claimTTL()
 	var got uuid.UUID
 	err = m.DB.Pool.QueryRow(ctx, `
 		INSERT INTO sent_mail (mail_key, claim, claimed_at) VALUES ($1, $2, now())
 		ON CONFLICT (mail_key) DO UPDATE SET claim = excluded.claim, claimed_at = excluded.claimed_at
 		WHERE sent_mail.sent_at IS NULL AND sent_mail.claimed_at < now() - $3::INT8 * INTERVAL '1 millisecond'
-		RETURNING claim`, key, claim, m.claimTTL().Milliseconds()).Scan(&got)
+		RETURNING claim`, key, claim, ttl.Milliseconds()).Scan(&got)
 	if err == nil {
 		return claim, false, nil
 	}
@@ -186,15 +193,22 @@ func (m *OrderMail) claim(ctx context.Context, key string) (claim uuid.UUID, sen
 		return claim, false, fmt.Errorf("claim email %s: %w", key, err)
 	}
 	var sentAt *time.Time
-	if err := m.DB.Pool.QueryRow(ctx, `SELECT sent_at FROM sent_mail WHERE mail_key = $1`, key).Scan(&sentAt); err != nil {
+	var claimedAt, now time.Time // both the database's clock, which judges staleness
+	if err := m.DB.Pool.QueryRow(ctx, `SELECT sent_at, claimed_at, now() FROM sent_mail WHERE mail_key = $1`, key).Scan(&sentAt, &claimedAt, &now); err != nil {
 		return claim, false, fmt.Errorf("claim email %s: %w", key, err)
 	}
 	if sentAt != nil {
 		m.log().InfoContext(ctx, "order email sent before; not sending it again", "key", key, "sent_at", *sentAt)
 		return claim, true, nil
 	}
-	return claim, false, fmt.Errorf("email %s: %w", key, errSending)
+	// Wait until the claim is stale (a little past, staleness being strict); a live
+	// holder marks the email sent meanwhile, and the retry finds it so.
+	wait := max(claimedAt.Add(ttl).Sub(now), 0) + claimSlack
+	return claim, false, RetryAfter(fmt.Errorf("email %s claimed at %s: %w", key, claimedAt.Format(time.RFC3339Nano), errSending), wait)
 }
+
+// claimSlack is how long past a claim's staleness its email is tried again.
+const claimSlack = 100 * time.Millisecond
 
 // unclaim gives the key back after a failed send, so that the retry need not wait for
 // the claim to go stale. A failure here only delays that retry.
@@ -207,14 +221,22 @@ func (m *OrderMail) unclaim(ctx context.Context, key string, claim uuid.UUID) {
 }
 
 // markSent records the send. It runs off the handler's context: the server accepted the
-// email, so the record must land even if the lease is being lost.
-func (m *OrderMail) markSent(ctx context.Context, key string, claim uuid.UUID) error {
+// email, so the record must land even if the lease is being lost. The email is sent
+// whatever happens here, so the event is done: a failure is logged, not retried (a retry
+// would wait out the claim and send the email again). Nor is a claim another holder took
+// over meanwhile (ours outlived its TTL, in an SMTP session slower than it) retried: it
+// is logged, as that holder may send the email too.
+func (m *OrderMail) markSent(ctx context.Context, key string, claim uuid.UUID) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if _, err := m.DB.Pool.Exec(ctx, `UPDATE sent_mail SET sent_at = now() WHERE mail_key = $1 AND claim = $2`, key, claim); err != nil {
-		return fmt.Errorf("record email %s as sent: %w", key, err)
+	tag, err := m.DB.Pool.Exec(ctx, `UPDATE sent_mail SET sent_at = now() WHERE mail_key = $1 AND claim = $2`, key, claim)
+	switch {
+	case err != nil:
+		m.log().ErrorContext(ctx, "order email sent but not recorded as sent; its event is done all the same", "key", key, "err", err)
+	case tag.RowsAffected() == 0:
+		m.log().WarnContext(ctx, "order email sent, but its claim was taken over meanwhile: another holder may send it too",
+			"key", key, "claim_ttl", m.claimTTL().String())
 	}
-	return nil
 }
 
 type eventDetail struct {

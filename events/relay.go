@@ -44,7 +44,9 @@
 // side effects must not repeat (emails) answers a *BatchError naming the events that
 // failed: the others are done at once, and only the failed ones are retried.
 // An error a handler marks Permanent (a recipient the mail server refuses for good)
-// parks its event at once, without waiting out the attempts.
+// parks its event at once, without waiting out the attempts. An error it marks
+// RetryAfter (another holder's claim on an email, live until its TTL) is no failure of
+// the event: the relay hands it again once the wait is over, counting no attempt.
 package events
 
 import (
@@ -125,6 +127,37 @@ type permanentError struct{ err error }
 
 func (e *permanentError) Error() string { return e.err.Error() }
 func (e *permanentError) Unwrap() error { return e.err }
+
+// RetryAfter marks err as no failure of the event it is about but a wait for something
+// outside it that ends within d (another holder's claim on an email, which goes stale
+// after its TTL): the relay counts no attempt against the event, so however long the
+// wait it is never parked for it, and hands the event again after d. A handler of a
+// batch returns it in a *BatchError for the event it is about (or alone for a batch of
+// one). The wait is kept by the relay holding the lease, in memory: a holder taking over
+// finds it again by handling the event once more.
+func RetryAfter(err error, d time.Duration) error {
+	if err == nil {
+		return nil
+	}
+	return &retryAfterError{err: err, d: d}
+}
+
+// retryAfter reports the wait of a RetryAfter error that err is, wraps or joins.
+func retryAfter(err error) (time.Duration, bool) {
+	var r *retryAfterError
+	if !errors.As(err, &r) {
+		return 0, false
+	}
+	return r.d, true
+}
+
+type retryAfterError struct {
+	err error
+	d   time.Duration
+}
+
+func (e *retryAfterError) Error() string { return e.err.Error() }
+func (e *retryAfterError) Unwrap() error { return e.err }
 
 // HandlerFunc adapts a function to Handler.
 type HandlerFunc func(ctx context.Context, evs []store.Event) error
@@ -240,6 +273,78 @@ type consumer struct {
 	failures int // consecutive failures of the oldest batch
 	lease    store.Lease
 	held     bool
+	// waiting holds the events a handler answered RetryAfter, with the time they are
+	// handed again: until then they are left out of the batches, and nothing is
+	// recorded against them.
+	waiting map[uuid.UUID]time.Time
+}
+
+// ready leaves out of evs the events still waiting (RetryAfter), and forgets the waits
+// that are over.
+func (c *consumer) ready(evs []store.Event) []store.Event {
+	if len(c.waiting) == 0 {
+		return evs
+	}
+	now := time.Now()
+	for id, at := range c.waiting {
+		if !now.Before(at) {
+			delete(c.waiting, id)
+		}
+	}
+	out := evs[:0:0]
+	for _, e := range evs {
+		if _, wait := c.waiting[e.ID]; !wait {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// wait records that e is to be handled again after d, and logs it.
+func (r *Relay) wait(ctx context.Context, c *consumer, e store.Event, d time.Duration, why error) {
+	if c.waiting == nil {
+		c.waiting = map[uuid.UUID]time.Time{}
+	}
+	at := time.Now().Add(d)
+	c.waiting[e.ID] = at
+	r.log().InfoContext(ctx, "outbox event waits; no attempt counted", "consumer", c.name, "event", e.ID, "topic", e.Topic,
+		"aggregate", e.AggregateID, "retry_at", at, "err", why)
+}
+
+// postpone takes out of evs and err the events err answers RetryAfter (see wait). err
+// is what is left of the handler's answer: nil when the others all succeeded.
+func (r *Relay) postpone(ctx context.Context, c *consumer, evs []store.Event, err error) ([]store.Event, error) {
+	if err == nil {
+		return evs, nil
+	}
+	var be *BatchError
+	if !errors.As(err, &be) {
+		if d, ok := retryAfter(err); ok && len(evs) == 1 {
+			r.wait(ctx, c, evs[0], d, err)
+			return nil, nil
+		}
+		return evs, err
+	}
+	left := map[uuid.UUID]error{}
+	var rest []store.Event
+	for _, e := range evs {
+		why, failed := be.Failed[e.ID]
+		if d, ok := retryAfter(why); failed && ok {
+			r.wait(ctx, c, e, d, why)
+			continue
+		}
+		if failed {
+			left[e.ID] = why
+		}
+		rest = append(rest, e)
+	}
+	if len(rest) == len(evs) {
+		return evs, err
+	}
+	if len(left) == 0 {
+		return rest, nil
+	}
+	return rest, &BatchError{Failed: left}
 }
 
 func (r *Relay) init() error {
@@ -500,16 +605,21 @@ func (r *Relay) stepConsumer(ctx context.Context, c *consumer) (int, error) {
 		return 0, err
 	}
 	if held && c.held && l.Token != c.lease.Token {
-		// Lost and taken again meanwhile: another holder may have run part of the batch.
+		// Lost and taken again meanwhile: another holder may have run part of the batch
+		// (and handled the events waiting here).
 		c.failures = 0
+		c.waiting = nil
 	}
 	c.lease, c.held = l, held
 	if !held {
 		return 0, nil
 	}
 	evs, err := r.Outbox.PendingFor(ctx, c.name, c.topics, r.batch())
-	if err != nil || len(evs) == 0 {
+	if err != nil {
 		return 0, err
+	}
+	if evs = c.ready(evs); len(evs) == 0 {
+		return 0, nil
 	}
 	hctx, stop := r.guard(ctx, l, start)
 	defer stop()
@@ -517,6 +627,10 @@ func (r *Relay) stepConsumer(ctx context.Context, c *consumer) (int, error) {
 	if lost := context.Cause(hctx); errors.Is(lost, store.ErrLeaseLost) {
 		c.held = false
 		return 0, lost // write nothing: the next holder handles the batch
+	}
+	n := len(evs)
+	if evs, err = r.postpone(ctx, c, evs, err); len(evs) == 0 {
+		return n, nil
 	}
 	if err == nil {
 		c.failures = 0
@@ -619,11 +733,17 @@ func (r *Relay) isolate(ctx, hctx context.Context, c *consumer, l store.Lease, e
 		if ctx.Err() != nil {
 			return 0, ctx.Err()
 		}
-		if err != nil {
+		if rest, err := r.postpone(ctx, c, []store.Event{e}, err); len(rest) == 0 {
+			continue // waits, neither done nor failed
+		} else if err != nil {
 			bad, reasons = append(bad, e), append(reasons, err)
 			continue
 		}
 		ok = append(ok, e)
+	}
+	if len(ok) == 0 && len(bad) == 0 {
+		c.failures = 0
+		return len(evs), nil
 	}
 	// Count again from zero: while a backend is down, every retry would otherwise
 	// handle the batch event by event.
