@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"maps"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
@@ -107,6 +108,30 @@ func (s *Service) Events(ctx context.Context, id uuid.UUID, afterSeq int64, limi
 // MaxReasonLen bounds a cancellation reason.
 const MaxReasonLen = 500
 
+// cleanReason trims a cancellation reason and checks it: valid UTF-8, at most
+// MaxReasonLen characters, no control characters (Cc: NUL, which PostgreSQL refuses in
+// the event's JSON, line breaks, ESC, BEL...) and no bidirectional embeddings, overrides
+// or isolates (U+202A-U+202E, U+2066-U+2069), which would make the reason read as
+// something else where it is shown.
+func cleanReason(reason string) (string, error) {
+	if len(reason) > 4*MaxReasonLen+1024 { // more bytes than MaxReasonLen characters and trimmable space take
+		return "", bookstore.InvalidField("reason", "must be at most %d characters", MaxReasonLen)
+	}
+	if !utf8.ValidString(reason) {
+		return "", bookstore.InvalidField("reason", "must be valid UTF-8 text")
+	}
+	reason = strings.TrimSpace(reason)
+	if utf8.RuneCountInString(reason) > MaxReasonLen {
+		return "", bookstore.InvalidField("reason", "must be at most %d characters", MaxReasonLen)
+	}
+	for _, r := range reason {
+		if unicode.Is(unicode.Cc, r) || (r >= '\u202a' && r <= '\u202e') || (r >= '\u2066' && r <= '\u2069') {
+			return "", bookstore.InvalidField("reason", "must not contain control characters or bidirectional overrides")
+		}
+	}
+	return reason, nil
+}
+
 // Cancel cancels an order that has not shipped: its customer may cancel it, and an admin
 // any order. The stock and discount uses go back in the transaction that cancels it;
 // the payment is refunded through the PSP right after, and again by the outbox consumer
@@ -123,9 +148,9 @@ const MaxReasonLen = 500
 // FULFILLING with a voided shipment until the notice arrives or the cancel is asked
 // again: the void is idempotent, so the retry goes straight to the cancel.
 func (s *Service) Cancel(ctx context.Context, who Caller, id uuid.UUID, reason string) (*bookstore.Order, error) {
-	reason = strings.TrimSpace(reason)
-	if len(reason) > 4*MaxReasonLen || utf8.RuneCountInString(reason) > MaxReasonLen || !utf8.ValidString(reason) {
-		return nil, bookstore.InvalidField("reason", "must be at most %d characters", MaxReasonLen)
+	reason, err := cleanReason(reason)
+	if err != nil {
+		return nil, err
 	}
 	detail := map[string]any{"reason": reason, "by": "customer"}
 	if who.Admin {
