@@ -1,11 +1,17 @@
 package orders_test
 
 import (
+	"context"
+	"io"
+	"log/slog"
 	"strings"
 	"testing"
 
+	"github.com/google/uuid"
+
 	"github.com/shopfront/bookstore"
 	"github.com/shopfront/bookstore/orders"
+	"github.com/shopfront/bookstore/shipping"
 )
 
 // A cancellation reason is free text like a review's: control characters (NUL, which
@@ -41,4 +47,35 @@ func asError(err error, be **bookstore.Error) bool {
 	e, ok := err.(*bookstore.Error)
 	*be = e
 	return ok
+}
+
+// notFoundCarrier is a carrier that has lost the order's shipment: Cancel answers
+// ErrNotFound.
+type notFoundCarrier struct{ shipping.Carrier }
+
+func (notFoundCarrier) Cancel(context.Context, uuid.UUID) error { return shipping.ErrNotFound }
+
+// A FULFILLING order whose carrier says it has no shipment of it is not cancelled: the
+// label was printed, so the parcel may still ship; refunding it would give the books away.
+func TestCancelFulfillingWhenTheCarrierHasNoShipmentRefuses(t *testing.T) {
+	e := newEnv(t)
+	ann := e.customer()
+	o := e.order(ann, 2)
+	e.shipped(o)
+	svc, err := orders.New(orders.Config{DB: e.db, Checkout: e.co, PSP: e.psp, Carrier: notFoundCarrier{e.carrier},
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stock := e.stock()
+	_, err = svc.Cancel(ctx, orders.Caller{Customer: ann}, o.ID, "")
+	if bookstore.ErrorCode(err) != orders.CodeNotCancellable {
+		t.Fatalf("cancel: %v, want %s", err, orders.CodeNotCancellable)
+	}
+	if s := e.status(o.ID); s != bookstore.OrderFulfilling {
+		t.Fatalf("order %s, want FULFILLING", s)
+	}
+	if n := e.refunds(o.ID); n != 0 || e.stock() != stock {
+		t.Fatalf("%d refunds, stock %d (was %d)", n, e.stock(), stock)
+	}
 }

@@ -140,8 +140,10 @@ func cleanReason(reason string) (string, error) {
 //
 // A FULFILLING order's label is printed: its shipment is voided at the carrier first
 // (shipping.Carrier.Cancel), and only then is the order cancelled. If the carrier
-// refuses (the parcel has left: the carrier's next step won the race) nothing is
-// refunded or restocked and the order is ORDER_NOT_CANCELLABLE. The carrier tells the
+// refuses (the parcel has left: the carrier's next step won the race), or has no
+// shipment of the order (shipping.ErrNotFound: it may still ship, so it is logged for
+// someone to look at), nothing is refunded or restocked and the order is
+// ORDER_NOT_CANCELLABLE. The carrier tells the
 // void to ShipmentHook, which cancels the order (the simulated carrier does so in the
 // void's own transaction, so void and cancel commit together); if the process stops
 // between a void and the cancel (a carrier whose notice comes later), the order stays
@@ -185,7 +187,12 @@ func (s *Service) Cancel(ctx context.Context, who Caller, id uuid.UUID, reason s
 			switch {
 			case errors.As(err, &late):
 				return nil, bookstore.Errorf(CodeNotCancellable, "the order has left the warehouse and can no longer be cancelled")
-			case errors.Is(err, shipping.ErrNotFound): // the carrier has no parcel of it: nothing to stop
+			case errors.Is(err, shipping.ErrNotFound):
+				// The order is FULFILLING because the carrier printed its label, yet the
+				// carrier has no shipment of it: whether the parcel still ships is unknown,
+				// so nothing is refunded or restocked (someone has to look at it).
+				s.cfg.Log.ErrorContext(ctx, "orders: a fulfilling order's shipment is unknown to the carrier; not cancelled", "order", id)
+				return nil, bookstore.Errorf(CodeNotCancellable, "the order's shipment cannot be stopped at the carrier; contact us to cancel it")
 			case err != nil:
 				return nil, fmt.Errorf("cancel the shipment of order %s: %w", id, err)
 			}
