@@ -2861,8 +2861,13 @@ type Mutation {
   Cancels an order before it ships: its customer's own order while it is PAID or
   FULFILLING, or any such order for an admin. The stock and discount uses go back at
   once and the payment is refunded through the payment service (` + "`" + `payment.status` + "`" + ` becomes
-  REFUNDED when it has gone through). userErrors: NOT_FOUND (not yours), and
-  ORDER_NOT_CANCELLABLE once the order has shipped, ended or is still unpaid.
+  REFUNDED when it has gone through). ` + "`" + `reason` + "`" + ` is optional text, trimmed, at most 500
+  characters of valid UTF-8 with no control characters (line breaks included) and no
+  bidirectional embeddings, overrides or isolates (U+202A-U+202E, U+2066-U+2069):
+  BAD_USER_INPUT on ` + "`" + `reason` + "`" + ` otherwise. userErrors: NOT_FOUND (not yours),
+  BAD_USER_INPUT, and ORDER_NOT_CANCELLABLE once the order has shipped, ended or is
+  still unpaid, or when a FULFILLING order's shipment cannot be stopped at the carrier
+  (the carrier does not know it: contact the shop).
   """
   orderCancel(id: ID!, reason: String): OrderPayload!
   """
