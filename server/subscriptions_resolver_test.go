@@ -1,0 +1,73 @@
+package server_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/shopfront/bookstore"
+)
+
+// A resume from the latest seq of an order whose stream has ended (DELIVERED, or a final
+// status) completes at once: nothing is left to send and nothing more will come.
+func TestOrderSubscriptionResumeAtTheEndCompletes(t *testing.T) {
+	a, _ := newSubsAPI(t, false, nil)
+	bs := a.cartBooks(2, 10)
+	ann := a.register("ann@example.com", "Ann")
+	delivered, _ := paidOrder(t, a, ann.AccessToken, "", bs[0])
+	for _, s := range toDelivered {
+		advance(t, a, orderUUID(t, delivered), s.s, s.e)
+	}
+	cancelled, _ := paidOrder(t, a, ann.AccessToken, "", bs[1])
+	advance(t, a, orderUUID(t, cancelled), bookstore.OrderCancelled, bookstore.OrderEventCancelled)
+
+	ws := dialWS(t, a.url, map[string]any{"authorization": "Bearer " + ann.AccessToken}, nil)
+	ws.acked()
+	for i, order := range []string{delivered, cancelled} {
+		last, err := a.db.Orders.LastEventSeq(context.Background(), orderUUID(t, order))
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := string(rune('a' + i))
+		ws.subscribe(id, statusSub, map[string]any{"id": order, "after": last})
+		if m := ws.next(id); m.Type != "complete" {
+			t.Fatalf("order %s resumed after its last seq %d: %s %s, want complete", order, last, m.Type, m.Payload)
+		}
+		// One seq earlier: the last event, then complete.
+		id += "-1"
+		ws.subscribe(id, statusSub, map[string]any{"id": order, "after": last - 1})
+		if u := update(t, ws.next(id)); u.Event.Seq != last {
+			t.Fatalf("seq %d, want %d", u.Event.Seq, last)
+		}
+		if m := ws.next(id); m.Type != "complete" {
+			t.Fatalf("after the last event: %s %s, want complete", m.Type, m.Payload)
+		}
+	}
+}
+
+// afterSeq is the last seq the client saw: one after the order's latest, or beyond
+// GraphQL's 32-bit Int, is BAD_USER_INPUT.
+func TestOrderSubscriptionRefusesAfterSeqBeyondTheLatest(t *testing.T) {
+	a, _ := newSubsAPI(t, false, nil)
+	bs := a.cartBooks(1, 10)
+	ann := a.register("ann@example.com", "Ann")
+	order, _ := paidOrder(t, a, ann.AccessToken, "", bs[0])
+	last, err := a.db.Orders.LastEventSeq(context.Background(), orderUUID(t, order))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := dialWS(t, a.url, map[string]any{"authorization": "Bearer " + ann.AccessToken}, nil)
+	ws.acked()
+	for i, after := range []int64{last + 1, 2147483648, 1 << 53} {
+		id := string(rune('a' + i))
+		ws.subscribe(id, statusSub, map[string]any{"id": order, "after": after})
+		if c := errorCode(t, ws.next(id)); c != bookstore.CodeBadUserInput {
+			t.Fatalf("afterSeq %d: %s, want BAD_USER_INPUT", after, c)
+		}
+	}
+	// The socket still serves: afterSeq at the latest waits for live events.
+	ws.subscribe("ok", statusSub, map[string]any{"id": order, "after": last})
+	advance(t, a, orderUUID(t, order), bookstore.OrderFulfilling, bookstore.OrderEventFulfilling)
+	if u := update(t, ws.next("ok")); u.Event.Seq != last+1 || u.Event.Status != "FULFILLING" {
+		t.Fatalf("live event %+v", u.Event)
+	}
+}
