@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/shopfront/bookstore"
@@ -69,5 +70,33 @@ func TestOrderSubscriptionRefusesAfterSeqBeyondTheLatest(t *testing.T) {
 	advance(t, a, orderUUID(t, order), bookstore.OrderFulfilling, bookstore.OrderEventFulfilling)
 	if u := update(t, ws.next("ok")); u.Event.Seq != last+1 || u.Event.Status != "FULFILLING" {
 		t.Fatalf("live event %+v", u.Event)
+	}
+}
+
+// A subscription selects exactly one root field (GraphQL spec): two, aliases of the same
+// field included, is GRAPHQL_VALIDATION_FAILED, not INTERNAL.
+func TestOrderSubscriptionRefusesTwoRootFields(t *testing.T) {
+	a, _ := newSubsAPI(t, false, nil)
+	bs := a.cartBooks(1, 10)
+	ann := a.register("ann@example.com", "Ann")
+	order, _ := paidOrder(t, a, ann.AccessToken, "", bs[0])
+	ws := dialWS(t, a.url, map[string]any{"authorization": "Bearer " + ann.AccessToken}, nil)
+	ws.acked()
+	for i, q := range []string{
+		`subscription($id: ID!) { a: orderStatusChanged(orderId: $id) { event { seq } } b: orderStatusChanged(orderId: $id) { event { seq } } }`,
+		`subscription($id: ID!) { a: orderStatusChanged(orderId: $id) { event { seq } } ...F } fragment F on Subscription { b: orderStatusChanged(orderId: $id) { event { seq } } }`,
+		`subscription($id: ID!) { orderStatusChanged(orderId: $id) { event { seq } } __typename }`,
+	} {
+		id := string(rune('a' + i))
+		ws.subscribe(id, q, map[string]any{"id": order})
+		if c := errorCode(t, ws.next(id)); c != "GRAPHQL_VALIDATION_FAILED" {
+			t.Fatalf("%s: %s, want GRAPHQL_VALIDATION_FAILED", q, c)
+		}
+	}
+	// One root field, the other skipped: served.
+	ws.subscribe("ok", `subscription($id: ID!, $no: Boolean!) { a: orderStatusChanged(orderId: $id) { event { seq } }
+		b: orderStatusChanged(orderId: $id) @skip(if: $no) { event { seq } } }`, map[string]any{"id": order, "no": true})
+	if m := ws.next("ok"); m.Type != "next" || strings.Contains(string(m.Payload), `"errors"`) {
+		t.Fatalf("one field left: %s %s", m.Type, m.Payload)
 	}
 }
