@@ -3682,7 +3682,9 @@ type Subscription {
   - ` + "`" + `afterSeq` + "`" + ` (the last ` + "`" + `event.seq` + "`" + ` you saw) resumes: the events after it are replayed
     first, then live ones follow, with no gap and no duplicate. ` + "`" + `afterSeq: 0` + "`" + ` replays
     the whole history. Without ` + "`" + `afterSeq` + "`" + ` the first message is the order's latest event
-    (its current state), then live events follow.
+    (its current state), then live events follow. An ` + "`" + `afterSeq` + "`" + ` after the order's latest
+    event (or above 2147483647) is BAD_USER_INPUT; one at the latest event of an order
+    whose stream has ended (below) completes at once.
   - The stream completes after it sent the order's latest event when the order is
     DELIVERED, PAYMENT_FAILED, CANCELLED or RETURNED. To hear of a return after the
     delivery, subscribe again with the delivery's seq as ` + "`" + `afterSeq` + "`" + `.
@@ -3698,7 +3700,8 @@ type Subscription {
   - Limits: subscriptions per connection and per customer (across connections to one
     instance) are capped: one more fails with SUBSCRIPTION_LIMIT_EXCEEDED.
   - WebSocket and SSE serve subscriptions only: send queries and mutations with POST
-    (BAD_REQUEST otherwise).
+    (BAD_REQUEST otherwise). A subscription selects exactly one root field (aliases
+    count): GRAPHQL_VALIDATION_FAILED otherwise.
   """
   orderStatusChanged(orderId: ID!, afterSeq: Int, email: String, accessToken: String): OrderStatusUpdate!
 }
