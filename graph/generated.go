@@ -3684,7 +3684,8 @@ type Subscription {
     the whole history. Without ` + "`" + `afterSeq` + "`" + ` the first message is the order's latest event
     (its current state), then live events follow. An ` + "`" + `afterSeq` + "`" + ` after the order's latest
     event (or above 2147483647) is BAD_USER_INPUT; one at the latest event of an order
-    whose stream has ended (below) completes at once.
+    in PAYMENT_FAILED, CANCELLED or RETURNED completes at once (after a DELIVERED event
+    the stream waits for a return, below).
   - The stream completes after it sent the order's latest event when the order is
     DELIVERED, PAYMENT_FAILED, CANCELLED or RETURNED. To hear of a return after the
     delivery, subscribe again with the delivery's seq as ` + "`" + `afterSeq` + "`" + `.

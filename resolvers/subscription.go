@@ -27,7 +27,7 @@ func watchEnds(s bookstore.OrderStatus) bool {
 // NOT_FOUND), then replays the events after afterSeq and follows live ones (see the
 // schema). A nil afterSeq starts with the order's latest event: its current state. An
 // afterSeq after the latest event is BAD_USER_INPUT (no client saw it); one at the
-// latest event of an order whose stream has ended (watchEnds) completes at once.
+// latest event of an order in a final status completes at once.
 func (r *subscriptionResolver) orderStatusChanged(ctx context.Context, gid string, afterSeq *int, email, token *string) (<-chan *model.OrderStatusUpdate, error) {
 	id, err := parseTypedID("orderId", typeOrder, gid)
 	if err != nil {
@@ -67,9 +67,10 @@ func (r *subscriptionResolver) orderStatusChanged(ctx context.Context, gid strin
 		if int64(*afterSeq) > last {
 			return fail(bookstore.InvalidField("afterSeq", "is after the order's latest event (seq %d): pass the last seq you received", last))
 		}
-		if int64(*afterSeq) == last && watchEnds(o.Status) {
-			// Nothing is left to send and nothing more will come on this stream: the
-			// client saw the order's final (or delivered) event already.
+		if int64(*afterSeq) == last && o.Status.Final() {
+			// Nothing is left to send and nothing more will come: the client saw the
+			// order's final event already. (After a DELIVERED event the stream waits: it
+			// is how a client hears of a return, see the schema.)
 			s.Close()
 			end()
 			ch := make(chan *model.OrderStatusUpdate)

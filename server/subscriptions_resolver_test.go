@@ -8,8 +8,9 @@ import (
 	"github.com/shopfront/bookstore"
 )
 
-// A resume from the latest seq of an order whose stream has ended (DELIVERED, or a final
-// status) completes at once: nothing is left to send and nothing more will come.
+// A resume from the latest seq of an order in a final status (CANCELLED) completes at
+// once: nothing is left to send and nothing more will come. After a DELIVERED event the
+// stream waits, as the schema says, to tell of a return.
 func TestOrderSubscriptionResumeAtTheEndCompletes(t *testing.T) {
 	a, _ := newSubsAPI(t, false, nil)
 	bs := a.cartBooks(2, 10)
@@ -20,28 +21,44 @@ func TestOrderSubscriptionResumeAtTheEndCompletes(t *testing.T) {
 	}
 	cancelled, _ := paidOrder(t, a, ann.AccessToken, "", bs[1])
 	advance(t, a, orderUUID(t, cancelled), bookstore.OrderCancelled, bookstore.OrderEventCancelled)
-
-	ws := dialWS(t, a.url, map[string]any{"authorization": "Bearer " + ann.AccessToken}, nil)
-	ws.acked()
-	for i, order := range []string{delivered, cancelled} {
+	lastOf := func(order string) int64 {
+		t.Helper()
 		last, err := a.db.Orders.LastEventSeq(context.Background(), orderUUID(t, order))
 		if err != nil {
 			t.Fatal(err)
 		}
-		id := string(rune('a' + i))
-		ws.subscribe(id, statusSub, map[string]any{"id": order, "after": last})
-		if m := ws.next(id); m.Type != "complete" {
-			t.Fatalf("order %s resumed after its last seq %d: %s %s, want complete", order, last, m.Type, m.Payload)
-		}
-		// One seq earlier: the last event, then complete.
-		id += "-1"
-		ws.subscribe(id, statusSub, map[string]any{"id": order, "after": last - 1})
-		if u := update(t, ws.next(id)); u.Event.Seq != last {
-			t.Fatalf("seq %d, want %d", u.Event.Seq, last)
-		}
-		if m := ws.next(id); m.Type != "complete" {
-			t.Fatalf("after the last event: %s %s, want complete", m.Type, m.Payload)
-		}
+		return last
+	}
+
+	ws := dialWS(t, a.url, map[string]any{"authorization": "Bearer " + ann.AccessToken}, nil)
+	ws.acked()
+	last := lastOf(cancelled)
+	ws.subscribe("c", statusSub, map[string]any{"id": cancelled, "after": last})
+	if m := ws.next("c"); m.Type != "complete" {
+		t.Fatalf("cancelled order resumed after its last seq %d: %s %s, want complete", last, m.Type, m.Payload)
+	}
+	// One seq earlier: the last event, then complete.
+	ws.subscribe("c1", statusSub, map[string]any{"id": cancelled, "after": last - 1})
+	if u := update(t, ws.next("c1")); u.Event.Seq != last || u.Event.Status != "CANCELLED" {
+		t.Fatalf("event %+v, want seq %d CANCELLED", u.Event, last)
+	}
+	if m := ws.next("c1"); m.Type != "complete" {
+		t.Fatalf("after the last event: %s %s, want complete", m.Type, m.Payload)
+	}
+
+	// After the delivery: the return, then complete (RETURNED is final).
+	last = lastOf(delivered)
+	ws.subscribe("d", statusSub, map[string]any{"id": delivered, "after": last})
+	advance(t, a, orderUUID(t, delivered), bookstore.OrderReturned, bookstore.OrderEventReturned)
+	if u := update(t, ws.next("d")); u.Event.Seq != last+1 || u.Event.Status != "RETURNED" {
+		t.Fatalf("event %+v, want seq %d RETURNED", u.Event, last+1)
+	}
+	if m := ws.next("d"); m.Type != "complete" {
+		t.Fatalf("after the return: %s %s, want complete", m.Type, m.Payload)
+	}
+	ws.subscribe("r", statusSub, map[string]any{"id": delivered, "after": last + 1})
+	if m := ws.next("r"); m.Type != "complete" {
+		t.Fatalf("returned order resumed after its last seq: %s %s, want complete", m.Type, m.Payload)
 	}
 }
 
