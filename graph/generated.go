@@ -2861,8 +2861,13 @@ type Mutation {
   Cancels an order before it ships: its customer's own order while it is PAID or
   FULFILLING, or any such order for an admin. The stock and discount uses go back at
   once and the payment is refunded through the payment service (` + "`" + `payment.status` + "`" + ` becomes
-  REFUNDED when it has gone through). userErrors: NOT_FOUND (not yours), and
-  ORDER_NOT_CANCELLABLE once the order has shipped, ended or is still unpaid.
+  REFUNDED when it has gone through). ` + "`" + `reason` + "`" + ` is optional text, trimmed, at most 500
+  characters of valid UTF-8 with no control characters (line breaks included) and no
+  bidirectional embeddings, overrides or isolates (U+202A-U+202E, U+2066-U+2069):
+  BAD_USER_INPUT on ` + "`" + `reason` + "`" + ` otherwise. userErrors: NOT_FOUND (not yours),
+  BAD_USER_INPUT, and ORDER_NOT_CANCELLABLE once the order has shipped, ended or is
+  still unpaid, or when a FULFILLING order's shipment cannot be stopped at the carrier
+  (the carrier does not know it: contact the shop).
   """
   orderCancel(id: ID!, reason: String): OrderPayload!
   """
@@ -3677,7 +3682,10 @@ type Subscription {
   - ` + "`" + `afterSeq` + "`" + ` (the last ` + "`" + `event.seq` + "`" + ` you saw) resumes: the events after it are replayed
     first, then live ones follow, with no gap and no duplicate. ` + "`" + `afterSeq: 0` + "`" + ` replays
     the whole history. Without ` + "`" + `afterSeq` + "`" + ` the first message is the order's latest event
-    (its current state), then live events follow.
+    (its current state), then live events follow. An ` + "`" + `afterSeq` + "`" + ` after the order's latest
+    event (or above 2147483647) is BAD_USER_INPUT; one at the latest event of an order
+    in PAYMENT_FAILED, CANCELLED or RETURNED completes at once (after a DELIVERED event
+    the stream waits for a return, below).
   - The stream completes after it sent the order's latest event when the order is
     DELIVERED, PAYMENT_FAILED, CANCELLED or RETURNED. To hear of a return after the
     delivery, subscribe again with the delivery's seq as ` + "`" + `afterSeq` + "`" + `.
@@ -3693,7 +3701,8 @@ type Subscription {
   - Limits: subscriptions per connection and per customer (across connections to one
     instance) are capped: one more fails with SUBSCRIPTION_LIMIT_EXCEEDED.
   - WebSocket and SSE serve subscriptions only: send queries and mutations with POST
-    (BAD_REQUEST otherwise).
+    (BAD_REQUEST otherwise). A subscription selects exactly one root field (aliases
+    count): GRAPHQL_VALIDATION_FAILED otherwise.
   """
   orderStatusChanged(orderId: ID!, afterSeq: Int, email: String, accessToken: String): OrderStatusUpdate!
 }

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"maps"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
@@ -107,6 +108,30 @@ func (s *Service) Events(ctx context.Context, id uuid.UUID, afterSeq int64, limi
 // MaxReasonLen bounds a cancellation reason.
 const MaxReasonLen = 500
 
+// cleanReason trims a cancellation reason and checks it: valid UTF-8, at most
+// MaxReasonLen characters, no control characters (Cc: NUL, which PostgreSQL refuses in
+// the event's JSON, line breaks, ESC, BEL...) and no bidirectional embeddings, overrides
+// or isolates (U+202A-U+202E, U+2066-U+2069), which would make the reason read as
+// something else where it is shown.
+func cleanReason(reason string) (string, error) {
+	if len(reason) > 4*MaxReasonLen+1024 { // more bytes than MaxReasonLen characters and trimmable space take
+		return "", bookstore.InvalidField("reason", "must be at most %d characters", MaxReasonLen)
+	}
+	if !utf8.ValidString(reason) {
+		return "", bookstore.InvalidField("reason", "must be valid UTF-8 text")
+	}
+	reason = strings.TrimSpace(reason)
+	if utf8.RuneCountInString(reason) > MaxReasonLen {
+		return "", bookstore.InvalidField("reason", "must be at most %d characters", MaxReasonLen)
+	}
+	for _, r := range reason {
+		if unicode.Is(unicode.Cc, r) || (r >= '\u202a' && r <= '\u202e') || (r >= '\u2066' && r <= '\u2069') {
+			return "", bookstore.InvalidField("reason", "must not contain control characters or bidirectional overrides")
+		}
+	}
+	return reason, nil
+}
+
 // Cancel cancels an order that has not shipped: its customer may cancel it, and an admin
 // any order. The stock and discount uses go back in the transaction that cancels it;
 // the payment is refunded through the PSP right after, and again by the outbox consumer
@@ -115,17 +140,19 @@ const MaxReasonLen = 500
 //
 // A FULFILLING order's label is printed: its shipment is voided at the carrier first
 // (shipping.Carrier.Cancel), and only then is the order cancelled. If the carrier
-// refuses (the parcel has left: the carrier's next step won the race) nothing is
-// refunded or restocked and the order is ORDER_NOT_CANCELLABLE. The carrier tells the
+// refuses (the parcel has left: the carrier's next step won the race), or has no
+// shipment of the order (shipping.ErrNotFound: it may still ship, so it is logged for
+// someone to look at), nothing is refunded or restocked and the order is
+// ORDER_NOT_CANCELLABLE. The carrier tells the
 // void to ShipmentHook, which cancels the order (the simulated carrier does so in the
 // void's own transaction, so void and cancel commit together); if the process stops
 // between a void and the cancel (a carrier whose notice comes later), the order stays
 // FULFILLING with a voided shipment until the notice arrives or the cancel is asked
 // again: the void is idempotent, so the retry goes straight to the cancel.
 func (s *Service) Cancel(ctx context.Context, who Caller, id uuid.UUID, reason string) (*bookstore.Order, error) {
-	reason = strings.TrimSpace(reason)
-	if len(reason) > 4*MaxReasonLen || utf8.RuneCountInString(reason) > MaxReasonLen || !utf8.ValidString(reason) {
-		return nil, bookstore.InvalidField("reason", "must be at most %d characters", MaxReasonLen)
+	reason, err := cleanReason(reason)
+	if err != nil {
+		return nil, err
 	}
 	detail := map[string]any{"reason": reason, "by": "customer"}
 	if who.Admin {
@@ -160,7 +187,12 @@ func (s *Service) Cancel(ctx context.Context, who Caller, id uuid.UUID, reason s
 			switch {
 			case errors.As(err, &late):
 				return nil, bookstore.Errorf(CodeNotCancellable, "the order has left the warehouse and can no longer be cancelled")
-			case errors.Is(err, shipping.ErrNotFound): // the carrier has no parcel of it: nothing to stop
+			case errors.Is(err, shipping.ErrNotFound):
+				// The order is FULFILLING because the carrier printed its label, yet the
+				// carrier has no shipment of it: whether the parcel still ships is unknown,
+				// so nothing is refunded or restocked (someone has to look at it).
+				s.cfg.Log.ErrorContext(ctx, "orders: a fulfilling order's shipment is unknown to the carrier; not cancelled", "order", id)
+				return nil, bookstore.Errorf(CodeNotCancellable, "the order's shipment cannot be stopped at the carrier; contact us to cancel it")
 			case err != nil:
 				return nil, fmt.Errorf("cancel the shipment of order %s: %w", id, err)
 			}

@@ -2,6 +2,7 @@ package resolvers
 
 import (
 	"context"
+	"math"
 
 	"github.com/shopfront/bookstore"
 	"github.com/shopfront/bookstore/graph/model"
@@ -24,14 +25,17 @@ func watchEnds(s bookstore.OrderStatus) bool {
 // orderStatusChanged authorizes as order(id, email, accessToken) does (the order's
 // customer, or a guest with the order's email and access token; anything else is
 // NOT_FOUND), then replays the events after afterSeq and follows live ones (see the
-// schema). A nil afterSeq starts with the order's latest event: its current state.
+// schema). A nil afterSeq starts with the order's latest event: its current state. An
+// afterSeq after the latest event is BAD_USER_INPUT (no client saw it); one at the
+// latest event of an order in a final status completes at once.
 func (r *subscriptionResolver) orderStatusChanged(ctx context.Context, gid string, afterSeq *int, email, token *string) (<-chan *model.OrderStatusUpdate, error) {
 	id, err := parseTypedID("orderId", typeOrder, gid)
 	if err != nil {
 		return nil, err
 	}
-	if afterSeq != nil && *afterSeq < 0 {
-		return nil, bookstore.InvalidField("afterSeq", "must be 0 or more")
+	if afterSeq != nil && (*afterSeq < 0 || *afterSeq > math.MaxInt32) {
+		// GraphQL's Int is 32-bit; gqlgen's int accepts more.
+		return nil, bookstore.InvalidField("afterSeq", "must be from 0 to %d", math.MaxInt32)
 	}
 	if r.Feed == nil {
 		return nil, bookstore.Errorf(bookstore.CodeUnavailable, "order subscriptions are not available")
@@ -50,16 +54,31 @@ func (r *subscriptionResolver) orderStatusChanged(ctx context.Context, gid strin
 		end()
 		return nil, err
 	}
-	if _, err := r.findOrder(ctx, id, gid, deref(email), deref(token)); err != nil {
+	o, err := r.findOrder(ctx, id, gid, deref(email), deref(token))
+	if err != nil {
+		return fail(err)
+	}
+	// The latest seq is read after the order: its event's status is o's or a later one's.
+	last, err := r.DB.Orders.LastEventSeq(ctx, id)
+	if err != nil {
 		return fail(err)
 	}
 	if afterSeq != nil {
+		if int64(*afterSeq) > last {
+			return fail(bookstore.InvalidField("afterSeq", "is after the order's latest event (seq %d): pass the last seq you received", last))
+		}
+		if int64(*afterSeq) == last && o.Status.Final() {
+			// Nothing is left to send and nothing more will come: the client saw the
+			// order's final event already. (After a DELIVERED event the stream waits: it
+			// is how a client hears of a return, see the schema.)
+			s.Close()
+			end()
+			ch := make(chan *model.OrderStatusUpdate)
+			close(ch)
+			return ch, nil
+		}
 		s.SetLast(int64(*afterSeq))
 	} else {
-		last, err := r.DB.Orders.LastEventSeq(ctx, id)
-		if err != nil {
-			return fail(err)
-		}
 		s.SetLast(max(last-1, 0))
 	}
 	ch := make(chan *model.OrderStatusUpdate)

@@ -142,6 +142,7 @@ func NewGraphQL(es graphql.ExecutableSchema, opts GraphQLOptions) *handler.Serve
 		pq.lru = lru.New[string](n)
 	}
 	srv.Use(apq{extension.AutomaticPersistedQuery{Cache: pq}})
+	srv.Use(singleRootField{})
 	if opts.Introspection {
 		srv.Use(extension.Introspection{})
 	}
