@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -39,7 +40,13 @@ const (
 	DefaultSubscriptionIdleTimeout  = 5 * time.Minute
 	DefaultSubscriptionSessionCheck = time.Minute
 	DefaultSubscriptionInitTimeout  = 10 * time.Second
+	DefaultSubscriptionWriteTimeout = 10 * time.Second
 )
+
+// wsEndGrace is how long a socket whose state ended (idle, logout, shutdown) may still
+// be writing before it is closed outright: its close frame cannot go out behind a
+// write to a client that stopped reading.
+const wsEndGrace = time.Second
 
 // SubscriptionOptions configures the streaming transports of /graphql:
 // graphql-transport-ws over WebSocket, and SSE (POST with Accept: text/event-stream).
@@ -59,6 +66,9 @@ type SubscriptionOptions struct {
 	SessionCheck time.Duration
 	// InitTimeout is how long a socket may take to send connection_init.
 	InitTimeout time.Duration
+	// WriteTimeout bounds each write to a WebSocket: a client that stops reading is
+	// disconnected once a write has waited that long.
+	WriteTimeout time.Duration
 }
 
 func (o SubscriptionOptions) withDefaults() SubscriptionOptions {
@@ -71,6 +81,7 @@ func (o SubscriptionOptions) withDefaults() SubscriptionOptions {
 	d(&o.IdleTimeout, DefaultSubscriptionIdleTimeout)
 	d(&o.SessionCheck, DefaultSubscriptionSessionCheck)
 	d(&o.InitTimeout, DefaultSubscriptionInitTimeout)
+	d(&o.WriteTimeout, DefaultSubscriptionWriteTimeout)
 	if o.PerConnection <= 0 {
 		o.PerConnection = DefaultSubscriptionsPerConn
 	}
@@ -101,7 +112,8 @@ type wsStateKey struct{}
 // wsState is one socket's: its subscriptions, idle timer and how it is to be closed.
 type wsState struct {
 	s          *streams
-	headerAuth string // the upgrade request's Authorization header
+	headerAuth string          // the upgrade request's Authorization header
+	ctx        context.Context // ends with the socket's state (idle, logout, shutdown)
 	cancel     context.CancelFunc
 
 	// guarded by s.mu
@@ -282,7 +294,7 @@ func (t wsTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Gra
 	s := t.s
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
-	st := &wsState{s: s, headerAuth: r.Header.Get("Authorization"), cancel: cancel}
+	st := &wsState{s: s, headerAuth: r.Header.Get("Authorization"), ctx: ctx, cancel: cancel}
 	if s.done != nil {
 		stop := context.AfterFunc(s.done, func() { st.end(int(coderws.StatusGoingAway), "server shutting down") })
 		defer stop()
@@ -358,12 +370,37 @@ func (i wsImplementation) Accept(w http.ResponseWriter, r *http.Request, o trans
 	if err != nil {
 		return nil, err
 	}
-	return &wsConn{WebsocketConn: c, st: i.st}, nil
+	wc := &wsConn{WebsocketConn: c, st: i.st, timeout: i.st.s.opts.WriteTimeout}
+	// gqlgen writes without a deadline while holding the connection's lock, and closes
+	// under that lock: a write blocked on a client that stopped reading would keep the
+	// socket open for ever. Once the state has ended, a write still pending after the
+	// grace is such a write: close the socket under it.
+	context.AfterFunc(i.st.ctx, func() {
+		time.AfterFunc(min(wsEndGrace, wc.timeout), func() {
+			if wc.writing.Load() > 0 {
+				_ = wc.WebsocketConn.Close()
+			}
+		})
+	})
+	return wc, nil
 }
 
+// wsConn is gqlgen's coder/websocket connection with our close codes and a timeout on
+// every write: a write that has waited timeout closes the connection (the close frame
+// itself is bounded by coder/websocket).
 type wsConn struct {
 	transport.WebsocketConn
-	st *wsState
+	st      *wsState
+	timeout time.Duration
+	writing atomic.Int32
+}
+
+func (c *wsConn) WriteJSON(v any) error {
+	c.writing.Add(1)
+	defer c.writing.Add(-1)
+	t := time.AfterFunc(c.timeout, func() { _ = c.WebsocketConn.Close() })
+	defer t.Stop()
+	return c.WebsocketConn.WriteJSON(v)
 }
 
 func (c *wsConn) WriteClose(code int, msg string) error {
