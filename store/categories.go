@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/shopfront/bookstore"
 )
@@ -43,7 +44,12 @@ func (s *Categories) IDsByBooks(ctx context.Context, bookIDs []uuid.UUID) (map[u
 		return nil, fmt.Errorf("categories by book: %w", err)
 	}
 	defer rows.Close()
-	out := make(map[uuid.UUID][]uuid.UUID, len(bookIDs))
+	return collectBookCategories(rows, len(bookIDs))
+}
+
+// collectBookCategories reads (book_id, category_id) rows into each book's categories.
+func collectBookCategories(rows pgx.Rows, books int) (map[uuid.UUID][]uuid.UUID, error) {
+	out := make(map[uuid.UUID][]uuid.UUID, books)
 	for rows.Next() {
 		var b, c uuid.UUID
 		if err := rows.Scan(&b, &c); err != nil {

@@ -270,35 +270,7 @@ func (s *Orders) get(ctx context.Context, q querier, id uuid.UUID, lock bool) (*
 
 // LoadItems reads the order's lines and discounts through q (a pool or a transaction).
 func (s *Orders) LoadItems(ctx context.Context, q querier, o *OrderRecord) error {
-	rows, err := q.Query(ctx, `SELECT book_id, title, quantity, unit_price_cents, total_cents
-		FROM order_lines WHERE order_id = $1 ORDER BY position`, o.ID)
-	if err != nil {
-		return fmt.Errorf("order lines %s: %w", o.ID, err)
-	}
-	o.Lines, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (bookstore.OrderLine, error) {
-		var l bookstore.OrderLine
-		var qty int64
-		err := r.Scan(&l.BookID, &l.Title, &qty, &l.UnitPriceCents, &l.TotalCents)
-		l.Quantity = int(qty)
-		return l, err
-	})
-	if err != nil {
-		return fmt.Errorf("order lines %s: %w", o.ID, err)
-	}
-	rows, err = q.Query(ctx, `SELECT promotion_id, code, amount_cents FROM order_discounts
-		WHERE order_id = $1 ORDER BY code`, o.ID)
-	if err != nil {
-		return fmt.Errorf("order discounts %s: %w", o.ID, err)
-	}
-	o.Discounts, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (bookstore.OrderDiscount, error) {
-		var d bookstore.OrderDiscount
-		err := r.Scan(&d.PromotionID, &d.Code, &d.AmountCents)
-		return d, err
-	})
-	if err != nil {
-		return fmt.Errorf("order discounts %s: %w", o.ID, err)
-	}
-	return nil
+	return s.loadItemsOf(ctx, q, []*OrderRecord{o})
 }
 
 // Settle moves a PENDING_PAYMENT order locked by Lock to PAID or PAYMENT_FAILED with
@@ -431,15 +403,7 @@ func (s *Categories) CategoriesIn(ctx context.Context, q querier, bookIDs []uuid
 		return nil, fmt.Errorf("categories by book: %w", err)
 	}
 	defer rows.Close()
-	out := make(map[uuid.UUID][]uuid.UUID, len(bookIDs))
-	for rows.Next() {
-		var b, c uuid.UUID
-		if err := rows.Scan(&b, &c); err != nil {
-			return nil, fmt.Errorf("scan book category: %w", err)
-		}
-		out[b] = append(out[b], c)
-	}
-	return out, rows.Err()
+	return collectBookCategories(rows, len(bookIDs))
 }
 
 // StockIn returns units on hand by book, read inside q.
@@ -495,14 +459,15 @@ func (s *Orders) ByCustomer(ctx context.Context, customer uuid.UUID, status *boo
 	if more {
 		out = out[:first]
 	}
-	if err := s.loadItemsOf(ctx, out); err != nil {
+	if err := s.loadItemsOf(ctx, s.db.Pool, out); err != nil {
 		return nil, false, err
 	}
 	return out, more, nil
 }
 
-// loadItemsOf fills the lines and discounts of several orders in two queries.
-func (s *Orders) loadItemsOf(ctx context.Context, recs []*OrderRecord) error {
+// loadItemsOf fills the lines and discounts of several orders in two queries, read
+// through q (a transaction, or the pool).
+func (s *Orders) loadItemsOf(ctx context.Context, q querier, recs []*OrderRecord) error {
 	if len(recs) == 0 {
 		return nil
 	}
@@ -512,7 +477,7 @@ func (s *Orders) loadItemsOf(ctx context.Context, recs []*OrderRecord) error {
 		ids[i], byID[o.ID] = o.ID, o
 		o.Lines, o.Discounts = []bookstore.OrderLine{}, []bookstore.OrderDiscount{}
 	}
-	rows, err := s.db.Pool.Query(ctx, `SELECT order_id, book_id, title, quantity, unit_price_cents, total_cents
+	rows, err := q.Query(ctx, `SELECT order_id, book_id, title, quantity, unit_price_cents, total_cents
 		FROM order_lines WHERE order_id = ANY($1::UUID[]) ORDER BY order_id, position`, ids)
 	if err != nil {
 		return fmt.Errorf("order lines: %w", err)
@@ -532,7 +497,7 @@ func (s *Orders) loadItemsOf(ctx context.Context, recs []*OrderRecord) error {
 	if err := rows.Err(); err != nil {
 		return err
 	}
-	rows, err = s.db.Pool.Query(ctx, `SELECT order_id, promotion_id, code, amount_cents FROM order_discounts
+	rows, err = q.Query(ctx, `SELECT order_id, promotion_id, code, amount_cents FROM order_discounts
 		WHERE order_id = ANY($1::UUID[]) ORDER BY order_id, code`, ids)
 	if err != nil {
 		return fmt.Errorf("order discounts: %w", err)
