@@ -64,6 +64,7 @@ type options struct {
 	target    string
 	addr      string
 	noCache   bool
+	explain   bool
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -78,20 +79,31 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.binary, "bookstore", "bin/bookstore", "the bookstore binary to benchmark")
 	fs.BoolVar(&o.noCache, "no-cache", false, "run the server with its response cache off (measures execution)")
 	fs.StringVar(&o.target, "target", "", "benchmark a running server at this base URL instead of starting a stack (checkout then needs ample stock there)")
+	fs.BoolVar(&o.explain, "explain", false, "after each scenario, print the CPU per request of the bench, the server and PostgreSQL, and the statements per request (pg_stat_statements)")
 	fs.StringVar(&o.addr, "addr", "127.0.0.1:18080", "address of the server the bench starts")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 
 	base := o.target
+	var st stack
 	if base == "" {
-		url, stop, err := startStack(ctx, o, stderr)
+		url, s, stop, err := startStack(ctx, o, stderr)
 		if err != nil {
 			return err
 		}
 		defer stop()
-		base = url
+		base, st = url, s
 	}
+	var ex *explainer
+	if o.explain {
+		var err error
+		if ex, err = newExplainer(ctx, st); err != nil {
+			return err
+		}
+		defer ex.close()
+	}
+	var notes bytes.Buffer
 	fixtures, err := loadFixtures(ctx, base)
 	if err != nil {
 		return err
@@ -124,7 +136,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if o.warmup > 0 {
 			attack(ctx, targeter, rate, o.warmup, opts...)
 		}
+		if ex != nil {
+			if err := ex.begin(ctx); err != nil {
+				return err
+			}
+		}
 		m, errs, first := attack(ctx, targeter, rate, o.duration, opts...)
+		if ex != nil {
+			if err := ex.report(ctx, &notes, name, m.Requests); err != nil {
+				return err
+			}
+		}
 		if first != "" {
 			fmt.Fprintf(stderr, "%s: first error: %s\n", name, first)
 		}
@@ -134,7 +156,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			break
 		}
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err = notes.WriteTo(stdout)
+	return err
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1fms", float64(d.Microseconds())/1000) }
@@ -526,10 +552,14 @@ func post(ctx context.Context, base, query string, vars map[string]any, out any)
 
 // startStack starts PostgreSQL, loads the demo catalog and runs the bookstore binary
 // against it; it returns the server's base URL.
-func startStack(ctx context.Context, o options, stderr io.Writer) (string, func(), error) {
-	pg, err := localpg.Start(ctx, localpg.Options{Fast: true})
+func startStack(ctx context.Context, o options, stderr io.Writer) (string, stack, func(), error) {
+	var settings []string
+	if o.explain {
+		settings = []string{"shared_preload_libraries=pg_stat_statements", "pg_stat_statements.max=1000"}
+	}
+	pg, err := localpg.Start(ctx, localpg.Options{Fast: true, Settings: settings})
 	if err != nil {
-		return "", nil, err
+		return "", stack{}, nil, err
 	}
 	stops := []func(){func() { pg.Stop() }}
 	stop := func() {
@@ -540,17 +570,17 @@ func startStack(ctx context.Context, o options, stderr io.Writer) (string, func(
 	url, err := pg.CreateDatabase(ctx, "bench")
 	if err != nil {
 		stop()
-		return "", nil, err
+		return "", stack{}, nil, err
 	}
 	db, err := store.Open(ctx, url, store.Options{})
 	if err != nil {
 		stop()
-		return "", nil, err
+		return "", stack{}, nil, err
 	}
 	if _, err := db.Migrate(ctx); err != nil {
 		db.Close()
 		stop()
-		return "", nil, err
+		return "", stack{}, nil, err
 	}
 	start := time.Now()
 	b := db.NewBatcher(500)
@@ -573,20 +603,20 @@ func startStack(ctx context.Context, o options, stderr io.Writer) (string, func(
 	db.Close()
 	if err != nil {
 		stop()
-		return "", nil, fmt.Errorf("seed: %w", err)
+		return "", stack{}, nil, fmt.Errorf("seed: %w", err)
 	}
 	fmt.Fprintf(stderr, "seeded %d books in %s\n", o.books, time.Since(start).Round(time.Millisecond))
 
 	bin, err := filepath.Abs(o.binary)
 	if err != nil {
 		stop()
-		return "", nil, err
+		return "", stack{}, nil, err
 	}
 	addr := o.addr
 	logf, err := os.CreateTemp("", "bookstore-bench-*.log")
 	if err != nil {
 		stop()
-		return "", nil, err
+		return "", stack{}, nil, err
 	}
 	// The load comes from one address, which the per-IP limits exist to stop (the
 	// checkout scenario's guests make a cart each).
@@ -599,14 +629,14 @@ func startStack(ctx context.Context, o options, stderr io.Writer) (string, func(
 	keys, err := exec.Command(bin, "keys", "generate").Output()
 	if err != nil {
 		stop()
-		return "", nil, fmt.Errorf("%s keys generate: %w", bin, err)
+		return "", stack{}, nil, fmt.Errorf("%s keys generate: %w", bin, err)
 	}
 	cmd.Env = append(os.Environ(), "DATABASE_URL="+url, "PAYMENTS=test", "STRIPE_SECRET_KEY=") // it pays with test tokens
 	cmd.Env = append(cmd.Env, strings.Fields(string(keys))...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		stop()
-		return "", nil, fmt.Errorf("start %s (run `make build` first): %w", bin, err)
+		return "", stack{}, nil, fmt.Errorf("start %s (run `make build` first): %w", bin, err)
 	}
 	stops = append(stops, func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
@@ -626,11 +656,11 @@ func startStack(ctx context.Context, o options, stderr io.Writer) (string, func(
 		}
 		if time.Now().After(deadline) {
 			stop()
-			return "", nil, fmt.Errorf("the server did not become ready; see %s", logf.Name())
+			return "", stack{}, nil, fmt.Errorf("the server did not become ready; see %s", logf.Name())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return base, stop, nil
+	return base, stack{serverPID: cmd.Process.Pid, pgPID: pg.PID(), dbURL: url}, stop, nil
 }
 
 // publishSeedEvents marks the catalog load's outbox events (one book.changed per book)

@@ -38,6 +38,9 @@ type Options struct {
 	Fast bool
 	// Port is the TCP port on 127.0.0.1; 0 picks a free one.
 	Port int
+	// Settings are extra server settings, "name=value" each (passed as -c), e.g.
+	// "shared_preload_libraries=pg_stat_statements" for the bench's statement report.
+	Settings []string
 }
 
 // Server is a running PostgreSQL server.
@@ -116,7 +119,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 				break
 			}
 		}
-		err = s.launch(ctx, bin, acct, port, sockDir, opts.Fast)
+		err = s.launch(ctx, bin, acct, port, sockDir, opts.Fast, opts.Settings)
 		if err == nil || opts.Port != 0 || attempt >= 4 || !errors.Is(err, errPortInUse) {
 			break
 		}
@@ -135,6 +138,9 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 
 // URL is a postgres:// URL of a superuser connected to the postgres database.
 func (s *Server) URL() string { return s.url }
+
+// PID is the postmaster's process id (its backends are its children).
+func (s *Server) PID() int { return s.cmd.Process.Pid }
 
 // CreateDatabase creates the database unless it exists and returns its URL.
 func (s *Server) CreateDatabase(ctx context.Context, name string) (string, error) {
@@ -309,7 +315,7 @@ func initdb(ctx context.Context, bin, pgdata string, acct *account, fast bool) e
 }
 
 // launch runs the postmaster on port and waits until it accepts connections.
-func (s *Server) launch(ctx context.Context, bin string, acct *account, port int, sockDir string, fast bool) error {
+func (s *Server) launch(ctx context.Context, bin string, acct *account, port int, sockDir string, fast bool, settings []string) error {
 	f, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o640)
 	if err != nil {
 		return err
@@ -324,6 +330,9 @@ func (s *Server) launch(ctx context.Context, bin string, acct *account, port int
 	}
 	if fast {
 		args = append(args, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
+	}
+	for _, kv := range settings {
+		args = append(args, "-c", kv)
 	}
 	cmd := exec.Command(filepath.Join(bin, "postgres"), args...)
 	cmd.Dir = s.pgdata
