@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -21,9 +22,18 @@ import (
 // Fulfilment acts on orders' events with other systems: a paid order is handed to the
 // carrier (order_paid), a cancelled one refunded (order_cancelled). Both calls are
 // idempotent, so an event handled twice does no harm.
+//
+// Orders are independent of one another, so a batch is worked by Workers goroutines,
+// each taking whole orders: the events of one order keep their order (a cancel after
+// its payment), and every order's calls run one at a time. One at a time overall, a
+// batch costs the sum of its orders' round trips and the consumer falls behind
+// checkout well before the database is busy (then every consumer of the order topics
+// rescans the growing backlog).
 type Fulfilment struct {
 	Orders *orders.Service
 	Log    *slog.Logger
+	// Workers is how many orders are worked at once (default 8).
+	Workers int
 }
 
 // Consumer implements Consumer.
@@ -34,7 +44,8 @@ func (f *Fulfilment) Consumer() (string, []string) {
 // Handle implements Handler.
 func (f *Fulfilment) Handle(ctx context.Context, evs []store.Event) error {
 	var errs []error
-	for _, ev := range evs {
+	var mu sync.Mutex
+	forEachOrder(ctx, evs, f.Workers, func(ev store.Event) {
 		var err error
 		switch ev.Topic {
 		case store.TopicOrderPaid:
@@ -42,13 +53,63 @@ func (f *Fulfilment) Handle(ctx context.Context, evs []store.Event) error {
 		case store.OrderTopic(bookstore.OrderEventCancelled):
 			err = f.Orders.RefundCancelled(ctx, ev.AggregateID)
 		default:
-			continue
+			return
 		}
 		if err != nil {
+			mu.Lock()
 			errs = append(errs, fmt.Errorf("order %s (%s): %w", ev.AggregateID, ev.Topic, err))
+			mu.Unlock()
 		}
+	})
+	if err := ctx.Err(); err != nil {
+		// Events of the batch may not have been started: none of it may count as done.
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// forEachOrder calls fn for every event, on up to workers goroutines (default 8): the
+// events of one aggregate in their order on one goroutine, different aggregates at once.
+// It returns when every call has returned; once ctx ends no further event is started.
+func forEachOrder(ctx context.Context, evs []store.Event, workers int, fn func(store.Event)) {
+	if workers <= 0 {
+		workers = 8
+	}
+	var groups [][]store.Event
+	at := make(map[uuid.UUID]int, len(evs))
+	for _, ev := range evs {
+		i, ok := at[ev.AggregateID]
+		if !ok {
+			i = len(groups)
+			at[ev.AggregateID] = i
+			groups = append(groups, nil)
+		}
+		groups[i] = append(groups[i], ev)
+	}
+	next := make(chan []store.Event)
+	var wg sync.WaitGroup
+	for range min(workers, len(groups)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for g := range next {
+				for _, ev := range g {
+					if ctx.Err() != nil {
+						break
+					}
+					fn(ev)
+				}
+			}
+		}()
+	}
+	for _, g := range groups {
+		if ctx.Err() != nil {
+			break
+		}
+		next <- g
+	}
+	close(next)
+	wg.Wait()
 }
 
 // OrderMail sends the order emails: the confirmation when an order is paid, a notice
