@@ -216,7 +216,7 @@ func Then(first Consumer, next Handler) Consumer {
 // Outbox is what the relay needs of the store.
 type Outbox interface {
 	Register(ctx context.Context, consumer string, topics []string) error
-	PendingFor(ctx context.Context, consumer string, topics []string, limit int) ([]store.Event, error)
+	PendingSince(ctx context.Context, consumer string, topics []string, limit int, since time.Time) ([]store.Event, error)
 	Done(ctx context.Context, l store.Lease, consumer string, ids []uuid.UUID) error
 	Failed(ctx context.Context, l store.Lease, consumer string, id uuid.UUID, reason string, r store.Retry) (store.Failure, error)
 	Retire(ctx context.Context, limit int) (int64, error)
@@ -257,6 +257,12 @@ type Relay struct {
 	// Retry is how an event that fails on its own is retried (default: 10 attempts,
 	// waiting 1s, 2s, 4s... up to 5 minutes between them), then parked.
 	Retry store.Retry
+	// FloorMargin is how far behind its oldest pending event a consumer reads the outbox
+	// (default 2s): events of transactions that were open longer than it when the floor
+	// passed them wait for the next full read. FullReadEvery is how often a consumer
+	// reads every unpublished event of its topics instead (default 10s); see floor.
+	FloorMargin   time.Duration
+	FullReadEvery time.Duration
 
 	once       sync.Once
 	holder     uuid.UUID
@@ -277,6 +283,48 @@ type consumer struct {
 	// handed again: until then they are left out of the batches, and nothing is
 	// recorded against them.
 	waiting map[uuid.UUID]time.Time
+	// floor is where the consumer's next read starts (zero: from the oldest unpublished
+	// event), fullAt when it last read from the oldest.
+	floor, fullAt time.Time
+}
+
+// since is where c's next read of the outbox starts. A consumer's reads would
+// otherwise cost every unpublished event of its topics, including all it is done with
+// that wait for another consumer of the same topics (fulfilment behind checkout makes
+// the order feed read its whole backlog at every poll). So a consumer reads from a
+// floor: FloorMargin before the oldest event its last read returned. Older events are
+// then done, parked, or failed and waiting for a retry (PendingSince reads those
+// however old), or they were not committed yet when the floor passed them: a
+// transaction stamps created_at when it starts, and one open longer than the margin
+// (rare: a checkout's is milliseconds) commits behind the floor. Those are delivered
+// by the full read from the oldest unpublished event that replaces the floor every
+// FullReadEvery, and at every new lease (the floor is the holder's memory only): late
+// by at most that long, never lost.
+func (r *Relay) since(c *consumer, now time.Time) time.Time {
+	every := r.FullReadEvery
+	if every <= 0 {
+		every = 10 * time.Second
+	}
+	if c.floor.IsZero() || now.Sub(c.fullAt) >= every {
+		c.fullAt = now
+		return time.Time{}
+	}
+	return c.floor
+}
+
+// advance moves c's floor after a read from since that returned evs (oldest first).
+func (r *Relay) advance(c *consumer, since time.Time, evs []store.Event) {
+	margin := r.FloorMargin
+	if margin <= 0 {
+		margin = 2 * time.Second
+	}
+	for _, e := range evs {
+		if !e.CreatedAt.Before(since) { // the oldest read from the floor, not a due retry
+			c.floor = e.CreatedAt.Add(-margin)
+			return
+		}
+	}
+	// Nothing new: the floor stays (events may still come in behind it, up to the margin).
 }
 
 // ready leaves out of evs the events still waiting (RetryAfter), and forgets the waits
@@ -609,15 +657,19 @@ func (r *Relay) stepConsumer(ctx context.Context, c *consumer) (int, error) {
 		// (and handled the events waiting here).
 		c.failures = 0
 		c.waiting = nil
+		c.floor = time.Time{}
 	}
 	c.lease, c.held = l, held
 	if !held {
+		c.floor = time.Time{} // another holder's work is unknown here
 		return 0, nil
 	}
-	evs, err := r.Outbox.PendingFor(ctx, c.name, c.topics, r.batch())
+	since := r.since(c, start)
+	evs, err := r.Outbox.PendingSince(ctx, c.name, c.topics, r.batch(), since)
 	if err != nil {
 		return 0, err
 	}
+	r.advance(c, since, evs)
 	if evs = c.ready(evs); len(evs) == 0 {
 		return 0, nil
 	}

@@ -104,14 +104,27 @@ func (o *Outbox) Register(ctx context.Context, consumer string, topics []string)
 
 // PendingFor returns up to limit events of topics that consumer has neither handled nor
 // parked and that wait for no retry, oldest first, each with the attempts consumer
-// already failed at it.
+// already failed at it. It reads every unpublished event of topics: PendingSince reads
+// from a floor.
 func (o *Outbox) PendingFor(ctx context.Context, consumer string, topics []string, limit int) ([]Event, error) {
-	rows, err := o.db.Pool.Query(ctx, `
-		SELECT o.id, o.topic, o.aggregate_id, o.payload, o.created_at, COALESCE(d.attempts, 0) FROM outbox o
-		LEFT JOIN outbox_deliveries d ON d.event_id = o.id AND d.consumer = $1
-		WHERE o.published_at IS NULL AND o.topic = ANY($2::TEXT[])
-		AND d.done_at IS NULL AND d.parked_at IS NULL AND (d.retry_at IS NULL OR d.retry_at <= now())
-		ORDER BY o.created_at, o.id LIMIT $3`, consumer, topics, limit)
+	return o.PendingSince(ctx, consumer, topics, limit, time.Time{})
+}
+
+// PendingSince is PendingFor over the events created at or after since, plus every
+// event consumer failed at that is due for its retry (or was requeued) however old:
+// a consumer that keeps a floor behind its oldest pending event reads what it has to
+// do, not again every event it is done with that waits for a slower consumer of the
+// same topics to be published. Events older than since that commit after the floor
+// passed them (a transaction open for longer than the floor's margin) are not read:
+// the relay reads from the start now and then to deliver those (see events.Relay).
+// A zero since reads everything.
+func (o *Outbox) PendingSince(ctx context.Context, consumer string, topics []string, limit int, since time.Time) ([]Event, error) {
+	sql := pendingSQL
+	args := []any{consumer, topics, limit}
+	if !since.IsZero() {
+		sql, args = pendingSinceSQL, append(args, since)
+	}
+	rows, err := o.db.Pool.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read outbox for %s: %w", consumer, err)
 	}
@@ -125,6 +138,31 @@ func (o *Outbox) PendingFor(ctx context.Context, consumer string, topics []strin
 	}
 	return evs, nil
 }
+
+const pendingSQL = `
+	SELECT o.id, o.topic, o.aggregate_id, o.payload, o.created_at, COALESCE(d.attempts, 0) FROM outbox o
+	LEFT JOIN outbox_deliveries d ON d.event_id = o.id AND d.consumer = $1
+	WHERE o.published_at IS NULL AND o.topic = ANY($2::TEXT[])
+	AND d.done_at IS NULL AND d.parked_at IS NULL AND (d.retry_at IS NULL OR d.retry_at <= now())
+	ORDER BY o.created_at, o.id LIMIT $3`
+
+// pendingSinceSQL: the events from the floor $4 on (outbox_topic_pending_idx), and the
+// older ones consumer failed at whose retry is due (outbox_deliveries_open_idx: a
+// delivery row neither done nor parked).
+const pendingSinceSQL = `
+	SELECT id, topic, aggregate_id, payload, created_at, attempts FROM (
+		(SELECT o.id, o.topic, o.aggregate_id, o.payload, o.created_at, COALESCE(d.attempts, 0) AS attempts FROM outbox o
+		LEFT JOIN outbox_deliveries d ON d.event_id = o.id AND d.consumer = $1
+		WHERE o.published_at IS NULL AND o.topic = ANY($2::TEXT[]) AND o.created_at >= $4
+		AND d.done_at IS NULL AND d.parked_at IS NULL AND (d.retry_at IS NULL OR d.retry_at <= now())
+		ORDER BY o.created_at, o.id LIMIT $3)
+		UNION ALL
+		(SELECT o.id, o.topic, o.aggregate_id, o.payload, o.created_at, d.attempts FROM outbox_deliveries d
+		JOIN outbox o ON o.id = d.event_id
+		WHERE d.consumer = $1 AND d.done_at IS NULL AND d.parked_at IS NULL AND (d.retry_at IS NULL OR d.retry_at <= now())
+		AND o.published_at IS NULL AND o.topic = ANY($2::TEXT[]) AND o.created_at < $4
+		ORDER BY o.created_at, o.id LIMIT $3)
+	) AS p ORDER BY created_at, id LIMIT $3`
 
 // retireSQL publishes the events among $1 (all unpublished ones when $1 is NULL, up to
 // $2) that every consumer registered for their topic is done with.
@@ -255,7 +293,10 @@ func (o *Outbox) Requeue(ctx context.Context, consumer string, id uuid.UUID) (in
 	if id != uuid.Nil {
 		ev = &id
 	}
-	tag, err := o.db.Pool.Exec(ctx, `DELETE FROM outbox_deliveries WHERE parked_at IS NOT NULL
+	// The row stays, reset to a failure due now with no attempts spent: a consumer reading
+	// from a floor finds the event however old (PendingSince).
+	tag, err := o.db.Pool.Exec(ctx, `UPDATE outbox_deliveries SET parked_at = NULL, retry_at = NULL, attempts = 0
+		WHERE parked_at IS NOT NULL AND done_at IS NULL
 		AND ($1 = '' OR consumer = $1) AND ($2::UUID IS NULL OR event_id = $2)`, consumer, ev)
 	if err != nil {
 		return 0, fmt.Errorf("requeue parked outbox events: %w", err)

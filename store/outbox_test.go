@@ -304,14 +304,89 @@ func BenchmarkPendingForBehindABacklog(b *testing.B) {
 	if _, err := db.Pool.Exec(ctx, `ANALYZE`); err != nil {
 		b.Fatal(err)
 	}
-	for _, c := range []struct{ name, topic string }{{"cache", "book.changed"}, {"mail", "order_paid"}} {
+	floor := time.Now()
+	for _, c := range []struct {
+		name, consumer, topic string
+		since                 time.Time
+	}{{"cache", "cache", "book.changed", time.Time{}}, {"mail", "mail", "order_paid", time.Time{}},
+		{"cache-from-floor", "cache", "book.changed", floor}} {
 		b.Run(c.name, func(b *testing.B) {
 			for b.Loop() {
-				evs, err := db.Outbox.PendingFor(ctx, c.name, []string{c.topic}, 500)
+				evs, err := db.Outbox.PendingSince(ctx, c.consumer, []string{c.topic}, 500, c.since)
 				if err != nil || len(evs) != 0 {
 					b.Fatalf("%d events, %v", len(evs), err)
 				}
 			}
 		})
+	}
+}
+
+// TestPendingSinceReadsFromTheFloor: a read from a floor returns the events created from
+// it on that the consumer has to handle, and, however old, those it failed at whose retry
+// is due or that an operator requeued; not the older ones it is done with, nor older
+// ones it never saw (those wait for a full read: see events.Relay).
+func TestPendingSinceReadsFromTheFloor(t *testing.T) {
+	db := testdb.New(t)
+	ctx := context.Background()
+	const topic = "book.changed"
+	t0 := time.Now().Add(-time.Hour).UTC().Truncate(time.Millisecond)
+	at := func(d time.Duration) uuid.UUID {
+		var id uuid.UUID
+		if err := db.Pool.QueryRow(ctx, `INSERT INTO outbox (topic, aggregate_id, created_at) VALUES ($1, $2, $3) RETURNING id`,
+			topic, uuid.New(), t0.Add(d)).Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	unseen, failed, done, parked, newer, newest := at(0), at(time.Second), at(2*time.Second), at(3*time.Second), at(20*time.Second), at(30*time.Second)
+	l := acquire(t, db, "c", uuid.New())
+	if err := db.Outbox.Done(ctx, l, "c", []uuid.UUID{done}); err != nil {
+		t.Fatal(err)
+	}
+	due := store.Retry{Base: 0, Max: 0, Attempts: 5}
+	if _, err := db.Outbox.Failed(ctx, l, "c", failed, "boom", due); err != nil {
+		t.Fatal(err)
+	}
+	if f, err := db.Outbox.Failed(ctx, l, "c", parked, "boom", store.Retry{Attempts: 1}); err != nil || !f.Parked {
+		t.Fatalf("park: %+v %v", f, err)
+	}
+	got := func(since time.Time) []uuid.UUID {
+		t.Helper()
+		evs, err := db.Outbox.PendingSince(ctx, "c", []string{topic}, 100, since)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []uuid.UUID
+		for _, e := range evs {
+			ids = append(ids, e.ID)
+		}
+		return ids
+	}
+	same := func(what string, a, b []uuid.UUID) {
+		t.Helper()
+		if len(a) != len(b) {
+			t.Fatalf("%s: got %v, want %v", what, a, b)
+		}
+		for i := range a {
+			if a[i] != b[i] {
+				t.Fatalf("%s: got %v, want %v", what, a, b)
+			}
+		}
+	}
+	floor := t0.Add(10 * time.Second)
+	same("full read", got(time.Time{}), []uuid.UUID{unseen, failed, newer, newest})
+	same("from the floor", got(floor), []uuid.UUID{failed, newer, newest})
+	same("floor between two new events", got(t0.Add(25*time.Second)), []uuid.UUID{failed, newest})
+	if n, err := db.Outbox.Requeue(ctx, "c", parked); err != nil || n != 1 {
+		t.Fatalf("requeue: %d, %v", n, err)
+	}
+	same("requeued behind the floor", got(floor), []uuid.UUID{failed, parked, newer, newest})
+	if _, err := db.Outbox.Failed(ctx, l, "c", newer, "later", store.Retry{Base: time.Hour, Max: time.Hour, Attempts: 5}); err != nil {
+		t.Fatal(err)
+	}
+	same("a retry not due yet", got(floor), []uuid.UUID{failed, parked, newest})
+	evs, err := db.Outbox.PendingSince(ctx, "c", []string{topic}, 2, floor)
+	if err != nil || len(evs) != 2 || evs[0].ID != failed || evs[1].ID != parked || evs[0].Attempts != 1 {
+		t.Fatalf("limit 2: %+v, %v", evs, err)
 	}
 }
