@@ -75,10 +75,15 @@ type Config struct {
 	// AfterCharge, when set, runs between the PSP's answer and tx 2: the crash test
 	// stops the process there (BOOKSTORE_FAILPOINT_AFTER_CHARGE in cmd/bookstore).
 	AfterCharge func(orderID uuid.UUID)
+	// Admission bounds the checkouts placing their orders at once (zero: no bound).
+	Admission Admission
 }
 
 // Service runs checkouts and settles their payments.
-type Service struct{ cfg Config }
+type Service struct {
+	cfg  Config
+	gate *gate
+}
 
 // New returns a Service.
 func New(cfg Config) (*Service, error) {
@@ -94,7 +99,7 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	return &Service{cfg: cfg}, nil
+	return &Service{cfg: cfg, gate: newGate(cfg.Admission)}, nil
 }
 
 // PSP is the payment service provider checkout charges (refunds go to the same one).
@@ -184,6 +189,18 @@ func (s *Service) Checkout(ctx context.Context, customer uuid.UUID, in Input) (*
 	scope := keyScope(customer, emailIndex)
 	hash := requestHash(in, customer, email, addr)
 
+	// From the first read to tx 1's commit: the database work admission bounds.
+	release, err := s.gate.enter(ctx)
+	if err != nil {
+		return nil, err
+	}
+	placed := false
+	defer func() {
+		if !placed {
+			release()
+		}
+	}()
+
 	if k, err := s.cfg.DB.CheckoutKeys.Get(ctx, scope, in.IdempotencyKey); err == nil {
 		return s.replay(ctx, k, hash, in.CartID)
 	} else if bookstore.ErrorCode(err) != bookstore.CodeNotFound {
@@ -241,6 +258,8 @@ func (s *Service) Checkout(ctx context.Context, customer uuid.UUID, in Input) (*
 	case err != nil:
 		return nil, err
 	}
+	placed = true
+	release()
 	order := s.orderOf(rec, email, addr)
 
 	// From here the order exists and holds stock: finish the saga even if the client

@@ -34,6 +34,8 @@ type paymentConfig struct {
 	pspTimeout                                time.Duration
 	recoverAfter, recoverEvery                time.Duration
 	testPSPSlow                               time.Duration
+	checkoutConcurrency                       int
+	checkoutQueueWait                         time.Duration
 	// failpointAfterCharge stalls every checkout between the PSP's answer and tx 2: the
 	// crash test kills the process there. Not a flag: an environment variable only
 	// (BOOKSTORE_FAILPOINT_AFTER_CHARGE), never set in production, and refused with any
@@ -51,6 +53,8 @@ func (c *paymentConfig) register(fs *flag.FlagSet, getenv func(string) string, d
 	fs.DurationVar(&c.recoverAfter, "checkout-recover-after", envDuration(getenv, "CHECKOUT_RECOVER_AFTER", 0), "age at which the recovery loop resolves an order still PENDING_PAYMENT; 0 = 2 x PSP_TIMEOUT + 10s (CHECKOUT_RECOVER_AFTER)")
 	fs.DurationVar(&c.recoverEvery, "checkout-recover-every", envDuration(getenv, "CHECKOUT_RECOVER_EVERY", 10*time.Second), "pause between recovery passes (CHECKOUT_RECOVER_EVERY)")
 	fs.DurationVar(&c.testPSPSlow, "test-psp-slow-delay", envDuration(getenv, "TEST_PSP_SLOW_DELAY", 30*time.Second), "how long the test PSP's tok_chargeTimeout takes to answer (TEST_PSP_SLOW_DELAY)")
+	fs.IntVar(&c.checkoutConcurrency, "checkout-concurrency", envInt(getenv, "CHECKOUT_CONCURRENCY", 0), "checkouts placing their orders at once; more wait up to CHECKOUT_QUEUE_WAIT, then are refused with UNAVAILABLE; 0 = 2 x the database pool, negative = no limit (CHECKOUT_CONCURRENCY)")
+	fs.DurationVar(&c.checkoutQueueWait, "checkout-queue-wait", envDuration(getenv, "CHECKOUT_QUEUE_WAIT", time.Second), "how long a checkout waits to be admitted (CHECKOUT_QUEUE_WAIT)")
 	c.failpointAfterCharge = envDuration(getenv, "BOOKSTORE_FAILPOINT_AFTER_CHARGE", 0)
 }
 
@@ -136,8 +140,15 @@ func (c paymentConfig) checkout(db *store.DB, carts *cart.Service, sec *security
 	if err != nil {
 		return nil, nil, err
 	}
+	if c.checkoutQueueWait <= 0 {
+		return nil, nil, fmt.Errorf("CHECKOUT_QUEUE_WAIT must be positive")
+	}
+	admit := checkout.Admission{Concurrency: c.checkoutConcurrency, QueueWait: c.checkoutQueueWait}
+	if admit.Concurrency == 0 {
+		admit.Concurrency = 2 * int(db.Pool.Config().MaxConns)
+	}
 	cfg := checkout.Config{DB: db, Carts: carts, Customers: sec.identity, PSP: psp, PII: sec.pii, Index: sec.index,
-		Log: log, PSPTimeout: c.pspTimeout}
+		Log: log, PSPTimeout: c.pspTimeout, Admission: admit}
 	if d := c.failpointAfterCharge; d > 0 {
 		log.Warn("failpoint: every checkout stalls between its charge and tx 2", "delay", d.String())
 		cfg.AfterCharge = func(id uuid.UUID) {
@@ -149,7 +160,8 @@ func (c paymentConfig) checkout(db *store.DB, carts *cart.Service, sec *security
 	if err != nil {
 		return nil, nil, err
 	}
-	log.Info("payments", "psp", name, "psp_timeout", c.pspTimeout.String(), "webhook", c.stripeWebhookSecret != "")
+	log.Info("payments", "psp", name, "psp_timeout", c.pspTimeout.String(), "webhook", c.stripeWebhookSecret != "",
+		"checkout_concurrency", admit.Concurrency, "checkout_queue_wait", admit.QueueWait.String())
 	if c.stripeWebhookSecret == "" {
 		return svc, nil, nil
 	}
