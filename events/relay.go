@@ -22,8 +22,11 @@
 // published once every consumer registered for its topic is done with it (in the same
 // serializable transaction as the last one's row), and published events are pruned with
 // their rows. Reads stay small: the unpublished events of the consumer's topics only (a
-// partial index), so a backlog of book changes costs an order consumer nothing; consumers
-// sharing a topic scan the backlog of the slowest among them.
+// partial index), so a backlog of book changes costs an order consumer nothing, and from
+// a floor just behind the oldest event the consumer's last read returned, so the events
+// it is done with that wait for a slower consumer of the same topics are not read again
+// at every poll. A full read now and then delivers what committed behind the floor (see
+// Relay.since).
 //
 // # Leases
 //
