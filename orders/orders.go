@@ -336,12 +336,18 @@ func (s *Service) Ship(ctx context.Context, id uuid.UUID) error {
 	if s.cfg.Carrier == nil {
 		return nil
 	}
-	o, err := s.cfg.Checkout.Order(ctx, id)
+	// The order's row alone (no lines or discounts): its status, method and sealed
+	// address are all a shipment needs.
+	rec, err := s.cfg.DB.Orders.Row(ctx, id)
 	if err != nil {
 		return err
 	}
-	if o.Status != bookstore.OrderPaid {
+	if rec.Status != bookstore.OrderPaid {
 		return nil
+	}
+	o, err := s.cfg.Checkout.Open(rec)
+	if err != nil {
+		return err
 	}
 	a := o.ShippingAddress
 	_, err = s.cfg.Carrier.CreateShipment(ctx, shipping.ShipmentRequest{OrderID: id, Method: shipping.Method(o.ShippingMethod),

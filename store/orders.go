@@ -159,16 +159,19 @@ func (s *Orders) Insert(ctx context.Context, tx pgx.Tx, o *OrderRecord) error {
 // AppendEvent records an event of the order (locked by Lock, or inserted, in tx) with
 // the next seq, and its outbox row, inside tx. The order's status must already be the
 // one after the event.
+//
+// On an order read by Lock, the seq and time are known (the lock's), so the order's
+// event_seq, the event and its outbox row go in one pipelined round trip.
 func (s *Orders) AppendEvent(ctx context.Context, tx pgx.Tx, o *OrderRecord, typ bookstore.OrderEventType, detail any) (*bookstore.OrderEvent, error) {
-	var raw []byte
-	if detail != nil {
-		var err error
-		if raw, err = json.Marshal(detail); err != nil {
-			return nil, fmt.Errorf("encode order event detail: %w", err)
-		}
+	raw, err := encodeDetail(detail)
+	if err != nil {
+		return nil, err
+	}
+	if o.locked {
+		return s.writeLocked(ctx, tx, o, o.Status, typ, raw)
 	}
 	ev := &bookstore.OrderEvent{OrderID: o.ID, Type: typ, Status: o.Status, Detail: raw}
-	err := tx.QueryRow(ctx, `
+	err = tx.QueryRow(ctx, `
 		WITH n AS (UPDATE orders SET event_seq = event_seq + 1 WHERE id = $1 RETURNING event_seq)
 		INSERT INTO order_events (order_id, seq, type, status, detail)
 		SELECT $1, n.event_seq, $2, $3, $4 FROM n RETURNING seq, at`, o.ID, string(typ), string(o.Status), raw).Scan(&ev.Seq, &ev.At)
@@ -181,11 +184,30 @@ func (s *Orders) AppendEvent(ctx context.Context, tx pgx.Tx, o *OrderRecord, typ
 	return ev, err
 }
 
+func encodeDetail(detail any) ([]byte, error) {
+	if detail == nil {
+		return nil, nil
+	}
+	raw, err := json.Marshal(detail)
+	if err != nil {
+		return nil, fmt.Errorf("encode order event detail: %w", err)
+	}
+	return raw, nil
+}
+
 // Transition moves the order (locked by Lock in tx) to status to, if the state machine
-// allows it, and records the event: ErrTransition otherwise.
+// allows it, and records the event: ErrTransition otherwise (tx must then roll back).
+// The order's update, its event and the event's outbox row are one pipelined round trip.
 func (s *Orders) Transition(ctx context.Context, tx pgx.Tx, o *OrderRecord, to bookstore.OrderStatus, typ bookstore.OrderEventType, detail any) (*bookstore.OrderEvent, error) {
 	if !o.Status.CanBecome(to) {
 		return nil, ErrTransition
+	}
+	if o.locked {
+		raw, err := encodeDetail(detail)
+		if err != nil {
+			return nil, err
+		}
+		return s.writeLocked(ctx, tx, o, to, typ, raw)
 	}
 	tag, err := tx.Exec(ctx, `UPDATE orders SET status = $2, updated_at = now() WHERE id = $1 AND status = $3`,
 		o.ID, string(to), string(o.Status))
@@ -197,6 +219,44 @@ func (s *Orders) Transition(ctx context.Context, tx pgx.Tx, o *OrderRecord, to b
 	}
 	o.Status = to
 	return s.AppendEvent(ctx, tx, o, typ, detail)
+}
+
+// writeLocked records the event typ of o (read by Lock in tx), which leaves it in status
+// to, in one pipelined round trip: the order's row, the event with the next seq at the
+// transaction's time (Lock's now(), what the column's default would write), and its
+// outbox row. A change of status (to != o.Status) updates the row on the condition that
+// it still has the status Lock read, and stamps updated_at; under the lock the
+// condition always holds, and if it did not, the caller's ErrTransition rolls the event
+// rows back with tx. An event without a change (AppendEvent) only moves event_seq.
+func (s *Orders) writeLocked(ctx context.Context, tx pgx.Tx, o *OrderRecord, to bookstore.OrderStatus, typ bookstore.OrderEventType, detail []byte) (*bookstore.OrderEvent, error) {
+	from, seq := o.Status, o.eventSeq+1
+	b := &pgx.Batch{}
+	var rows int64
+	count := func(ct pgconn.CommandTag) error { rows = ct.RowsAffected(); return nil }
+	if to != from {
+		b.Queue(`UPDATE orders SET status = $2, updated_at = now(), event_seq = $3 WHERE id = $1 AND status = $4`,
+			o.ID, string(to), seq, string(from)).Exec(count)
+	} else {
+		b.Queue(`UPDATE orders SET event_seq = $2 WHERE id = $1`, o.ID, seq).Exec(count)
+	}
+	o.Status = to
+	if err := s.queueEventDetail(b, o, seq, o.txNow, typ, detail); err != nil {
+		o.Status = from
+		return nil, err
+	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		o.Status = from
+		return nil, fmt.Errorf("order %s event %s: %w", o.ID, typ, err)
+	}
+	if rows != 1 {
+		o.Status = from
+		return nil, ErrTransition
+	}
+	if to != from {
+		o.UpdatedAt = o.txNow
+	}
+	o.eventSeq = seq
+	return &bookstore.OrderEvent{OrderID: o.ID, Seq: seq, Type: typ, Status: to, Detail: detail, At: o.txNow}, nil
 }
 
 // EventsOf returns the events of several orders, oldest first, in one query.
@@ -242,6 +302,12 @@ func (s *Orders) ByID(ctx context.Context, id uuid.UUID) (*OrderRecord, error) {
 		return nil, err
 	}
 	return o, s.LoadItems(ctx, s.db.Pool, o)
+}
+
+// Row returns the order's row alone, without its lines and discounts (LoadItems), or
+// NOT_FOUND: one query, for callers that need its status, contact or totals only.
+func (s *Orders) Row(ctx context.Context, id uuid.UUID) (*OrderRecord, error) {
+	return s.get(ctx, s.db.Pool, id, false)
 }
 
 // Lock reads the order (without its lines: LoadItems) inside tx and locks its row until
@@ -655,13 +721,18 @@ func (s *Orders) Place(ctx context.Context, tx pgx.Tx, o *OrderRecord, key Place
 // queueEvent queues the order's event number seq (the order's event_seq is set to seq
 // by the caller's statement) at the transaction's timestamp at, and its outbox row.
 func (s *Orders) queueEvent(b *pgx.Batch, o *OrderRecord, seq int64, at time.Time, typ bookstore.OrderEventType) error {
+	return s.queueEventDetail(b, o, seq, at, typ, nil)
+}
+
+// queueEventDetail is queueEvent with the event's detail (JSON, or nil for none).
+func (s *Orders) queueEventDetail(b *pgx.Batch, o *OrderRecord, seq int64, at time.Time, typ bookstore.OrderEventType, detail []byte) error {
 	payload, err := json.Marshal(OrderEventPayload{Seq: seq, Type: typ, Status: o.Status, At: at,
 		CustomerID: o.CustomerID, TotalCents: o.Cost.TotalCents, Currency: o.Cost.Currency})
 	if err != nil {
 		return fmt.Errorf("encode %s event: %w", OrderTopic(typ), err)
 	}
-	b.Queue(`INSERT INTO order_events (order_id, seq, type, status, at) VALUES ($1, $2, $3, $4, $5)`,
-		o.ID, seq, string(typ), string(o.Status), at)
+	b.Queue(`INSERT INTO order_events (order_id, seq, type, status, detail, at) VALUES ($1, $2, $3, $4, $5, $6)`,
+		o.ID, seq, string(typ), string(o.Status), detail, at)
 	b.Queue(`INSERT INTO outbox (topic, aggregate_id, payload) VALUES ($1, $2, $3)`, OrderTopic(typ), o.ID, payload)
 	return nil
 }

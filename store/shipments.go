@@ -74,30 +74,46 @@ RETURNING ` + shipmentCols
 const insertShipmentEvent = `
 INSERT INTO shipment_events (shipment_id, seq, status, location, at) VALUES ($1, $2, $3, $4, $5)`
 
+// insertFirstEvent writes the first event of the shipment with id $1 if the shipment
+// exists: it goes in one pipeline with insertShipment, and inserts nothing when that
+// insert did nothing (ON CONFLICT). The id is drawn by the caller, so the row it finds
+// is the one the pipeline just inserted.
+const insertFirstEvent = `
+INSERT INTO shipment_events (shipment_id, seq, status, location, at)
+SELECT id, seq, status, $2, created_at FROM shipments WHERE id = $1`
+
 // Create inserts s with its first event (seq 1, status s.Status, at s.CreatedAt) and
 // calls hook in the same transaction, unless the order has a shipment already. It
 // returns the stored shipment: s as stored (created = true) or the order's earlier one
 // (created = false). ErrTrackingNumberTaken means another order's shipment has s's
 // tracking number and nothing was written.
+//
+// The shipment and its event are one pipelined round trip; the hook's own statements
+// follow in the same transaction.
 func (st *Shipments) Create(ctx context.Context, s Shipment, location string, hook ShipmentHook) (stored Shipment, created bool, err error) {
 	err = st.db.ExecuteTx(ctx, func(tx pgx.Tx) error {
-		var err error
-		stored, err = scanShipment(tx.QueryRow(ctx, insertShipment, s.ID, s.OrderID, s.Carrier, s.TrackingNumber,
-			s.Method, s.Status, s.Plan, s.NextAt, s.EstimatedDelivery, s.CreatedAt))
-		if errors.Is(err, pgx.ErrNoRows) {
-			created = false
+		created = false
+		b := &pgx.Batch{}
+		b.Queue(insertShipment, s.ID, s.OrderID, s.Carrier, s.TrackingNumber, s.Method, s.Status, s.Plan, s.NextAt,
+			s.EstimatedDelivery, s.CreatedAt).QueryRow(func(r pgx.Row) error {
+			var err error
+			stored, err = scanShipment(r)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return nil
+			}
+			created = err == nil
+			return err
+		})
+		b.Queue(insertFirstEvent, s.ID, location)
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return err
+		}
+		if !created {
 			return nil
 		}
-		if err != nil {
-			return err
-		}
-		created = true
-		ev := ShipmentEvent{ShipmentID: stored.ID, Seq: 1, Status: stored.Status, Location: location, At: stored.CreatedAt}
-		if _, err := tx.Exec(ctx, insertShipmentEvent, ev.ShipmentID, ev.Seq, ev.Status, ev.Location, ev.At); err != nil {
-			return err
-		}
+		first := ShipmentEvent{ShipmentID: stored.ID, Seq: stored.Seq, Status: stored.Status, Location: location, At: stored.CreatedAt}
 		if hook != nil {
-			return hook(ctx, tx, stored, ev)
+			return hook(ctx, tx, stored, first)
 		}
 		return nil
 	})

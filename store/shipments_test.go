@@ -48,9 +48,16 @@ func TestShipmentKeys(t *testing.T) {
 		if err != nil || !created || first.Seq != 1 || hooked != 1 || len(events(first.ID)) != 1 {
 			t.Fatalf("create: %+v, %v, %v (hook ran %d times)", first, created, err, hooked)
 		}
-		again, created, err := s.Create(ctx, row(o1, "SIMBBBBBBBBBBBB"), "origin", hook)
+		if ev := events(first.ID)[0]; ev.ShipmentID != first.ID || ev.Seq != 1 || ev.Status != "LABEL_CREATED" || ev.Location != "origin" || !ev.At.Equal(now) {
+			t.Fatalf("first event %+v", ev)
+		}
+		second := row(o1, "SIMBBBBBBBBBBBB")
+		again, created, err := s.Create(ctx, second, "origin", hook)
 		if err != nil || created || again.ID != first.ID || again.TrackingNumber != first.TrackingNumber || hooked != 1 {
 			t.Fatalf("second shipment of the order: %+v, %v, %v (hook ran %d times)", again, created, err, hooked)
+		}
+		if len(events(first.ID)) != 1 || len(events(second.ID)) != 0 {
+			t.Fatal("a second shipment of the order wrote an event")
 		}
 		dup := row(order(), "SIMAAAAAAAAAAAA")
 		if _, _, err := s.Create(ctx, dup, "origin", hook); !errors.Is(err, store.ErrTrackingNumberTaken) || hooked != 1 {

@@ -189,7 +189,15 @@ func (c *Carrier) CreateShipment(ctx context.Context, req shipping.ShipmentReque
 	if !created && stored.Method != string(req.Method) {
 		return nil, bookstore.Errorf(bookstore.CodeConflict, "the order is already shipping %s", stored.Method)
 	}
-	return c.withEvents(ctx, stored)
+	if !created {
+		return c.withEvents(ctx, stored)
+	}
+	// A new shipment's only event is the first, which Create wrote from stored: no need
+	// to read it back.
+	sh := toShipment(stored)
+	sh.Events = []shipping.Event{toEvent(store.ShipmentEvent{ShipmentID: stored.ID, Seq: stored.Seq, Status: stored.Status,
+		Location: legs[0].Location, At: stored.CreatedAt})}
+	return sh, nil
 }
 
 // Track implements shipping.Carrier. Any malformed number is simply not found.
