@@ -57,6 +57,9 @@ func (e *TooLateError) Error() string {
 // tries it again later). The transaction may be retried, so the hook may run more than
 // once for one event and must only touch tx (no e-mails, no Redis, no PSP calls: write
 // an outbox row instead). s is the shipment as the event leaves it, without Events.
+// The first event's transaction is READ COMMITTED on PostgreSQL (store.DB.
+// ExecuteLockedTx): the hook must lock the rows its decision rests on (the order, FOR
+// UPDATE) rather than rely on reading them.
 type Hook func(ctx context.Context, tx pgx.Tx, s *Shipment, e Event) error
 
 // Method is how fast a shipment travels: a code of bookstore.ShippingMethod.
