@@ -12,8 +12,9 @@
 //  3. The PSP charge (authorize + capture), keyed by the order id, with a timeout.
 //  4. Tx 2 (Settle): PAID, or PAYMENT_FAILED with the stock and promotion uses given
 //     back and the cart left as it was. The Stripe webhook and the recovery loop settle
-//     through the same function, under the order's row lock, so they settle an order
-//     once whoever comes first.
+//     through the same function, so they settle an order once whoever comes first: PAID
+//     by one conditional statement when it can (store.Orders.SettlePaid), everything
+//     else under the order's row lock.
 //  5. Recovery (Recoverer): orders left PENDING_PAYMENT by a crash are resolved by
 //     asking the PSP (Lookup, then Void: see payment.Provider).
 package checkout
