@@ -388,6 +388,81 @@ func (s *Orders) Settle(ctx context.Context, tx pgx.Tx, o *OrderRecord, status b
 	return nil
 }
 
+// settlePaidSQL is SettlePaid's statement. The order's update, its event and the event's
+// outbox row are one atomic statement of data-modifying CTEs (PostgreSQL, and
+// CockroachDB, which allows them when each CTE writes another table). The event and the
+// payload are those Settle writes for PAID: seq is the order's event_seq + 1, at is
+// now() (the statement's transaction timestamp, like updated_at and paid_at), and the
+// payload has OrderEventPayload's fields (customerId omitted when there is none; a
+// TIMESTAMPTZ in JSON is an RFC 3339 string on both engines, which time.Time decodes).
+// The WHERE clause is the whole decision: PENDING_PAYMENT, and the charge's amount and
+// currency (when the PSP gave them) match the order; card details only when given.
+const settlePaidSQL = `
+	WITH u AS (
+		UPDATE orders SET status = $2, event_seq = event_seq + 1, updated_at = now(), paid_at = now(),
+			payment_status = $3, payment_ref = NULLIF($4, ''),
+			payment_brand = CASE WHEN $5 = '' THEN payment_brand ELSE $5 END,
+			payment_last4 = CASE WHEN $5 = '' THEN payment_last4 ELSE NULLIF($6, '') END,
+			payment_wallet = CASE WHEN $5 = '' THEN payment_wallet ELSE NULLIF($7, '') END
+		WHERE id = $1 AND status = $8
+			AND ($9::INT8 = 0 OR (total_cents = $9::INT8 AND lower(currency) = lower($10::TEXT)))
+		RETURNING *),
+	e AS (
+		INSERT INTO order_events (order_id, seq, type, status, at)
+		SELECT id, event_seq, $11::TEXT, status, updated_at FROM u),
+	x AS (
+		INSERT INTO outbox (topic, aggregate_id, payload)
+		SELECT $12::TEXT, id, jsonb_build_object('seq', event_seq, 'type', $11::TEXT, 'status', status, 'at', updated_at,
+			'totalCents', total_cents, 'currency', currency)
+			|| CASE WHEN customer_id IS NULL THEN '{}'::JSONB ELSE jsonb_build_object('customerId', customer_id) END
+		FROM u)
+	SELECT ` + orderCols + `, event_seq, updated_at FROM u`
+
+// SettlePaid is Settle to PAID for the common case, in one autocommit statement (one
+// round trip instead of BEGIN, Lock, Settle's pipeline and COMMIT): if the order is
+// PENDING_PAYMENT and amountCents is 0 (the PSP did not say) or the order's total in
+// currency (case-insensitively), it becomes PAID with p's status and reference (and
+// card details when p.Brand is set; else the order keeps its own) and its PAID event
+// and outbox row are written, exactly as Lock and Settle write them. It reports false,
+// changing nothing, otherwise (no such order, settled already, another amount): the
+// caller then takes the locked path, which tells these apart.
+//
+// Running outside a serializable transaction is safe because every other writer of an
+// order's status takes its row lock (Lock) or updates conditionally on the status
+// (Transition, Settle): on PostgreSQL this read-committed update waits for such a lock
+// and re-checks its WHERE against the committed row, and a serializable transaction
+// that locks the row after this statement changed it fails with 40001 and is retried
+// by ExecuteTx. The statement itself is retried on 40001 and 40P01 like ExecuteTx's
+// transactions.
+//
+// The record returned has no lines or discounts (as Lock's), and UpdatedAt and PaidAt
+// are the statement's timestamp.
+func (s *Orders) SettlePaid(ctx context.Context, id uuid.UUID, p bookstore.OrderPayment, amountCents int64, currency string) (*OrderRecord, bool, error) {
+	var o *OrderRecord
+	var err error
+	for attempt := range maxAttempts {
+		if attempt > 0 {
+			if werr := sleep(ctx, backoff(attempt)); werr != nil {
+				return nil, false, fmt.Errorf("settle order %s paid: %w (last attempt: %w)", id, werr, err)
+			}
+		}
+		o, err = scanOrder(s.db.Pool.QueryRow(ctx, settlePaidSQL, id, string(bookstore.OrderPaid), p.Status, p.Reference,
+			p.Brand, p.Last4, p.Wallet, string(bookstore.OrderPendingPayment), amountCents, currency,
+			string(bookstore.OrderEventPaid), TopicOrderPaid),
+			func(o *OrderRecord) []any { return []any{&o.eventSeq, &o.txNow} })
+		if !retryable(err) {
+			break
+		}
+	}
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil, false, nil
+	case err != nil:
+		return nil, false, fmt.Errorf("settle order %s paid: %w", id, err)
+	}
+	return o, true, nil
+}
+
 // SetPaymentStatus records the charge's state at the PSP (REFUNDED after a
 // cancellation's refund) inside tx.
 func (s *Orders) SetPaymentStatus(ctx context.Context, tx pgx.Tx, o *OrderRecord, status string) error {
