@@ -315,8 +315,9 @@ func (r *Relay) since(c *consumer, now time.Time) time.Time {
 	return c.floor
 }
 
-// advance moves c's floor after a read from since that returned evs (oldest first).
-func (r *Relay) advance(c *consumer, since time.Time, evs []store.Event) {
+// advance moves c's floor after a read from since that returned evs (oldest first),
+// made after the database's clock read at (the lease's acquisition).
+func (r *Relay) advance(c *consumer, since, at time.Time, evs []store.Event) {
 	margin := r.FloorMargin
 	if margin <= 0 {
 		margin = 2 * time.Second
@@ -327,7 +328,13 @@ func (r *Relay) advance(c *consumer, since time.Time, evs []store.Event) {
 			return
 		}
 	}
-	// Nothing new: the floor stays (events may still come in behind it, up to the margin).
+	// Nothing new, and the read was not cut short by due retries: nothing created before
+	// at was pending (bar transactions open longer than the margin), so the next read
+	// starts a margin before it. Without this, a consumer whose topics are quiet would
+	// read from the oldest unpublished event of any topic at every poll.
+	if f := at.Add(-margin); !at.IsZero() && len(evs) < r.batch() && f.After(c.floor) {
+		c.floor = f
+	}
 }
 
 // ready leaves out of evs the events still waiting (RetryAfter), and forgets the waits
@@ -672,7 +679,7 @@ func (r *Relay) stepConsumer(ctx context.Context, c *consumer) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	r.advance(c, since, evs)
+	r.advance(c, since, l.At, evs)
 	if evs = c.ready(evs); len(evs) == 0 {
 		return 0, nil
 	}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -135,6 +136,40 @@ func TestRelayRetriesAndRequeuesBehindItsFloor(t *testing.T) {
 		}
 		if n, err := db.Outbox.PendingCount(ctx); err != nil || n != 0 {
 			t.Fatalf("%d events pending, %v", n, err)
+		}
+	})
+}
+
+// TestQuietConsumerReadsFromItsClock: a consumer whose reads return nothing moves its
+// floor to a margin before the database's time of the read, so its reads do not start
+// again from the oldest unpublished event; what commits behind that comes with the
+// full read.
+func TestQuietConsumerReadsFromItsClock(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		var n atomic.Int64
+		h := events.HandlerFunc(func(_ context.Context, evs []store.Event) error { n.Add(int64(len(evs))); return nil })
+		r := &events.Relay{Outbox: db.Outbox, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+			FloorMargin: time.Second, FullReadEvery: time.Hour,
+			Handlers: []events.Handler{events.Subscribe("quiet", h, store.TopicBookChanged)}}
+		if got, err := r.Step(ctx); err != nil || got != 0 {
+			t.Fatalf("first step: %d, %v", got, err)
+		}
+		// Committed now, stamped as a transaction open for a minute would have stamped it.
+		if _, err := db.Pool.Exec(ctx, `INSERT INTO outbox (topic, aggregate_id, created_at) VALUES ($1, $2, now() - INTERVAL '1 minute')`,
+			store.TopicBookChanged, uuid.New()); err != nil {
+			t.Fatal(err)
+		}
+		fresh := uuid.New()
+		if err := db.Outbox.Notify(ctx, store.TopicBookChanged, []uuid.UUID{fresh}); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := r.Step(ctx); err != nil || got != 1 || n.Load() != 1 {
+			t.Fatalf("a read from the floor: %d, %v (handled %d): want the fresh event only", got, err, n.Load())
+		}
+		r.FullReadEvery = time.Nanosecond
+		if got, err := r.Step(ctx); err != nil || got != 1 || n.Load() != 2 {
+			t.Fatalf("full read: %d, %v (handled %d): want the late event", got, err, n.Load())
 		}
 	})
 }

@@ -21,6 +21,9 @@ type Lease struct {
 	Name   string
 	Holder uuid.UUID
 	Token  int64
+	// At is the database's time when the lease was acquired or renewed by Acquire (the
+	// clock that stamps the outbox's created_at).
+	At time.Time
 }
 
 // Acquire takes or renews the lease name for holder until ttl from now, and reports
@@ -29,20 +32,21 @@ type Lease struct {
 // new one.
 func (o *Outbox) Acquire(ctx context.Context, name string, holder uuid.UUID, ttl time.Duration) (Lease, bool, error) {
 	var token int64
+	var at time.Time
 	err := o.db.Pool.QueryRow(ctx, `
 		INSERT INTO relay_leases (name, holder, expires_at, token) VALUES ($1, $2, now() + $3 * INTERVAL '1 millisecond', 1)
 		ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at,
 			token = CASE WHEN relay_leases.holder = excluded.holder AND relay_leases.expires_at >= now()
 				THEN relay_leases.token ELSE relay_leases.token + 1 END
 		WHERE relay_leases.holder = excluded.holder OR relay_leases.expires_at < now()
-		RETURNING token`, name, holder, ttl.Milliseconds()).Scan(&token)
+		RETURNING token, now()`, name, holder, ttl.Milliseconds()).Scan(&token, &at)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return Lease{}, false, nil
 	case err != nil:
 		return Lease{}, false, fmt.Errorf("acquire lease %s: %w", name, err)
 	}
-	return Lease{Name: name, Holder: holder, Token: token}, true, nil
+	return Lease{Name: name, Holder: holder, Token: token, At: at}, true, nil
 }
 
 // AcquireLease is Acquire without the token, for loops that only need to know whether
