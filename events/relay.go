@@ -261,7 +261,7 @@ type Relay struct {
 	// waiting 1s, 2s, 4s... up to 5 minutes between them), then parked.
 	Retry store.Retry
 	// FloorMargin is how far behind its oldest pending event a consumer reads the outbox
-	// (default 2s): events of transactions that were open longer than it when the floor
+	// (default 1s): events of transactions that were open longer than it when the floor
 	// passed them wait for the next full read. FullReadEvery is how often a consumer
 	// reads every unpublished event of its topics instead (default 10s); see floor.
 	FloorMargin   time.Duration
@@ -320,7 +320,7 @@ func (r *Relay) since(c *consumer, now time.Time) time.Time {
 func (r *Relay) advance(c *consumer, since, at time.Time, evs []store.Event) {
 	margin := r.FloorMargin
 	if margin <= 0 {
-		margin = 2 * time.Second
+		margin = time.Second
 	}
 	for _, e := range evs {
 		if !e.CreatedAt.Before(since) { // the oldest read from the floor, not a due retry
