@@ -158,9 +158,11 @@ const pendingSQL = `
 	AND d.done_at IS NULL AND d.parked_at IS NULL AND (d.retry_at IS NULL OR d.retry_at <= now())
 	ORDER BY o.created_at, o.id LIMIT $3`
 
-// pendingSinceSQL: the events from the floor $4 on (outbox_topic_pending_idx), and the
-// older ones consumer failed at whose retry is due (outbox_deliveries_open_idx: a
-// delivery row neither done nor parked).
+// pendingSinceSQL: the events from the floor $4 on, and the older ones consumer failed
+// at whose retry is due, read from its open delivery rows (outbox_deliveries_open_idx:
+// neither done nor parked, few at any time), each probing its event: joined the other
+// way round, PostgreSQL scans every unpublished event older than the floor (OFFSET 0 and
+// the lateral LIMIT keep the planner from doing so).
 const pendingSinceSQL = `
 	SELECT id, topic, aggregate_id, payload, created_at, attempts FROM (
 		(SELECT o.id, o.topic, o.aggregate_id, o.payload, o.created_at, COALESCE(d.attempts, 0) AS attempts FROM outbox o
@@ -169,10 +171,11 @@ const pendingSinceSQL = `
 		AND d.done_at IS NULL AND d.parked_at IS NULL AND (d.retry_at IS NULL OR d.retry_at <= now())
 		ORDER BY o.created_at, o.id LIMIT $3)
 		UNION ALL
-		(SELECT o.id, o.topic, o.aggregate_id, o.payload, o.created_at, d.attempts FROM outbox_deliveries d
-		JOIN outbox o ON o.id = d.event_id
-		WHERE d.consumer = $1 AND d.done_at IS NULL AND d.parked_at IS NULL AND (d.retry_at IS NULL OR d.retry_at <= now())
-		AND o.published_at IS NULL AND o.topic = ANY($2::TEXT[]) AND o.created_at < $4
+		(SELECT o.id, o.topic, o.aggregate_id, o.payload, o.created_at, d.attempts FROM (
+			SELECT event_id, attempts FROM outbox_deliveries WHERE consumer = $1 AND done_at IS NULL AND parked_at IS NULL
+			AND (retry_at IS NULL OR retry_at <= now()) OFFSET 0) d
+		JOIN LATERAL (SELECT o.id, o.topic, o.aggregate_id, o.payload, o.created_at FROM outbox o WHERE o.id = d.event_id
+			AND o.published_at IS NULL AND o.topic = ANY($2::TEXT[]) AND o.created_at < $4 LIMIT 1) o ON true
 		ORDER BY o.created_at, o.id LIMIT $3)
 	) AS p ORDER BY created_at, id LIMIT $3`
 
