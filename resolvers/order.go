@@ -6,7 +6,9 @@ import (
 	"errors"
 	"time"
 
+	"github.com/99designs/gqlgen/graphql"
 	"github.com/google/uuid"
+	"github.com/vektah/gqlparser/v2/ast"
 
 	"github.com/shopfront/bookstore"
 	"github.com/shopfront/bookstore/auth"
@@ -56,7 +58,9 @@ func (r *mutationResolver) checkout(ctx context.Context, in model.CheckoutInput)
 	out := &model.CheckoutPayload{Order: res.Order, UserErrors: []*model.UserError{}}
 	if res.Order != nil {
 		out.AccessToken = &res.AccessToken
-		primeBooks(ctx, res.Order)
+		if selects(graphql.GetFieldContext(ctx), "order", "lines", "book") {
+			primeBooks(ctx, res.Order)
+		}
 	}
 	if res.TotalCents != nil {
 		t := int(*res.TotalCents)
@@ -227,4 +231,36 @@ func primeBooks(ctx context.Context, o *bookstore.Order) {
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	_, _ = loaders.For(ctx).Book.LoadMany(lctx, ids)()
+}
+
+// selects reports whether the field's selection asks for the field path (through
+// fragments; aliases do not matter). Without a field context it says yes.
+func selects(fc *graphql.FieldContext, path ...string) bool {
+	if fc == nil || fc.Field.Field == nil {
+		return true
+	}
+	return selectsIn(fc.Field.Selections, path)
+}
+
+func selectsIn(set ast.SelectionSet, path []string) bool {
+	if len(path) == 0 {
+		return true
+	}
+	for _, sel := range set {
+		switch s := sel.(type) {
+		case *ast.Field:
+			if s.Name == path[0] && selectsIn(s.SelectionSet, path[1:]) {
+				return true
+			}
+		case *ast.InlineFragment:
+			if selectsIn(s.SelectionSet, path) {
+				return true
+			}
+		case *ast.FragmentSpread:
+			if s.Definition == nil || selectsIn(s.Definition.SelectionSet, path) {
+				return true
+			}
+		}
+	}
+	return false
 }

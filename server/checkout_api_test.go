@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -754,6 +755,29 @@ func TestCheckoutRoundTrips(t *testing.T) {
 	// cart's deletion and the response's books.
 	if one.trips > 10 || one.stmts > 16 {
 		t.Errorf("%d round trips and %d statements for a one-book checkout", one.trips, one.stmts)
+	}
+	// A response that does not ask for the lines' books does not read them (a fragment
+	// that does, does).
+	for _, c := range []struct {
+		selection string
+		want      int64
+	}{
+		{`order { id status lines { quantity } } userErrors { code }`, one.trips - 1},
+		{`...on CheckoutPayload { order { ...L } } userErrors { code }`, one.trips},
+	} {
+		cart := a.createCart("", []map[string]any{line(bs[0], 1)}).Cart
+		before := a.queries.n.Load()
+		doc := `mutation($in: CheckoutInput!) { checkout(input: $in) { ` + c.selection + ` } }`
+		if strings.Contains(c.selection, "...L") {
+			doc += ` fragment L on Order { lines { book { title } } }`
+		}
+		r := a.as("", doc, map[string]any{"in": guestInput(cart.ID, "count@example.com", "tok_visa")})
+		if len(r.Errors) > 0 || !strings.Contains(string(r.Data), `"status"`) && !strings.Contains(string(r.Data), `"title"`) {
+			t.Fatalf("checkout selecting %s: %s %+v", c.selection, r.Data, r.Errors)
+		}
+		if got := a.queries.n.Load() - before; got != c.want {
+			t.Errorf("checkout selecting %s: %d round trips, want %d", c.selection, got, c.want)
+		}
 	}
 }
 
