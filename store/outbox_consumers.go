@@ -153,7 +153,7 @@ const deliveryOf = `SELECT d.attempts, d.done_at, d.parked_at, d.retry_at FROM o
 
 const pendingSQL = `
 	SELECT o.id, o.topic, o.aggregate_id, o.payload, o.created_at, COALESCE(d.attempts, 0) FROM outbox o
-	LEFT JOIN LATERAL (`+deliveryOf+`) d ON true
+	LEFT JOIN LATERAL (` + deliveryOf + `) d ON true
 	WHERE o.published_at IS NULL AND o.topic = ANY($2::TEXT[])
 	AND d.done_at IS NULL AND d.parked_at IS NULL AND (d.retry_at IS NULL OR d.retry_at <= now())
 	ORDER BY o.created_at, o.id LIMIT $3`
@@ -166,7 +166,7 @@ const pendingSQL = `
 const pendingSinceSQL = `
 	SELECT id, topic, aggregate_id, payload, created_at, attempts FROM (
 		(SELECT o.id, o.topic, o.aggregate_id, o.payload, o.created_at, COALESCE(d.attempts, 0) AS attempts FROM outbox o
-		LEFT JOIN LATERAL (`+deliveryOf+`) d ON true
+		LEFT JOIN LATERAL (` + deliveryOf + `) d ON true
 		WHERE o.published_at IS NULL AND o.topic = ANY($2::TEXT[]) AND o.created_at >= $4
 		AND d.done_at IS NULL AND d.parked_at IS NULL AND (d.retry_at IS NULL OR d.retry_at <= now())
 		ORDER BY o.created_at, o.id LIMIT $3)
