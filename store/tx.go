@@ -70,12 +70,30 @@ func (db *DB) executeTx(ctx context.Context, iso pgx.TxIsoLevel, fn func(pgx.Tx)
 				return fmt.Errorf("%w (last attempt: %w)", werr, err)
 			}
 		}
-		err = pgx.BeginTxFunc(ctx, db.Pool, opts, fn)
+		err = db.lazyTxFunc(ctx, iso, fn)
 		if !retryable(err) {
 			return err
 		}
 	}
 	return fmt.Errorf("transaction still conflicting after %d attempts: %w", maxAttempts, err)
+}
+
+// lazyTxFunc runs fn in one transaction whose BEGIN goes with its first statement
+// (lazyTx), commits it when fn succeeds and rolls it back otherwise.
+func (db *DB) lazyTxFunc(ctx context.Context, iso pgx.TxIsoLevel, fn func(pgx.Tx) error) error {
+	conn, err := db.Pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	// A connection left inside a transaction (a rollback that failed) is closed by the
+	// pool on release rather than reused.
+	defer conn.Release()
+	tx := &lazyTx{conn: conn.Conn(), opts: pgx.TxOptions{IsoLevel: iso}}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback(context.WithoutCancel(ctx))
+		return err
+	}
+	return tx.Commit(ctx)
 }
 
 // retryable reports whether err means "run the whole transaction again": PostgreSQL
