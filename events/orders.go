@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -43,35 +44,28 @@ func (f *Fulfilment) Consumer() (string, []string) {
 
 // Handle implements Handler.
 func (f *Fulfilment) Handle(ctx context.Context, evs []store.Event) error {
-	var errs []error
-	var mu sync.Mutex
-	forEachOrder(ctx, evs, f.Workers, func(ev store.Event) {
+	return forEachOrder(ctx, evs, f.Workers, func(ev store.Event) error {
 		var err error
 		switch ev.Topic {
 		case store.TopicOrderPaid:
 			err = f.Orders.Ship(ctx, ev.AggregateID)
 		case store.OrderTopic(bookstore.OrderEventCancelled):
 			err = f.Orders.RefundCancelled(ctx, ev.AggregateID)
-		default:
-			return
 		}
 		if err != nil {
-			mu.Lock()
-			errs = append(errs, fmt.Errorf("order %s (%s): %w", ev.AggregateID, ev.Topic, err))
-			mu.Unlock()
+			return fmt.Errorf("order %s (%s): %w", ev.AggregateID, ev.Topic, err)
 		}
+		return nil
 	})
-	if err := ctx.Err(); err != nil {
-		// Events of the batch may not have been started: none of it may count as done.
-		errs = append(errs, err)
-	}
-	return errors.Join(errs...)
 }
 
 // forEachOrder calls fn for every event, on up to workers goroutines (default 8): the
 // events of one aggregate in their order on one goroutine, different aggregates at once.
-// It returns when every call has returned; once ctx ends no further event is started.
-func forEachOrder(ctx context.Context, evs []store.Event, workers int, fn func(store.Event)) {
+// It returns when every call has returned, with their errors joined; a call that panics
+// is that event's error (the relay's own recovery cannot reach these goroutines). Once
+// ctx ends no further event is started, and ctx's error is among those returned: events
+// of the batch may not have run, so none of it may count as done.
+func forEachOrder(ctx context.Context, evs []store.Event, workers int, fn func(store.Event) error) error {
 	if workers <= 0 {
 		workers = 8
 	}
@@ -86,6 +80,22 @@ func forEachOrder(ctx context.Context, evs []store.Event, workers int, fn func(s
 		}
 		groups[i] = append(groups[i], ev)
 	}
+	var mu sync.Mutex
+	var errs []error
+	call := func(ev store.Event) {
+		defer func() {
+			if p := recover(); p != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("event %s (%s) panicked: %v\n%s", ev.ID, ev.Topic, p, debug.Stack()))
+				mu.Unlock()
+			}
+		}()
+		if err := fn(ev); err != nil {
+			mu.Lock()
+			errs = append(errs, err)
+			mu.Unlock()
+		}
+	}
 	next := make(chan []store.Event)
 	var wg sync.WaitGroup
 	for range min(workers, len(groups)) {
@@ -97,7 +107,7 @@ func forEachOrder(ctx context.Context, evs []store.Event, workers int, fn func(s
 					if ctx.Err() != nil {
 						break
 					}
-					fn(ev)
+					call(ev)
 				}
 			}
 		}()
@@ -110,6 +120,10 @@ func forEachOrder(ctx context.Context, evs []store.Event, workers int, fn func(s
 	}
 	close(next)
 	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
 }
 
 // OrderMail sends the order emails: the confirmation when an order is paid, a notice
