@@ -662,9 +662,10 @@ func (r *Relay) stepConsumer(ctx context.Context, c *consumer) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if held && c.held && l.Token != c.lease.Token {
-		// Lost and taken again meanwhile: another holder may have run part of the batch
-		// (and handled the events waiting here).
+	if held && l.Token != c.lease.Token {
+		// A new lease (the first, or lost and taken again: also when the guard cut a batch
+		// short): another holder may have run part of the batch, handled the events waiting
+		// here and moved past this floor.
 		c.failures = 0
 		c.waiting = nil
 		c.floor = time.Time{}
