@@ -2854,6 +2854,10 @@ type Mutation {
   PAYMENT_DECLINED, INSUFFICIENT_FUNDS and PAYMENT_ERROR, which come with the order in
   PAYMENT_FAILED. An order in PENDING_PAYMENT (the payment service has not answered yet)
   is settled in the background: read it again with ` + "`" + `order` + "`" + `.
+
+  When the store is too busy to place the order within a moment, the mutation fails with a
+  top-level error whose ` + "`" + `extensions.code` + "`" + ` is UNAVAILABLE, having placed, reserved and
+  charged nothing: retry shortly with the same ` + "`" + `idempotencyKey` + "`" + `.
   """
   checkout(input: CheckoutInput!): CheckoutPayload!
 
