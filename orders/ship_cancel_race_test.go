@@ -9,7 +9,7 @@ import (
 	"github.com/shopfront/bookstore/shipping"
 )
 
-// TestShipRacesCancel : the shipment's creation now runs READ COMMITTED
+// TestShipRacesCancel: the shipment's creation now runs READ COMMITTED
 // (store.DB.ExecuteLockedTx) while a customer's cancel stays serializable. Racing the
 // order_paid consumer's Ship against the cancel of the same PAID order, many times, the
 // order has at most one shipment and is never both cancelled (refunded, restocked) and
