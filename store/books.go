@@ -184,6 +184,29 @@ func (s *Books) ByIDs(ctx context.Context, ids []uuid.UUID) ([]*bookstore.Book, 
 	return collectBooks(rows)
 }
 
+// ByIDsWithStock is ByIDs with the books' stock (0 for a book without an inventory
+// row), in one round trip.
+func (s *Books) ByIDsWithStock(ctx context.Context, ids []uuid.UUID) ([]*bookstore.Book, map[uuid.UUID]int64, error) {
+	b := &pgx.Batch{}
+	var books []*bookstore.Book
+	stock := make(map[uuid.UUID]int64, len(ids))
+	b.Queue("SELECT "+bookCols+" FROM books b WHERE b.id = ANY($1::UUID[])", ids).Query(func(rows pgx.Rows) error {
+		var err error
+		books, err = collectBooks(rows)
+		return err
+	})
+	b.Queue(`SELECT book_id, stock FROM inventory WHERE book_id = ANY($1::UUID[])`, ids).Query(func(rows pgx.Rows) error {
+		var id uuid.UUID
+		var n int64
+		_, err := pgx.ForEachRow(rows, []any{&id, &n}, func() error { stock[id] = n; return nil })
+		return err
+	})
+	if err := s.db.Pool.SendBatch(ctx, b).Close(); err != nil {
+		return nil, nil, fmt.Errorf("books by id with stock: %w", err)
+	}
+	return books, stock, nil
+}
+
 // ByISBN returns the book with the 13-digit isbn, or a NOT_FOUND error.
 func (s *Books) ByISBN(ctx context.Context, isbn string) (*bookstore.Book, error) {
 	b, err := scanBook(s.db.Pool.QueryRow(ctx, "SELECT "+bookCols+" FROM books b WHERE b.isbn = $1", isbn))
