@@ -365,7 +365,7 @@ func (s *Service) place(ctx context.Context, tx pgx.Tx, c *bookstore.Cart, in In
 	switch {
 	case errors.Is(err, store.ErrCartCheckedOut):
 		return &abort{problem(bookstore.CodeCheckoutInProgress, "cartId",
-			"this cart is being checked out or was checked out already; its order is in your orders")}
+			"this cart is being checked out or was checked out already: retry with that checkout's idempotency key to get its order")}
 	case errors.Is(err, store.ErrKeyTaken):
 		return errReplay
 	case errors.As(err, &short):

@@ -8,7 +8,7 @@ import (
 
 // LooksLikeCardNumber reports whether s, as a whole, is a payment card number (PAN): 13
 // to 19 digits, possibly grouped by separators (see ContainsCardNumber), with a first
-// digit that card networks issue (1 UATP, 2 and 5 Mastercard, 3 Amex/JCB/Diners, 4 Visa,
+// digit that card networks issue (1 UATP, 15 digits only; 2 and 5 Mastercard, 3 Amex/JCB/Diners, 4 Visa,
 // 6 Discover/UnionPay/Maestro) and a valid Luhn check digit. The issuer-digit rule keeps
 // ISBN-13s (978/979...), which pass Luhn one time in ten, from being mistaken for cards
 // in a bookstore.
@@ -121,6 +121,13 @@ func digitSequences(text string) []digitSeq {
 
 func isPAN(d []byte) bool {
 	if len(d) < 13 || len(d) > 19 || d[0] < 1 || d[0] > 6 {
+		return false
+	}
+	if d[0] == 1 && len(d) != 15 {
+		// UATP numbers, the only cards issued with a first digit 1, are 15 digits. A 13-,
+		// 16- or 19-digit run starting with 1 is a Unix time in milliseconds, microseconds
+		// or nanoseconds (until 2033, 2286 and 2286): a client's "cart-1796227229491"
+		// idempotency key passed Luhn one time in ten and was refused as a card.
 		return false
 	}
 	return luhn(d)

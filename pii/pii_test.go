@@ -252,6 +252,9 @@ func TestLooksLikeCardNumber(t *testing.T) {
 		{"4111111111111111x", false},
 		{"", false},
 		{"+44 20 7946 0958", false},
+		{"135412345678911", true},      // UATP: 15 digits starting with 1
+		{"1796227229491", false},       // a Unix time in ms (Luhn-valid), not a card
+		{"1796227224279358092", false}, // in ns
 	}
 	for _, c := range cases {
 		if got := pii.LooksLikeCardNumber(c.in); got != c.want {
