@@ -449,16 +449,55 @@ func (t sseTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Gr
 	_ = rc.SetReadDeadline(time.Time{})
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
+	// A stream the server ends (shutting down, the session over) must not end with
+	// `complete`, which tells the client the subscription is finished (the order reached
+	// a final state): gqlgen writes it whenever the context ends. Cut, the stream stops
+	// without it, and the client reconnects with afterSeq (or learns its session ended).
+	cw := &cutWriter{ResponseWriter: w}
+	cut := func() { cw.cut(); cancel() }
 	if s.done != nil {
-		stop := context.AfterFunc(s.done, cancel)
+		stop := context.AfterFunc(s.done, cut)
 		defer stop()
 	}
 	if _, ok := auth.FromContext(ctx); ok {
 		_, token, _ := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
-		go s.watchSession(ctx, strings.TrimSpace(token), func(string) { cancel() })
+		go s.watchSession(ctx, strings.TrimSpace(token), func(string) { cut() })
 	}
-	transport.SSE{KeepAlivePingInterval: s.opts.KeepAlive}.Do(w, r.WithContext(ctx), subscriptionsOnly{exec})
+	transport.SSE{KeepAlivePingInterval: s.opts.KeepAlive}.Do(cw, r.WithContext(ctx), subscriptionsOnly{exec})
 }
+
+// cutWriter drops every write once cut: what gqlgen writes after the server ended the
+// stream (its `complete`, a keep-alive) never reaches the client.
+type cutWriter struct {
+	http.ResponseWriter
+	off atomic.Bool // no lock: a write stuck on a client that stopped reading must not hold up the cut
+}
+
+func (c *cutWriter) cut() { c.off.Store(true) }
+
+func (c *cutWriter) Write(p []byte) (int, error) {
+	if c.off.Load() {
+		return 0, errStreamCut
+	}
+	return c.ResponseWriter.Write(p)
+}
+
+func (c *cutWriter) WriteHeader(code int) {
+	if !c.off.Load() {
+		c.ResponseWriter.WriteHeader(code)
+	}
+}
+
+func (c *cutWriter) Flush() {
+	if !c.off.Load() {
+		_ = http.NewResponseController(c.ResponseWriter).Flush()
+	}
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (c *cutWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }
+
+var errStreamCut = errors.New("the server ended the stream")
 
 // streamLoaders gives each message of a subscription fresh loaders: the connection's
 // would cache books and order events for as long as it stays open.

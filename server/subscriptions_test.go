@@ -665,3 +665,73 @@ func TestOrderSubscriptionOrigins(t *testing.T) {
 		}
 	}
 }
+
+// TestSSEStreamEndedByTheServerHasNoComplete: `complete` tells an SSE client that its
+// subscription is finished (the order reached a final state). A stream the server ends
+// itself, shutting down or at the end of the session, stops without it, so the client
+// reconnects (and resumes with afterSeq) instead of believing the order settled; found by
+// a black-box test, where every SSE subscriber stopped for good at a restart.
+func TestSSEStreamEndedByTheServerHasNoComplete(t *testing.T) {
+	done, shutdown := context.WithCancel(context.Background())
+	defer shutdown()
+	a, _ := newSubsAPI(t, false, func(c *server.Config) { c.StreamsDone = done })
+	bs := a.cartBooks(1, 10)
+	ann := a.register("ann@example.com", "Ann")
+	order, _ := paidOrder(t, a, ann.AccessToken, "", bs[0])
+	body, _ := json.Marshal(map[string]any{"query": statusSub, "variables": map[string]any{"id": order}})
+	// stream opens a subscription: its first event's type, and all of them once it ends.
+	stream := func(token string) (first chan string, all chan []string) {
+		req, _ := http.NewRequest(http.MethodPost, a.url+"/graphql", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "text/event-stream")
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("SSE: %v %v", resp, err)
+		}
+		first, all = make(chan string, 1), make(chan []string, 1)
+		go func() {
+			defer resp.Body.Close()
+			var got []string
+			sc := bufio.NewScanner(resp.Body)
+			for sc.Scan() {
+				if l := sc.Text(); strings.HasPrefix(l, "event: ") {
+					if got = append(got, strings.TrimPrefix(l, "event: ")); len(got) == 1 {
+						first <- got[0]
+					}
+				}
+			}
+			all <- got
+		}()
+		return first, all
+	}
+	ended := func(what string, all chan []string) {
+		t.Helper()
+		select {
+		case got := <-all:
+			if strings.Contains(strings.Join(got, ","), "complete") {
+				t.Errorf("%s: the stream ended with complete (%v)", what, got)
+			}
+		case <-time.After(wait):
+			t.Fatalf("%s: the stream did not end", what)
+		}
+	}
+	// Logout: the session check ends the stream.
+	first, all := stream(ann.AccessToken)
+	if e := <-first; e != "next" {
+		t.Fatalf("first event %q", e)
+	}
+	var out struct{ Logout struct{ Ok bool } }
+	a.ok(`mutation($t: String!) { logout(refreshToken: $t) { ok } }`, map[string]any{"t": ann.RefreshToken}, &out)
+	ended("after logout", all)
+	// Shutdown.
+	bob := a.register("bob@example.com", "Bob")
+	order, _ = paidOrder(t, a, bob.AccessToken, "", bs[0])
+	body, _ = json.Marshal(map[string]any{"query": statusSub, "variables": map[string]any{"id": order}})
+	first, all = stream(bob.AccessToken)
+	if e := <-first; e != "next" {
+		t.Fatalf("first event %q", e)
+	}
+	shutdown()
+	ended("at shutdown", all)
+}
