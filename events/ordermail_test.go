@@ -878,3 +878,51 @@ func attemptsNotParked(ctx context.Context, db *store.DB) int64 {
 	_ = db.Pool.QueryRow(ctx, `SELECT COALESCE(sum(attempts), 0) FROM outbox_deliveries WHERE parked_at IS NULL`).Scan(&n)
 	return n
 }
+
+// TestOrderMailSendsOrdersAtOnce: the emails of different orders are sent at the same
+// time (one at a time, a burst of checkouts left confirmations 20 s behind), each once.
+func TestOrderMailSendsOrdersAtOnce(t *testing.T) {
+	sink := startSink(t, "127.0.0.1:0")
+	real := smtpSender(t, sink.addr)
+	var inFlight, most atomic.Int64
+	both := make(chan struct{})
+	var once sync.Once
+	slow := senderFunc(func(ctx context.Context, m mail.Message) error {
+		n := inFlight.Add(1)
+		defer inFlight.Add(-1)
+		for {
+			if old := most.Load(); n <= old || most.CompareAndSwap(old, n) {
+				break
+			}
+		}
+		if n >= 2 {
+			once.Do(func() { close(both) })
+		}
+		select { // each send waits (bounded) until two are in flight
+		case <-both:
+		case <-time.After(5 * time.Second):
+		}
+		return real.Send(ctx, m)
+	})
+	s := newShop(t, slow)
+	ctx := context.Background()
+	var evs []store.Event
+	for _, who := range []string{"sam@shire.example", "frodo@shire.example", "bilbo@shire.example"} {
+		o := s.checkout(uuid.Nil, who, 1)
+		var ev store.Event
+		if err := s.db.Pool.QueryRow(ctx, `SELECT id, topic, aggregate_id, payload, created_at FROM outbox WHERE aggregate_id = $1 AND topic = $2`,
+			o.ID, store.TopicOrderPaid).Scan(&ev.ID, &ev.Topic, &ev.AggregateID, &ev.Payload, &ev.CreatedAt); err != nil {
+			t.Fatal(err)
+		}
+		evs = append(evs, ev)
+	}
+	if err := s.mailer.Handle(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	if most.Load() < 2 {
+		t.Fatalf("at most %d emails in flight, want the orders' at once", most.Load())
+	}
+	if n := len(sink.received()); n != 3 {
+		t.Fatalf("%d emails, want 3", n)
+	}
+}

@@ -139,6 +139,8 @@ type OrderMail struct {
 	Sender   mail.Sender
 	From     string
 	Log      *slog.Logger
+	// Workers is how many orders' emails are sent at once (default 8).
+	Workers int
 	// ClaimTTL is how long a claim on an email stops another holder from sending it
 	// (default 10 minutes): longer than any SMTP session, so that only the claim of a
 	// process that died mid-send is taken over.
@@ -166,8 +168,21 @@ var errSending = errors.New("another holder is sending this email")
 // holder claimed (it may be sending it, or have died mid-send) waits for that claim to go
 // stale (RetryAfter), counting no attempt.
 func (m *OrderMail) Handle(ctx context.Context, evs []store.Event) error {
+	var mu sync.Mutex
 	failed := map[uuid.UUID]error{}
-	for _, ev := range evs {
+	fail := func(ev store.Event, err error) {
+		mu.Lock()
+		failed[ev.ID] = fmt.Errorf("order %s email (%s): %w", ev.AggregateID, ev.Topic, err)
+		mu.Unlock()
+	}
+	// Orders at once (an SMTP session each), each order's emails in their order. A panic
+	// is its email's failure: the batch's other emails are done.
+	err := forEachOrder(ctx, evs, m.Workers, func(ev store.Event) (err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				fail(ev, fmt.Errorf("panicked: %v\n%s", p, debug.Stack()))
+			}
+		}()
 		var typ bookstore.OrderEventType
 		switch ev.Topic {
 		case store.TopicOrderPaid:
@@ -177,16 +192,22 @@ func (m *OrderMail) Handle(ctx context.Context, evs []store.Event) error {
 		case store.OrderTopic(bookstore.OrderEventCancelled):
 			typ = bookstore.OrderEventCancelled
 		default:
-			continue
+			return nil
 		}
-		err := m.send(ctx, ev, typ)
-		if err != nil && mail.Refused(err) {
-			m.log().ErrorContext(ctx, "order email refused for good; parking its event", "order", ev.AggregateID, "topic", ev.Topic, "err", err)
-			err = Permanent(err)
+		serr := m.send(ctx, ev, typ)
+		if serr != nil && mail.Refused(serr) {
+			m.log().ErrorContext(ctx, "order email refused for good; parking its event", "order", ev.AggregateID, "topic", ev.Topic, "err", serr)
+			serr = Permanent(serr)
 		}
-		if err != nil {
-			failed[ev.ID] = fmt.Errorf("order %s email (%s): %w", ev.AggregateID, ev.Topic, err)
+		if serr != nil {
+			fail(ev, serr)
 		}
+		return nil
+	})
+	if err != nil {
+		// The context ended: emails of the batch may not have been tried. The whole batch
+		// comes again (the sent_mail claims keep those sent from going twice).
+		return err
 	}
 	if len(failed) > 0 {
 		return &BatchError{Failed: failed}
