@@ -44,7 +44,10 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 
 func openDB(ctx context.Context, url string, maxConns int) (*store.DB, error) {
 	if maxConns <= 0 {
-		maxConns = max(4, 4*runtime.GOMAXPROCS(0))
+		// A request spends much of its time between round trips (in Go, in the network),
+		// so the database stays busy only with more connections than cores: on 2 cores
+		// the checkout bench held 250 purchases/s with 16 and refused 15% of them with 8.
+		maxConns = 8 * runtime.GOMAXPROCS(0)
 	}
 	return store.Open(ctx, url, store.Options{MaxConns: int32(maxConns)})
 }
