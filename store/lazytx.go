@@ -2,10 +2,11 @@ package store
 
 import (
 	"context"
-	"errors"
+	"fmt"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 // lazyTx is a PostgreSQL transaction begun with its first statement: pgx's BeginTx
@@ -21,7 +22,7 @@ type lazyTx struct {
 	done bool   // committed or rolled back before it began
 }
 
-var errTxDone = errors.New("store: the transaction is already committed or rolled back")
+var errTxDone = fmt.Errorf("store: the transaction is already committed or rolled back: %w", pgx.ErrTxClosed)
 
 // SendBatch sends b; the transaction's first round trip begins it too. The caller
 // reads b's results as usual.
@@ -68,7 +69,7 @@ func (t *lazyTx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, 
 	rows, err := br.Query()
 	if err != nil {
 		br.Close()
-		return nil, err
+		return errRows{err}, err // like pgx's: Rows safe to close and read even with the error
 	}
 	return &batchRows{Rows: rows, br: br}, nil
 }
@@ -214,7 +215,21 @@ func (r *firstRow) Scan(dest ...any) error {
 type errBatch struct{ err error }
 
 func (e errBatch) Exec() (pgconn.CommandTag, error) { return pgconn.CommandTag{}, e.err }
-func (e errBatch) Query() (pgx.Rows, error)         { return nil, e.err }
+func (e errBatch) Query() (pgx.Rows, error)         { return errRows{e.err}, e.err }
 func (e errBatch) QueryRow() pgx.Row                { return &firstRow{err: e.err} }
 func (e errBatch) Close() error                     { return e.err }
 func (e errBatch) Tx() pgx.Tx                       { return nil }
+
+// errRows is the Rows of a query that failed before it ran: closed, holding the error.
+type errRows struct{ err error }
+
+func (r errRows) Close()                                       {}
+func (r errRows) Err() error                                   { return r.err }
+func (r errRows) CommandTag() pgconn.CommandTag                { return pgconn.CommandTag{} }
+func (r errRows) FieldDescriptions() []pgconn.FieldDescription { return nil }
+func (r errRows) Next() bool                                   { return false }
+func (r errRows) Scan(...any) error                            { return r.err }
+func (r errRows) Values() ([]any, error)                       { return nil, r.err }
+func (r errRows) RawValues() [][]byte                          { return nil }
+func (r errRows) Conn() *pgx.Conn                              { return nil }
+func (r errRows) TypeMap() *pgtype.Map                         { return nil }
