@@ -58,6 +58,7 @@ func (r *mutationResolver) checkout(ctx context.Context, in model.CheckoutInput)
 	out := &model.CheckoutPayload{Order: res.Order, UserErrors: []*model.UserError{}}
 	if res.Order != nil {
 		out.AccessToken = &res.AccessToken
+		forgetStock(ctx, res.Order) // taken (or given back on a failed payment)
 		if selects(graphql.GetFieldContext(ctx), "order", "lines", "book") {
 			primeBooks(ctx, res.Order)
 		}
@@ -164,6 +165,9 @@ func (r *mutationResolver) orderCancel(ctx context.Context, gid string, reason *
 	if bookstore.ErrorCode(err) == bookstore.CodeNotFound {
 		err = &bookstore.Error{Code: bookstore.CodeNotFound, Field: "id", Message: "no such order"}
 	}
+	if o != nil {
+		forgetStock(ctx, o) // restocked
+	}
 	return orderPayload(o, err)
 }
 
@@ -231,6 +235,16 @@ func primeBooks(ctx context.Context, o *bookstore.Order) {
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	_, _ = loaders.For(ctx).Book.LoadMany(lctx, ids)()
+}
+
+// forgetStock drops the order's books' stock from the request's stock loader: an
+// earlier field of the request may have read it (the book loader reads it with the
+// books), and this mutation changed it.
+func forgetStock(ctx context.Context, o *bookstore.Order) {
+	l := loaders.For(ctx)
+	for _, line := range o.Lines {
+		l.Stock.Clear(ctx, line.BookID)
+	}
 }
 
 // selects reports whether the field's selection asks for the field path (through

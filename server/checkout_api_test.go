@@ -812,3 +812,34 @@ func TestCheckoutUUIDKeysAreNotCards(t *testing.T) {
 		t.Errorf("a card number in a UUID-like search: %s %+v", r.Data, r.Errors)
 	}
 }
+
+// TestCheckoutAnswersTheStockItLeft: the request's loaders may hold a book's stock from an
+// earlier field of the same request (the book loader reads it with the book); the
+// checkout's answer shows the stock after its decrement, not that (found in review).
+func TestCheckoutAnswersTheStockItLeft(t *testing.T) {
+	a := newAPI(t, 3)
+	b := a.cartBooks(1, 10)[0]
+	other := a.createCart("", []map[string]any{line(b, 1)}).Cart
+	c := a.createCart("", []map[string]any{line(b, 3)}).Cart
+	r := a.as("", `mutation($other: ID!, $l: [CartLineInput!]!, $in: CheckoutInput!) {
+		cartLinesAdd(cartId: $other, lines: $l) { cart { lines { book { title availability { quantity } } } } }
+		checkout(input: $in) { order { status lines { book { availability { quantity } } } } userErrors { code } } }`,
+		map[string]any{"other": other.ID, "l": []map[string]any{line(b, 1)}, "in": guestInput(c.ID, "stock@example.com", "tok_visa")})
+	if len(r.Errors) > 0 {
+		t.Fatalf("%+v", r.Errors)
+	}
+	var out struct {
+		Checkout struct {
+			Order struct {
+				Status string
+				Lines  []struct{ Book struct{ Availability struct{ Quantity int } } }
+			}
+		}
+	}
+	if err := json.Unmarshal(r.Data, &out); err != nil || out.Checkout.Order.Status != "PAID" || len(out.Checkout.Order.Lines) != 1 {
+		t.Fatalf("%s: %v", r.Data, err)
+	}
+	if q := out.Checkout.Order.Lines[0].Book.Availability.Quantity; q != 7 {
+		t.Fatalf("the checkout's answer shows %d copies left, want 7 (10 - 3)", q)
+	}
+}
