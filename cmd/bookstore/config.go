@@ -60,7 +60,7 @@ func (c *serveConfig) register(fs *flag.FlagSet, getenv func(string) string, dev
 	fs.BoolVar(&c.migrate, "migrate", envBool(getenv, "MIGRATE", true), "apply pending migrations at start (MIGRATE)")
 	fs.TextVar(&c.logLevel, "log-level", levelOr(getenv("LOG_LEVEL")), "debug, info, warn or error (LOG_LEVEL)")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", envDuration(getenv, "SHUTDOWN_TIMEOUT", 15*time.Second), "how long to drain requests on SIGTERM (SHUTDOWN_TIMEOUT)")
-	fs.IntVar(&c.maxConns, "db-max-conns", envInt(getenv, "DB_MAX_CONNS", 0), "database pool size; 0 = 8 x CPUs (DB_MAX_CONNS)")
+	fs.IntVar(&c.maxConns, "db-max-conns", envInt(getenv, "DB_MAX_CONNS", 0), "database pool size; 0 = 8 x CPUs, at most 32; keep instances x pool below the database's max_connections (DB_MAX_CONNS)")
 	fs.StringVar(&c.debugAddr, "debug-addr", getenv("DEBUG_ADDR"), "serve net/http/pprof on this address, e.g. 127.0.0.1:6060; empty = off (DEBUG_ADDR)")
 	fs.StringVar(&c.redisURL, "redis-url", getenv("REDIS_URL"), "Redis URL for the response cache, rate limits and throttles shared by every instance; empty = in-process only (REDIS_URL)")
 	fs.DurationVar(&c.responseTTL, "response-cache-ttl", envDuration(getenv, "RESPONSE_CACHE_TTL", 5*time.Second), "how long anonymous query responses are cached; negative = off (RESPONSE_CACHE_TTL)")

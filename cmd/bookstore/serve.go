@@ -47,7 +47,9 @@ func openDB(ctx context.Context, url string, maxConns int) (*store.DB, error) {
 		// A request spends much of its time between round trips (in Go, in the network),
 		// so the database stays busy only with more connections than cores: on 2 cores
 		// the checkout bench held 250 purchases/s with 16 and refused 15% of them with 8.
-		maxConns = 8 * runtime.GOMAXPROCS(0)
+		// At most 32: instances × pool must stay below the server's max_connections
+		// (PostgreSQL's default is 100).
+		maxConns = min(8*runtime.GOMAXPROCS(0), 32)
 	}
 	return store.Open(ctx, url, store.Options{MaxConns: int32(maxConns)})
 }
