@@ -832,7 +832,9 @@ func TestCheckoutAnswersTheStockItLeft(t *testing.T) {
 		Checkout struct {
 			Order struct {
 				Status string
-				Lines  []struct{ Book struct{ Availability struct{ Quantity int } } }
+				Lines  []struct {
+					Book struct{ Availability struct{ Quantity int } }
+				}
 			}
 		}
 	}
