@@ -177,28 +177,29 @@ func (s *Books) Count(ctx context.Context, f bookstore.BookFilter) (int64, error
 
 // ByIDs returns the books with the given ids, in any order; missing ids are absent.
 func (s *Books) ByIDs(ctx context.Context, ids []uuid.UUID) ([]*bookstore.Book, error) {
-	rows, err := s.db.Pool.Query(ctx, "SELECT "+bookCols+" FROM books b WHERE b.id = ANY($1::UUID[])", ids)
+	rows, err := s.db.Pool.Query(ctx, booksByIDsSQL, ids)
 	if err != nil {
 		return nil, fmt.Errorf("books by id: %w", err)
 	}
 	return collectBooks(rows)
 }
 
+const booksByIDsSQL = "SELECT " + bookCols + " FROM books b WHERE b.id = ANY($1::UUID[])"
+
 // ByIDsWithStock is ByIDs with the books' stock (0 for a book without an inventory
 // row), in one round trip.
 func (s *Books) ByIDsWithStock(ctx context.Context, ids []uuid.UUID) ([]*bookstore.Book, map[uuid.UUID]int64, error) {
 	b := &pgx.Batch{}
 	var books []*bookstore.Book
-	stock := make(map[uuid.UUID]int64, len(ids))
-	b.Queue("SELECT "+bookCols+" FROM books b WHERE b.id = ANY($1::UUID[])", ids).Query(func(rows pgx.Rows) error {
+	var stock map[uuid.UUID]int64
+	b.Queue(booksByIDsSQL, ids).Query(func(rows pgx.Rows) error {
 		var err error
 		books, err = collectBooks(rows)
 		return err
 	})
-	b.Queue(`SELECT book_id, stock FROM inventory WHERE book_id = ANY($1::UUID[])`, ids).Query(func(rows pgx.Rows) error {
-		var id uuid.UUID
-		var n int64
-		_, err := pgx.ForEachRow(rows, []any{&id, &n}, func() error { stock[id] = n; return nil })
+	b.Queue(stockSQL, ids).Query(func(rows pgx.Rows) error {
+		var err error
+		stock, err = collectStock(rows, len(ids))
 		return err
 	})
 	if err := s.db.Pool.SendBatch(ctx, b).Close(); err != nil {

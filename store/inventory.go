@@ -30,20 +30,28 @@ func (s *Inventory) Stock(ctx context.Context, bookIDs []uuid.UUID) (map[uuid.UU
 	return stockOf(ctx, s.db.Pool, bookIDs)
 }
 
+// stockSQL reads the stock of books $1 (a book without an inventory row has none).
+const stockSQL = `SELECT book_id, stock FROM inventory WHERE book_id = ANY($1::UUID[])`
+
 func stockOf(ctx context.Context, q querier, bookIDs []uuid.UUID) (map[uuid.UUID]int64, error) {
-	rows, err := q.Query(ctx, `SELECT book_id, stock FROM inventory WHERE book_id = ANY($1::UUID[])`, bookIDs)
+	rows, err := q.Query(ctx, stockSQL, bookIDs)
 	if err != nil {
 		return nil, fmt.Errorf("stock: %w", err)
 	}
+	return collectStock(rows, len(bookIDs))
+}
+
+// collectStock reads stockSQL's rows: 0 for the books it has no row of.
+func collectStock(rows pgx.Rows, n int) (map[uuid.UUID]int64, error) {
 	defer rows.Close()
-	out := make(map[uuid.UUID]int64, len(bookIDs))
+	out := make(map[uuid.UUID]int64, n)
 	for rows.Next() {
 		var id uuid.UUID
-		var n int64
-		if err := rows.Scan(&id, &n); err != nil {
+		var stock int64
+		if err := rows.Scan(&id, &stock); err != nil {
 			return nil, fmt.Errorf("scan stock: %w", err)
 		}
-		out[id] = n
+		out[id] = stock
 	}
 	return out, rows.Err()
 }
