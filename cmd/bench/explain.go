@@ -150,7 +150,7 @@ func (e *explainer) report(ctx context.Context, w io.Writer, name string, reques
 	fmt.Fprintf(w, "transactions per request: %.2f committed, %.2f rolled back\n",
 		float64(commit-e.commit)/float64(requests), float64(rollbk-e.rollbk)/float64(requests))
 	rows, err := e.db.Query(ctx, `
-		SELECT calls, total_exec_time, rows, regexp_replace(query, '\s+', ' ', 'g')
+		SELECT calls, total_exec_time, total_plan_time, plans, rows, regexp_replace(query, '\s+', ' ', 'g')
 		FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
 		ORDER BY total_exec_time DESC`)
 	if err != nil {
@@ -158,32 +158,33 @@ func (e *explainer) report(ctx context.Context, w io.Writer, name string, reques
 	}
 	defer rows.Close()
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "calls/req\texec ms/req\tmean ms\trows/call\tstatement")
+	fmt.Fprintln(tw, "calls/req\texec ms/req\tmean ms\tplans/call\tplan ms/req\trows/call\tstatement")
 	var calls int64
-	var total float64
+	var total, planned float64
 	shown := 0
 	for rows.Next() {
-		var n, nrows int64
-		var t float64
+		var n, plans, nrows int64
+		var t, pt float64
 		var q string
-		if err := rows.Scan(&n, &t, &nrows, &q); err != nil {
+		if err := rows.Scan(&n, &t, &pt, &plans, &nrows, &q); err != nil {
 			return err
 		}
 		calls += n
 		total += t
+		planned += pt
 		if shown < 25 {
 			shown++
 			if len(q) > 110 {
 				q = q[:110] + "..."
 			}
-			fmt.Fprintf(tw, "%.2f\t%.3f\t%.3f\t%.1f\t%s\n", float64(n)/float64(requests), t/float64(requests),
-				t/float64(max(n, 1)), float64(nrows)/float64(max(n, 1)), q)
+			fmt.Fprintf(tw, "%.2f\t%.3f\t%.3f\t%.2f\t%.3f\t%.1f\t%s\n", float64(n)/float64(requests), t/float64(requests),
+				t/float64(max(n, 1)), float64(plans)/float64(max(n, 1)), pt/float64(requests), float64(nrows)/float64(max(n, 1)), q)
 		}
 	}
 	if err := rows.Err(); err != nil {
 		return err
 	}
-	fmt.Fprintf(tw, "%.2f\t%.3f\t\t\tall statements (the database's own execution time; the rest of its CPU is parsing, planning, protocol and commits)\n",
-		float64(calls)/float64(requests), total/float64(requests))
+	fmt.Fprintf(tw, "%.2f\t%.3f\t\t\t%.3f\t\tall statements (the database's own execution and planning time, under load partly waiting for a core; the rest of its CPU is parsing, protocol and commits)\n",
+		float64(calls)/float64(requests), total/float64(requests), planned/float64(requests))
 	return tw.Flush()
 }

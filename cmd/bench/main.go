@@ -65,6 +65,7 @@ type options struct {
 	addr      string
 	noCache   bool
 	explain   bool
+	pg        []string
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -81,6 +82,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.target, "target", "", "benchmark a running server at this base URL instead of starting a stack (checkout then needs ample stock there)")
 	fs.BoolVar(&o.explain, "explain", false, "after each scenario, print the CPU per request of the bench, the server and PostgreSQL, and the statements per request (pg_stat_statements)")
 	fs.StringVar(&o.addr, "addr", "127.0.0.1:18080", "address of the server the bench starts")
+	fs.Func("pg", "a PostgreSQL setting name=value for the database the bench starts, e.g. -pg log_min_duration_statement=5ms (repeatable; with -explain, shared_preload_libraries must keep pg_stat_statements)", func(v string) error {
+		if !strings.Contains(v, "=") {
+			return fmt.Errorf("want name=value, got %q", v)
+		}
+		o.pg = append(o.pg, v)
+		return nil
+	})
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -555,8 +563,10 @@ func post(ctx context.Context, base, query string, vars map[string]any, out any)
 func startStack(ctx context.Context, o options, stderr io.Writer) (string, stack, func(), error) {
 	var settings []string
 	if o.explain {
-		settings = []string{"shared_preload_libraries=pg_stat_statements", "pg_stat_statements.max=1000"}
+		settings = []string{"shared_preload_libraries=pg_stat_statements", "pg_stat_statements.max=1000", "pg_stat_statements.track_planning=on"}
 	}
+	// Later settings win (postgres takes the last -c of a name).
+	settings = append(settings, o.pg...)
 	pg, err := localpg.Start(ctx, localpg.Options{Fast: true, Settings: settings})
 	if err != nil {
 		return "", stack{}, nil, err
@@ -631,7 +641,7 @@ func startStack(ctx context.Context, o options, stderr io.Writer) (string, stack
 		stop()
 		return "", stack{}, nil, fmt.Errorf("%s keys generate: %w", bin, err)
 	}
-	cmd.Env = append(os.Environ(), "DATABASE_URL="+url, "PAYMENTS=test", "STRIPE_SECRET_KEY=") // it pays with test tokens
+	cmd.Env = append(os.Environ(), "DATABASE_URL="+pg.SocketURL(url), "PAYMENTS=test", "STRIPE_SECRET_KEY=") // it pays with test tokens
 	cmd.Env = append(cmd.Env, strings.Fields(string(keys))...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {

@@ -46,6 +46,7 @@ type Options struct {
 // Server is a running PostgreSQL server.
 type Server struct {
 	url     string
+	socket  string // the Unix socket's directory, "" when TCP only
 	port    int
 	temp    string // temporary directory removed by Stop, if any
 	pgdata  string
@@ -138,6 +139,24 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 
 // URL is a postgres:// URL of a superuser connected to the postgres database.
 func (s *Server) URL() string { return s.url }
+
+// SocketURL is u (a URL of this server's, as URL or CreateDatabase return) over the
+// server's Unix socket instead of TCP, or u itself when the server has no socket (its
+// directory's path is too long for one). A client on the same host spends less CPU per
+// round trip on a Unix socket than on loopback TCP.
+func (s *Server) SocketURL(u string) string {
+	if s.socket == "" {
+		return u
+	}
+	p, err := url.Parse(u)
+	if err != nil {
+		return u
+	}
+	q := p.Query()
+	q.Set("host", s.socket)
+	p.RawQuery = q.Encode()
+	return p.String()
+}
 
 // PID is the postmaster's process id (its backends are its children).
 func (s *Server) PID() int { return s.cmd.Process.Pid }
@@ -347,6 +366,7 @@ func (s *Server) launch(ctx context.Context, bin string, acct *account, port int
 	}
 	s.cmd, s.exited, s.logFile = cmd, exited, f
 	s.port = port
+	s.socket = sockDir
 	s.url = (&url.URL{
 		Scheme:   "postgres",
 		User:     url.User(superuser),

@@ -66,6 +66,21 @@ func TestStartStop(t *testing.T) {
 			t.Errorf("current_database() = %q via %s", db, u)
 		}
 		c.Close(ctx)
+
+		// The same database over the Unix socket: no server address.
+		su := s.SocketURL(u)
+		if su == u {
+			t.Fatalf("SocketURL(%s) is the TCP URL (socket directory %q)", u, s.socket)
+		}
+		c = connect(t, su)
+		var addr *string
+		if err := c.QueryRow(ctx, "SELECT current_database(), host(inet_server_addr())").Scan(&db, &addr); err != nil {
+			t.Fatal(err)
+		}
+		if db != "shop" || addr != nil {
+			t.Errorf("via %s: database %q, server address %v (want shop over a socket)", su, db, addr)
+		}
+		c.Close(ctx)
 	}
 
 	if err := s.Stop(); err != nil {
