@@ -106,6 +106,10 @@ func (s *Service) Delete(ctx context.Context, id string) error {
 	return nil
 }
 
+// Store is where the carts are kept (checkout deletes a paid order's cart with the
+// order's settlement when that is the order's database).
+func (s *Service) Store() Store { return s.cfg.Store }
+
 // Tax is the tax rates carts are priced with (checkout prices orders with them too).
 func (s *Service) Tax() bookstore.TaxRates { return s.cfg.Tax }
 

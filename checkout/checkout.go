@@ -154,6 +154,11 @@ func (a *abort) Error() string { return "checkout aborted: " + a.res.Problems[0]
 // errReplay: a concurrent request with the same key committed first.
 var errReplay = errors.New("checkout: key used by a concurrent request")
 
+// keyHeld ends tx 1 when the key is held already, by the checkout to replay.
+type keyHeld struct{ key *store.CheckoutKey }
+
+func (*keyHeld) Error() string { return "checkout: the idempotency key is held by an earlier checkout" }
+
 // Checkout places and pays an order for the cart. customer is the signed-in customer or
 // uuid.Nil for a guest. It returns an error only for failures that are not the
 // shopper's (the database down): every expected failure is in Result.Problems.
@@ -202,21 +207,28 @@ func (s *Service) Checkout(ctx context.Context, customer uuid.UUID, in Input) (*
 		}
 	}()
 
-	if k, err := s.cfg.DB.CheckoutKeys.Get(ctx, scope, in.IdempotencyKey); err == nil {
-		return s.replay(ctx, k, hash, in.CartID)
-	} else if bookstore.ErrorCode(err) != bookstore.CodeNotFound {
-		return nil, err
+	// The key is read with tx 1's first statements (a replay whose cart is still there:
+	// its payment failed); a cart that is gone or empty may be a replay's too (a paid
+	// order's cart is deleted), so the key is looked up before that is answered.
+	orReplay := func(res *Result) (*Result, error) {
+		k, err := s.cfg.DB.CheckoutKeys.Get(ctx, scope, in.IdempotencyKey)
+		if err == nil {
+			return s.replay(ctx, k, hash, in.CartID)
+		}
+		if bookstore.ErrorCode(err) != bookstore.CodeNotFound {
+			return nil, err
+		}
+		return res, nil
 	}
-
 	c, err := s.cfg.Carts.Get(ctx, in.CartID, customer)
 	if errors.Is(err, bookstore.ErrCartNotFound) || bookstore.ErrorCode(err) == bookstore.CodeNotFound {
-		return problem(bookstore.CodeCartNotFound, "cartId", "no such cart"), nil
+		return orReplay(problem(bookstore.CodeCartNotFound, "cartId", "no such cart"))
 	}
 	if err != nil {
 		return nil, err
 	}
 	if len(c.Lines) == 0 {
-		return problem(bookstore.CodeEmptyCart, "cartId", "the cart is empty"), nil
+		return orReplay(problem(bookstore.CodeEmptyCart, "cartId", "the cart is empty"))
 	}
 
 	id := uuid.New()
@@ -240,7 +252,10 @@ func (s *Service) Checkout(ctx context.Context, customer uuid.UUID, in Input) (*
 		return s.place(ctx, tx, c, in, ship, scope, hash, redeemer, rec)
 	})
 	var ab *abort
+	var held *keyHeld
 	switch {
+	case errors.As(err, &held):
+		return s.replay(ctx, held.key, hash, in.CartID)
 	case errors.As(err, &ab):
 		if ab.res.Problems[0].Code == bookstore.CodeCheckoutInProgress {
 			// A concurrent request with the same key may have placed the cart's order:
@@ -287,9 +302,12 @@ func (s *Service) place(ctx context.Context, tx pgx.Tx, c *bookstore.Cart, in In
 	for i, l := range c.Lines {
 		ids[i] = l.BookID
 	}
-	books, now, err := db.Books.BooksInAt(ctx, tx, ids)
+	books, now, key, err := db.Books.BooksInAt(ctx, tx, ids, scope, in.IdempotencyKey)
 	if err != nil {
 		return err
+	}
+	if key != nil {
+		return &keyHeld{key}
 	}
 	pin := bookstore.PriceInput{Lines: c.Lines, Books: make(map[uuid.UUID]*bookstore.Book, len(books)),
 		Codes: c.DiscountCodes, Shipping: ship, Country: rec.Country, Tax: s.cfg.Carts.Tax(), Now: s.cfg.Now()}
@@ -442,7 +460,7 @@ func (s *Service) pay(ctx context.Context, rec *store.OrderRecord, in Input) (*s
 	if ch.Status == payment.StatusPending {
 		return rec, nil
 	}
-	return s.Settle(ctx, rec.ID, ch)
+	return s.settle(ctx, rec.ID, ch, in.CartID)
 }
 
 // Settle is tx 2, shared by the checkout request, the PSP webhook and the recovery
@@ -457,14 +475,27 @@ func (s *Service) pay(ctx context.Context, rec *store.OrderRecord, in Input) (*s
 // changes nothing (settled already, by a racing caller or not; another amount; no such
 // order) the locked path below decides, as it always did.
 func (s *Service) Settle(ctx context.Context, orderID uuid.UUID, ch *payment.Charge) (*store.OrderRecord, error) {
+	return s.settle(ctx, orderID, ch, "")
+}
+
+// settle is Settle by a caller that knows the order's cart (the checkout request): when
+// the carts are kept in the order's database, the one statement that pays the order
+// deletes it too.
+func (s *Service) settle(ctx context.Context, orderID uuid.UUID, ch *payment.Charge, cartID string) (*store.OrderRecord, error) {
 	if ch.Status == payment.StatusSucceeded {
+		inDB := ""
+		if cs, ok := s.cfg.Carts.(interface{ Store() cart.Store }); ok && cs.Store() == cart.Store(s.cfg.DB.Carts) {
+			inDB = cartID
+		}
 		o, ok, err := s.cfg.DB.Orders.SettlePaid(ctx, orderID, bookstore.OrderPayment{Status: string(ch.Status), Reference: ch.ID,
-			Brand: ch.Brand, Last4: ch.Last4, Wallet: ch.Wallet}, ch.AmountCents, ch.Currency)
+			Brand: ch.Brand, Last4: ch.Last4, Wallet: ch.Wallet}, ch.AmountCents, ch.Currency, inDB)
 		if err != nil {
 			return nil, err
 		}
 		if ok {
-			s.deleteCart(ctx, o)
+			if inDB == "" {
+				s.deleteCart(ctx, o)
+			}
 			return o, nil
 		}
 	}

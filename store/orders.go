@@ -415,7 +415,9 @@ const settlePaidSQL = `
 		SELECT $12::TEXT, id, jsonb_build_object('seq', event_seq, 'type', $11::TEXT, 'status', status, 'at', updated_at,
 			'totalCents', total_cents, 'currency', currency)
 			|| CASE WHEN customer_id IS NULL THEN '{}'::JSONB ELSE jsonb_build_object('customerId', customer_id) END
-		FROM u)
+		FROM u),
+	c AS (
+		DELETE FROM carts WHERE id = $13::TEXT AND EXISTS (SELECT 1 FROM u))
 	SELECT ` + orderCols + `, event_seq, updated_at FROM u`
 
 // SettlePaid is Settle to PAID for the common case, in one autocommit statement (one
@@ -437,7 +439,11 @@ const settlePaidSQL = `
 //
 // The record returned has no lines or discounts (as Lock's), and UpdatedAt and PaidAt
 // are the statement's timestamp.
-func (s *Orders) SettlePaid(ctx context.Context, id uuid.UUID, p bookstore.OrderPayment, amountCents int64, currency string) (*OrderRecord, bool, error) {
+//
+// cart, unless "", is the id of the cart the order was placed from, kept in Carts: the
+// statement deletes it when it pays the order (a paid order's cart is spent), instead of
+// a round trip of its own after it.
+func (s *Orders) SettlePaid(ctx context.Context, id uuid.UUID, p bookstore.OrderPayment, amountCents int64, currency, cart string) (*OrderRecord, bool, error) {
 	var o *OrderRecord
 	var err error
 	for attempt := range maxAttempts {
@@ -448,7 +454,7 @@ func (s *Orders) SettlePaid(ctx context.Context, id uuid.UUID, p bookstore.Order
 		}
 		o, err = scanOrder(s.db.Pool.QueryRow(ctx, settlePaidSQL, id, string(bookstore.OrderPaid), p.Status, p.Reference,
 			p.Brand, p.Last4, p.Wallet, string(bookstore.OrderPendingPayment), amountCents, currency,
-			string(bookstore.OrderEventPaid), TopicOrderPaid),
+			string(bookstore.OrderEventPaid), TopicOrderPaid, cart),
 			func(o *OrderRecord) []any { return []any{&o.eventSeq, &o.txNow} })
 		if !retryable(err) {
 			break
@@ -506,11 +512,12 @@ func (s *CheckoutKeys) Insert(ctx context.Context, tx pgx.Tx, scope []byte, key 
 	return tag.RowsAffected() == 1, nil
 }
 
+const checkoutKeySQL = `SELECT request_hash, order_id FROM checkout_keys WHERE scope = $1 AND key = $2`
+
 // Get returns the scope's key, or NOT_FOUND.
 func (s *CheckoutKeys) Get(ctx context.Context, scope []byte, key string) (*CheckoutKey, error) {
 	var k CheckoutKey
-	err := s.db.Pool.QueryRow(ctx, `SELECT request_hash, order_id FROM checkout_keys WHERE scope = $1 AND key = $2`,
-		scope, key).Scan(&k.RequestHash, &k.OrderID)
+	err := s.db.Pool.QueryRow(ctx, checkoutKeySQL, scope, key).Scan(&k.RequestHash, &k.OrderID)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, bookstore.Errorf(bookstore.CodeNotFound, "no such checkout key")
 	}
@@ -666,12 +673,26 @@ type PlaceKey struct {
 var ErrKeyTaken = errors.New("store: the checkout key is taken")
 
 // BooksInAt is BooksIn plus the transaction's timestamp (now(), which stamps every row
-// the transaction writes by default), read in one round trip: Place needs it to write
-// the order_created event's outbox payload in the same pipeline as the event.
-func (s *Books) BooksInAt(ctx context.Context, tx pgx.Tx, ids []uuid.UUID) ([]*bookstore.Book, time.Time, error) {
+// the transaction writes by default) and the checkout key of scope, read in one round
+// trip (with BEGIN: the transaction's first): Place needs the timestamp to write the
+// order_created event's outbox payload in the same pipeline as the event, and checkout
+// needs the key first, to replay the checkout that holds it (a cart whose payment failed
+// keeps its cart) rather than place another. The key is nil when the scope does not hold
+// it.
+func (s *Books) BooksInAt(ctx context.Context, tx pgx.Tx, ids []uuid.UUID, scope []byte, key string) ([]*bookstore.Book, time.Time, *CheckoutKey, error) {
 	var now time.Time
 	var books []*bookstore.Book
+	var held *CheckoutKey
 	b := &pgx.Batch{}
+	b.Queue(checkoutKeySQL, scope, key).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			held = &CheckoutKey{}
+			if err := rows.Scan(&held.RequestHash, &held.OrderID); err != nil {
+				return err
+			}
+		}
+		return rows.Err()
+	})
 	b.Queue(`SELECT now()`).QueryRow(func(r pgx.Row) error { return r.Scan(&now) })
 	b.Queue("SELECT "+bookCols+" FROM books b WHERE b.id = ANY($1::UUID[])", ids).Query(func(rows pgx.Rows) error {
 		var err error
@@ -679,9 +700,9 @@ func (s *Books) BooksInAt(ctx context.Context, tx pgx.Tx, ids []uuid.UUID) ([]*b
 		return err
 	})
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return nil, now, fmt.Errorf("books by id: %w", err)
+		return nil, now, nil, fmt.Errorf("books by id: %w", err)
 	}
-	return books, now, nil
+	return books, now, held, nil
 }
 
 // Place is checkout's write: inside tx (serializable, at timestamp at: BooksInAt) it

@@ -136,7 +136,7 @@ func TestSettlePaidWritesWhatTheLockedSettleWrites(t *testing.T) {
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				fast, slow := pendingOrder(t, db, tc.customer, tc.onOrder), pendingOrder(t, db, tc.customer, tc.onOrder)
-				got, ok, err := db.Orders.SettlePaid(ctx, fast, tc.charge, tc.amount, tc.currency)
+				got, ok, err := db.Orders.SettlePaid(ctx, fast, tc.charge, tc.amount, tc.currency, "")
 				if err != nil || !ok {
 					t.Fatalf("SettlePaid: %v, %v", ok, err)
 				}
@@ -195,7 +195,7 @@ func TestSettlePaidRefuses(t *testing.T) {
 		ctx := context.Background()
 		charge := bookstore.OrderPayment{Status: "SUCCEEDED", Reference: "pi_1", Brand: "visa", Last4: "4242"}
 		paid := pendingOrder(t, db, nil, "")
-		if _, ok, err := db.Orders.SettlePaid(ctx, paid, charge, 2500, "USD"); err != nil || !ok {
+		if _, ok, err := db.Orders.SettlePaid(ctx, paid, charge, 2500, "USD", ""); err != nil || !ok {
 			t.Fatalf("SettlePaid: %v, %v", ok, err)
 		}
 		before := settledOf(t, db, paid)
@@ -211,7 +211,7 @@ func TestSettlePaidRefuses(t *testing.T) {
 			{"no such order", uuid.New(), 2500, "USD"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
-				o, ok, err := db.Orders.SettlePaid(ctx, tc.id, charge, tc.amount, tc.currency)
+				o, ok, err := db.Orders.SettlePaid(ctx, tc.id, charge, tc.amount, tc.currency, "")
 				if err != nil || ok || o != nil {
 					t.Fatalf("SettlePaid: %v, %v, %v; want false", o, ok, err)
 				}
@@ -239,6 +239,51 @@ func TestSettlePaidRefuses(t *testing.T) {
 					t.Errorf("refused order: %v %v, %+v, seq %d", err, serr, o, seq)
 				}
 			})
+		}
+	})
+}
+
+// SettlePaid deletes the order's cart only when it pays the order: a refusal (another
+// amount, settled already) leaves the cart as it is.
+func TestSettlePaidDeletesTheCartOnlyWhenItPays(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		charge := bookstore.OrderPayment{Status: "SUCCEEDED", Reference: "pi_1"}
+		mkCart := func() string {
+			now := time.Now()
+			c := &bookstore.Cart{ID: uuid.NewString(), Lines: []bookstore.CartLine{{BookID: settleBook, Quantity: 1}},
+				CreatedAt: now, UpdatedAt: now, ExpiresAt: now.Add(time.Hour)}
+			if err := db.Carts.Create(ctx, c); err != nil {
+				t.Fatal(err)
+			}
+			return c.ID
+		}
+		exists := func(id string) bool {
+			var n int
+			if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM carts WHERE id = $1`, id).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			return n == 1
+		}
+		refused, other := pendingOrder(t, db, nil, ""), mkCart()
+		if _, ok, err := db.Orders.SettlePaid(ctx, refused, charge, 2499, "USD", other); err != nil || ok {
+			t.Fatalf("SettlePaid of another amount: %v, %v", ok, err)
+		}
+		if !exists(other) {
+			t.Fatal("a refused settlement deleted the cart")
+		}
+		paid, spent := pendingOrder(t, db, nil, ""), mkCart()
+		if _, ok, err := db.Orders.SettlePaid(ctx, paid, charge, 2500, "USD", spent); err != nil || !ok {
+			t.Fatalf("SettlePaid: %v, %v", ok, err)
+		}
+		if exists(spent) {
+			t.Fatal("the paid order's cart is still there")
+		}
+		if _, ok, err := db.Orders.SettlePaid(ctx, paid, charge, 2500, "USD", other); err != nil || ok {
+			t.Fatalf("SettlePaid of a paid order: %v, %v", ok, err)
+		}
+		if !exists(other) {
+			t.Fatal("settling a paid order again deleted a cart")
 		}
 	})
 }
